@@ -1,0 +1,1 @@
+"""The data-plane actors (smart router, REST and WebSocket fallbacks, health probe)."""

@@ -1,0 +1,112 @@
+"""The one exception tree of the ``quotation`` package.
+
+::
+
+    QuotationError                 base of everything raised here
+    ├── InvalidRequest             the caller's mistake: bad parameter, unknown market
+    │                              (Upbit 400/404 "Code not found"); never a router failure
+    ├── RateLimited                HTTP 429: that group is paused (``group``, ``retry_after``)
+    ├── Banned                     HTTP 418: every REST call is paused until ``until``
+    ├── ServerError                HTTP 5xx (``status``)
+    ├── TransportError             timeout, connection refused or reset, black hole
+    ├── FormatError                a payload that is really malformed (``payload``, ``field``)
+    └── WebSocketError             an error frame or a dead connection on the WebSocket
+        └── SubscriptionError      Upbit's error frames: WRONG_FORMAT, NO_TICKET, NO_TYPE,
+                                   NO_CODES, INVALID_PARAM (``code``)
+
+Every error carries its context as attributes, so callers never parse messages.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "Banned",
+    "FormatError",
+    "InvalidRequest",
+    "QuotationError",
+    "RateLimited",
+    "ServerError",
+    "SubscriptionError",
+    "TransportError",
+    "WebSocketError",
+]
+
+
+class QuotationError(Exception):
+    """Base class of every error raised by the ``quotation`` package."""
+
+
+class InvalidRequest(QuotationError):
+    """The request is invalid: ``parameter`` names what was wrong, ``value`` what was given.
+
+    Raised before any network call where the client can tell, and for Upbit's own
+    400 answers and its 404 ``Code not found`` (``status`` is then set).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        parameter: str | None = None,
+        value: object = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+        self.value = value
+        self.status = status
+
+
+class RateLimited(QuotationError):
+    """HTTP 429 for ``group``; the client pauses that group for ``retry_after`` seconds."""
+
+    def __init__(self, message: str, *, group: str | None, retry_after: float) -> None:
+        super().__init__(message)
+        self.group = group
+        self.retry_after = retry_after
+
+
+class Banned(QuotationError):
+    """HTTP 418: the IP is blocked; ``until`` is the monotonic time the ban ends.
+
+    ``duration`` is the ban length in seconds as read from the answer (or assumed).
+    """
+
+    def __init__(self, message: str, *, until: float, duration: float) -> None:
+        super().__init__(message)
+        self.until = until
+        self.duration = duration
+
+
+class ServerError(QuotationError):
+    """HTTP 5xx (or any other unexpected status) from the server."""
+
+    def __init__(self, message: str, *, status: int, body: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+class TransportError(QuotationError):
+    """The request did not complete: timeout, refused, reset, or no answer at all."""
+
+
+class FormatError(QuotationError):
+    """A payload that is really malformed: ``payload`` names which, ``field`` which field."""
+
+    def __init__(self, message: str, *, payload: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.payload = payload
+        self.field = field
+
+
+class WebSocketError(QuotationError):
+    """The WebSocket connection failed or the server sent an error."""
+
+
+class SubscriptionError(WebSocketError):
+    """An Upbit error frame (``code`` is ``WRONG_FORMAT``, ``NO_TICKET``, ``INVALID_PARAM``, …)."""
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code

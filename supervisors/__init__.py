@@ -1,0 +1,1 @@
+"""Erlang/OTP-style supervision on pykka, and the Lifeline host-facing layer."""
