@@ -1,1 +1,74 @@
-"""Erlang/OTP-style supervision on pykka, and the Lifeline host-facing layer."""
+"""Erlang/OTP-style supervision on pykka, and the Lifeline host-facing layer.
+
+A supervised child is a plain pykka ``ThreadingActor``; a ``Supervisor`` starts it from a
+``ChildSpec`` and applies OTP's rules from outside: restart strategies (``Strategy``),
+restart types (``Restart``), restart intensity, escalation, reverse-order shutdown, plus a
+liveness deadline for hung children and stable addressing by id (``ChildHandle``).
+
+Names and defaults follow OTP's ``supervisor`` module; see ``supervisors.spec``.
+"""
+
+from supervisors.addressing import ChildHandle
+from supervisors.clock import MonotonicClock, SystemMonotonicClock
+from supervisors.errors import (
+    ChildNotRunning,
+    ChildRestarting,
+    ChildUnavailable,
+    SpecError,
+    SupervisorError,
+    SupervisorGaveUp,
+    UnknownChild,
+)
+from supervisors.events import (
+    ChildExited,
+    ChildRestarted,
+    ChildStarted,
+    Escalated,
+    EscalationTarget,
+    ExitKind,
+    ExitReason,
+    IntensityReached,
+    Listener,
+    SupervisionEvent,
+    SupervisorStopped,
+)
+from supervisors.handle import SupervisorHandle
+from supervisors.messages import ChildCounts, ChildInfo, ChildState
+from supervisors.spec import Backoff, ChildSpec, ChildType, Restart, Strategy, SupervisorFlags
+from supervisors.supervisor import Supervisor, supervisor_child
+
+__all__ = [
+    "Backoff",
+    "ChildCounts",
+    "ChildExited",
+    "ChildHandle",
+    "ChildInfo",
+    "ChildNotRunning",
+    "ChildRestarted",
+    "ChildRestarting",
+    "ChildSpec",
+    "ChildStarted",
+    "ChildState",
+    "ChildType",
+    "ChildUnavailable",
+    "Escalated",
+    "EscalationTarget",
+    "ExitKind",
+    "ExitReason",
+    "IntensityReached",
+    "Listener",
+    "MonotonicClock",
+    "Restart",
+    "SpecError",
+    "Strategy",
+    "SupervisionEvent",
+    "Supervisor",
+    "SupervisorError",
+    "SupervisorFlags",
+    "SupervisorGaveUp",
+    "SupervisorHandle",
+    "SupervisorStopped",
+    "SystemMonotonicClock",
+    "UnknownChild",
+    "supervisor_child",
+]
