@@ -1,0 +1,177 @@
+"""Fixtures for supervisor tests: a fake clock, an event recorder, scripted children, and
+teardown of every supervisor and actor a test started."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pykka
+import pytest
+
+from supervisors import ChildSpec, SupervisionEvent, SupervisorFlags, SupervisorHandle
+from tests.supervisors.scripted import Journal, Script, ScriptedChild
+
+
+class FakeClock:
+    """Monotonic time that moves only when told; ``sleep`` records the wait and blocks until
+    ``advance`` has moved time past it (or the clock is closed at teardown)."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = start
+        self._cond = threading.Condition()
+        self._closed = False
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        with self._cond:
+            return self._now
+
+    def time(self) -> float:
+        return 1_700_000_000.0 + self.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        with self._cond:
+            self.sleeps.append(seconds)
+            target = self._now + seconds
+            self._cond.notify_all()
+            while self._now < target and not self._closed:
+                self._cond.wait()
+
+    def advance(self, seconds: float) -> None:
+        with self._cond:
+            self._now += seconds
+            self._cond.notify_all()
+
+    def wait_for_sleeps(self, count: int, timeout: float = 5.0) -> list[float]:
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self.sleeps) >= count, timeout):
+                pytest.fail(f"expected {count} sleeps, saw {self.sleeps}")
+            return list(self.sleeps)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
+class Events:
+    """A listener that records events and lets tests wait for them."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._events: list[SupervisionEvent] = []
+
+    def __call__(self, event: SupervisionEvent) -> None:
+        with self._cond:
+            self._events.append(event)
+            self._cond.notify_all()
+
+    def all(self) -> list[SupervisionEvent]:
+        with self._cond:
+            return list(self._events)
+
+    def of(self, kind: type[Any], **fields: Any) -> list[Any]:
+        return [
+            event for event in self.all()
+            if isinstance(event, kind)
+            and all(getattr(event, name) == value for name, value in fields.items())
+        ]
+
+    def wait_for(
+        self, kind: type[Any], count: int = 1, timeout: float = 10.0, **fields: Any
+    ) -> list[Any]:
+        def enough() -> bool:
+            return len(self._matching(kind, fields)) >= count
+
+        with self._cond:
+            if not self._cond.wait_for(enough, timeout):
+                pytest.fail(
+                    f"waited for {count} {kind.__name__} {fields}; saw:\n"
+                    + "\n".join(repr(event) for event in self._events)
+                )
+            return self._matching(kind, fields)
+
+    def _matching(self, kind: type[Any], fields: dict[str, Any]) -> list[Any]:
+        return [
+            event for event in self._events
+            if isinstance(event, kind)
+            and all(getattr(event, name) == value for name, value in fields.items())
+        ]
+
+
+@pytest.fixture
+def clock() -> Iterator[FakeClock]:
+    fake = FakeClock()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def events() -> Events:
+    return Events()
+
+
+@pytest.fixture
+def journal() -> Journal:
+    return Journal()
+
+
+@pytest.fixture
+def scripts(journal: Journal) -> Iterator[Callable[..., Script]]:
+    made: list[Script] = []
+
+    def make(name: str, **options: Any) -> Script:
+        script = Script(name=name, journal=journal, **options)
+        made.append(script)
+        return script
+
+    yield make
+    for script in made:
+        script.release.set()
+
+
+@pytest.fixture
+def child(scripts: Callable[..., Script]) -> Callable[..., ChildSpec]:
+    """``child("a", restart=..., fail_starts=...)``: a spec for a scripted child."""
+
+    spec_fields = {"restart", "shutdown", "type", "deadline", "backoff"}
+
+    def make(name: str, **options: Any) -> ChildSpec:
+        spec_options = {key: value for key, value in options.items() if key in spec_fields}
+        script_options = {key: value for key, value in options.items() if key not in spec_fields}
+        return ChildSpec(id=name, start=ScriptedChild, args=(scripts(name, **script_options),),
+                         **spec_options)
+
+    return make
+
+
+@pytest.fixture
+def start_supervisor(
+    clock: FakeClock, events: Events
+) -> Iterator[Callable[..., SupervisorHandle]]:
+    """Start a root supervisor on the fake clock, recording its events; stopped at teardown."""
+    handles: list[SupervisorHandle] = []
+
+    def start(
+        children: list[ChildSpec], flags: SupervisorFlags | None = None, **options: Any
+    ) -> SupervisorHandle:
+        options.setdefault("name", "root")
+        options.setdefault("clock", clock)
+        options.setdefault("listeners", [events])
+        options.setdefault("liveness_interval", None)
+        handle = SupervisorHandle.start(flags or SupervisorFlags(), children, **options)
+        handles.append(handle)
+        return handle
+
+    yield start
+    for handle in handles:
+        handle.stop(timeout=10)
+
+
+@pytest.fixture(autouse=True)
+def _stop_all_actors() -> Iterator[None]:
+    """Safety net: no actor outlives its test."""
+    yield
+    pykka.ActorRegistry.stop_all(timeout=10)
