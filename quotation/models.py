@@ -36,6 +36,7 @@ __all__ = [
     "StreamType",
     "Ticker",
     "Trade",
+    "TradeGap",
 ]
 
 
@@ -292,3 +293,20 @@ class OrderbookInstrument:
     quote_currency: str
     tick_size: Decimal
     supported_levels: tuple[Decimal, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TradeGap:
+    """A hole in one market's trade stream that could not be filled (marked, never hidden).
+
+    Trades strictly between the trade ``after_sequential_id`` (at ``after``) and
+    the trade ``before_sequential_id`` (at ``before``) may be missing; ``reason``
+    says why they could not be fetched (e.g. the REST error).
+    """
+
+    market: str
+    after: datetime
+    before: datetime
+    after_sequential_id: int
+    before_sequential_id: int
+    reason: str
