@@ -1,0 +1,548 @@
+"""The Upbit Quotation WebSocket client: one connection, kept alive, always resubscribed.
+
+:class:`WebSocketClient` owns one ``websocket-client`` connection (Origin header
+suppressed, reads buffered by :mod:`quotation.ws_transport`) and one receive
+thread. This module is the connection's lifecycle: connect, subscribe, watch
+liveness, reconnect. What happens to each frame (decode, normalise, de-duplicate,
+gap fill, cache, hand-off to a bounded batch dispatcher whose consumers run on
+another thread and can never stall the socket) is :mod:`quotation.ws_ingest`.
+
+Lifecycle of one connection (see :class:`ConnectionState`)::
+
+    CONNECTING ─► SUBSCRIBED ─(first data)─► LIVE ─(close/error/dead)─► BACKING_OFF ─► CONNECTING
+                      │                                                      ▲
+                      └────────────────(close/error/dead)────────────────────┘
+    an error frame (WRONG_FORMAT, NO_TICKET, …) ─► REJECTED (no retry: the request is wrong)
+
+Rules:
+
+* Every (re)connect sends the *full* subscription set in one request frame with a
+  new ticket. Connects are paced (Upbit: 5/s) and so are sent messages (5/s,
+  100/min per connection).
+* Between attempts the client waits a full-jitter exponential backoff
+  (:mod:`quotation.ws_backoff`); the attempt count resets only once a connection
+  has delivered fresh data: a reconnect *counts as recovered* then, not when the
+  TCP/WebSocket handshake succeeds.
+* Liveness (:mod:`quotation.ws_liveness`): keepalive every ``ping_interval``; an
+  unanswered keepalive for ``pong_timeout`` or nothing received for
+  ``idle_timeout`` closes the socket and reconnects. Data staleness is the
+  cache's business and never closes a connection.
+* Malformed frames (bad JSON, bad fields) are counted and skipped; the
+  connection stays up.
+* Trades are de-duplicated by ``sequential_id``. After a reconnect, the first new
+  trade of each market triggers a REST gap fill (:mod:`quotation.ws_gapfill`)
+  before it is delivered, so consumers see the missed trades first; a hole that
+  could not be filled is delivered and cached as a :class:`~quotation.models.TradeGap`.
+  The gap fill runs on the receive thread (bounded by the REST client's timeouts
+  and ``gap_fill_max_pages``): frames wait in the kernel meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import random as _random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import websocket as _ws
+
+from quotation.clock import Clock, SystemClock
+from quotation.errors import SubscriptionError
+from quotation.ws_backoff import backoff_delay
+from quotation.ws_cache import StreamCache, StreamItem
+from quotation.ws_config import UPBIT_WEBSOCKET_URL, WebSocketConfig
+from quotation.ws_delivery import BatchConsumer, BatchDispatcher
+from quotation.ws_gapfill import TradeSource
+from quotation.ws_ingest import FrameIngest
+from quotation.ws_liveness import KeepaliveMode, Verdict, assess
+from quotation.ws_pacing import Pacer
+from quotation.ws_status import CloseReason, ConnectionState, WebSocketStatus
+from quotation.ws_subscription import (
+    DataType,
+    Subscription,
+    build_request,
+    new_ticket,
+)
+from quotation.ws_transport import open_connection
+
+__all__ = [
+    "UPBIT_WEBSOCKET_URL",
+    "CloseReason",
+    "ConnectionState",
+    "Connector",
+    "WebSocketClient",
+    "WebSocketConfig",
+    "WebSocketLike",
+    "WebSocketStatus",
+    "default_connector",
+]
+
+logger = logging.getLogger(__name__)
+
+_DATA_OPCODES = frozenset({_ws.ABNF.OPCODE_TEXT, _ws.ABNF.OPCODE_BINARY})
+_OPCODE_PONG = _ws.ABNF.OPCODE_PONG
+_OPCODE_CLOSE = _ws.ABNF.OPCODE_CLOSE
+_MAX_PAUSE_SLICE = 0.1
+"""Longest single sleep while waiting, so ``stop()`` is never kept waiting long."""
+
+
+class WebSocketLike(Protocol):
+    """What the client needs of a connection (``websocket.WebSocket`` fits)."""
+
+    def send(self, payload: bytes | str, opcode: int = ...) -> int: ...
+
+    def ping(self, payload: str | bytes = ...) -> None: ...
+
+    def recv_data(self, control_frame: bool = ...) -> tuple[int, Any]: ...
+
+    def settimeout(self, timeout: float | None) -> None: ...
+
+    def abort(self) -> None: ...
+
+    def close(self, status: int = ..., reason: bytes = ..., timeout: int = ...) -> None: ...
+
+
+Connector = Callable[[str, float], WebSocketLike]
+"""Opens a connection to ``url`` within ``timeout`` seconds (raises on failure)."""
+
+
+def default_connector(url: str, timeout: float) -> WebSocketLike:
+    """A buffered ``websocket-client`` connection without an Origin header."""
+    conn: WebSocketLike = open_connection(url, timeout)
+    return conn
+
+
+class WebSocketClient:
+    """One Upbit WebSocket connection, its liveness, recovery and realtime cache.
+
+    ``trade_source`` (e.g. a ``RestClient``) fills missed trades after reconnects;
+    without one, holes are only marked. ``clock``, ``random`` and ``connector``
+    are injected for tests and never patched.
+    """
+
+    def __init__(
+        self,
+        config: WebSocketConfig,
+        *,
+        clock: Clock | None = None,
+        trade_source: TradeSource | None = None,
+        random: Callable[[], float] | None = None,
+        connector: Connector | None = None,
+        cache: StreamCache | None = None,
+        connect_pacer: Pacer | None = None,
+    ) -> None:
+        self._config = config
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._trade_source = trade_source
+        self._random = random if random is not None else _random.random
+        self._connector: Connector = connector if connector is not None else default_connector
+        self._cache = (
+            cache
+            if cache is not None
+            else StreamCache(
+                max_trades=config.recent_trades, max_candles=config.candles_per_interval
+            )
+        )
+        self._connect_pacer = (
+            connect_pacer if connect_pacer is not None else Pacer(config.connect_limits)
+        )
+        self._message_pacer = Pacer(config.message_limits)
+        self._dispatcher: BatchDispatcher[StreamItem] = BatchDispatcher(
+            capacity=config.delivery_capacity
+        )
+        self._subscriptions = config.subscriptions
+        self._resubscribe = False
+
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._ws: WebSocketLike | None = None
+        self._reconnect_requested = False
+        self._error: SubscriptionError | None = None
+
+        self._state = ConnectionState.IDLE
+        self._connects = 0
+        self._connect_failures = 0
+        self._recoveries = 0
+        self._frames = 0
+        self._answered = 0
+        self._last_close: CloseReason | None = None
+        self._last_error: str | None = None
+        self._connected_at: float | None = None
+        self._live_at: float | None = None
+        self._unanswered_since: float | None = None
+        self._last_received = 0.0
+        self._last_ping = 0.0
+        self._ingest = FrameIngest(
+            cache=self._cache,
+            dispatcher=self._dispatcher,
+            clock=self._clock,
+            trade_source=trade_source,
+            dedup_capacity=config.dedup_capacity,
+            gap_fill_page_size=config.gap_fill_page_size,
+            gap_fill_max_pages=config.gap_fill_max_pages,
+            on_keepalive_answer=self._keepalive_answered,
+            on_change=self._notify,
+            on_pause=self._paused,
+        )
+
+    # -- public API ------------------------------------------------------------------------
+
+    @property
+    def config(self) -> WebSocketConfig:
+        return self._config
+
+    @property
+    def cache(self) -> StreamCache:
+        """The realtime cache (thread-safe; values carry their receive time)."""
+        return self._cache
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    @property
+    def error(self) -> SubscriptionError | None:
+        """The error frame that stopped the client, if any."""
+        return self._error
+
+    @property
+    def subscriptions(self) -> tuple[Subscription, ...]:
+        return self._subscriptions
+
+    def add_consumer(self, consumer: BatchConsumer[StreamItem]) -> Callable[[], None]:
+        """Receive every item in batches on the delivery thread; returns a remover.
+
+        A consumer must be quick (e.g. one pykka ``tell`` per batch); while it is
+        busy, items pile up to ``delivery_capacity`` and beyond that are dropped.
+        """
+        return self._dispatcher.add_consumer(consumer)
+
+    def start(self) -> None:
+        """Start the receive and delivery threads; returns at once (idempotent)."""
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="ws-receive", daemon=True)
+        self._set_state(ConnectionState.IDLE)
+        self._dispatcher.start()
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Close the connection and stop both threads (idempotent)."""
+        self._stop.set()
+        with self._lock:
+            ws = self._ws
+            thread = self._thread
+            self._thread = None
+        if ws is not None:
+            _abort(ws)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        self._dispatcher.stop(timeout)
+        self._set_state(ConnectionState.STOPPED)
+
+    def __enter__(self) -> WebSocketClient:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def reconnect(self) -> None:
+        """Drop the current connection; the client reconnects as after a failure."""
+        with self._lock:
+            self._reconnect_requested = True
+            ws = self._ws
+        if ws is not None:
+            _abort(ws)
+
+    def set_subscriptions(self, subscriptions: Sequence[Subscription]) -> None:
+        """Replace the whole subscription set; sent on the live connection (and every reconnect)."""
+        subs = tuple(subscriptions)
+        build_request(subs, ticket="check", fmt=self._config.format)
+        with self._lock:
+            self._subscriptions = subs
+            self._resubscribe = True
+
+    def status(self) -> WebSocketStatus:
+        """The current state and counters."""
+        ingest = self._ingest
+        return WebSocketStatus(
+            state=self._state,
+            connects=self._connects,
+            connect_failures=self._connect_failures,
+            recoveries=self._recoveries,
+            frames=self._frames,
+            messages=ingest.messages,
+            ignored=ingest.ignored,
+            malformed=ingest.malformed,
+            duplicates=ingest.duplicates,
+            gaps=ingest.gaps,
+            gap_filled=ingest.gap_filled,
+            dropped=self._dispatcher.dropped,
+            keepalives_answered=self._answered,
+            last_close=self._last_close,
+            last_error=self._last_error or ingest.last_error,
+            connected_at=self._connected_at,
+            live_at=self._live_at,
+        )
+
+    def wait_until(self, predicate: Callable[[WebSocketStatus], bool], timeout: float) -> bool:
+        """Block until ``predicate(status())`` holds (checked on every state/counter event)."""
+        # A real wait of the calling thread (Condition.wait is real time), so real time here:
+        # with a fake clock injected, the deadline must still pass.
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not predicate(self.status()):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(min(remaining, 0.05))
+        return True
+
+    def wait_live(self, timeout: float) -> bool:
+        """Block until the connection delivers data (or the client gives up); True if live."""
+        self.wait_until(
+            lambda s: (
+                s.state in (ConnectionState.LIVE, ConnectionState.REJECTED, ConnectionState.STOPPED)
+            ),
+            timeout,
+        )
+        return self._state is ConnectionState.LIVE
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every item received so far reached the consumers."""
+        return self._dispatcher.flush(timeout)
+
+    # -- the receive thread ------------------------------------------------------------------
+
+    def _set_state(self, state: ConnectionState) -> None:
+        with self._changed:
+            self._state = state
+            self._changed.notify_all()
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep on the injected clock in short slices, returning early on stop."""
+        remaining = seconds
+        while remaining > 0 and not self._stop.is_set():
+            step = min(remaining, _MAX_PAUSE_SLICE)
+            self._clock.sleep(step)
+            remaining -= step
+
+    def _run(self) -> None:
+        failures = 0
+        first = True
+        try:
+            while not self._stop.is_set():
+                if not first:
+                    self._set_state(ConnectionState.BACKING_OFF)
+                    # After n failed attempts in a row, wait up to initial * multiplier**n.
+                    self._pause(backoff_delay(self._config.backoff, failures, self._random))
+                    if self._stop.is_set():
+                        break
+                first = False
+                self._pause(self._connect_pacer.reserve(self._clock.monotonic()))
+                if self._stop.is_set():
+                    break
+                recovered = self._connect_and_serve()
+                if self._last_close is CloseReason.REJECTED:
+                    self._set_state(ConnectionState.REJECTED)
+                    return
+                failures = 0 if recovered else failures + 1
+        finally:
+            with self._lock:
+                self._ws = None
+            if self._state is not ConnectionState.REJECTED:
+                self._set_state(ConnectionState.STOPPED)
+
+    def _connect_and_serve(self) -> bool:
+        """One connection from handshake to its end; True if it delivered fresh data."""
+        self._set_state(ConnectionState.CONNECTING)
+        try:
+            ws = self._connector(self._config.url, self._config.connect_timeout)
+        except (OSError, _ws.WebSocketException) as exc:
+            self._connect_failures += 1
+            self._last_close = CloseReason.CONNECT_FAILED
+            self._last_error = f"{type(exc).__name__}: {exc}"
+            logger.warning("WebSocket connect to %s failed: %s", self._config.url, exc)
+            self._notify()
+            return False
+        with self._lock:
+            self._ws = ws
+            self._reconnect_requested = False
+        if self._stop.is_set():
+            _abort(ws)
+        reconnect = self._connects > 0
+        self._connects += 1
+        self._connected_at = self._clock.monotonic()
+        self._message_pacer.reset()
+        if reconnect:
+            self._ingest.expect_gaps(self._trade_markets())
+        live = False
+        try:
+            reason, live = self._serve(ws, reconnect)
+        except SubscriptionError as exc:
+            self._error = exc
+            reason = CloseReason.REJECTED
+            self._last_error = f"{exc.code}: {exc}"
+            logger.error(  # noqa: TRY400 - an answer from the server, not a crash
+                "Upbit rejected the subscription: %s %s", exc.code, exc
+            )
+        finally:
+            with self._lock:
+                self._ws = None
+            _close(ws)
+        if self._stop.is_set():
+            reason = CloseReason.STOPPED
+        self._last_close = reason
+        if reason in (CloseReason.MISSED_PONG, CloseReason.SILENT):
+            logger.warning("WebSocket transport dead (%s); reconnecting", reason.value)
+        elif reason is not CloseReason.STOPPED:
+            logger.info("WebSocket connection ended (%s)", reason.value)
+        self._notify()
+        return live
+
+    def _trade_markets(self) -> tuple[str, ...]:
+        for sub in self._subscriptions:
+            if sub.type is DataType.TRADE and not sub.is_only_snapshot:
+                return sub.codes
+        return ()
+
+    def _send_message(self, ws: WebSocketLike, payload: str) -> None:
+        self._pause(self._message_pacer.reserve(self._clock.monotonic()))
+        ws.send(payload)
+
+    def _subscribe(self, ws: WebSocketLike) -> None:
+        with self._lock:
+            subs = self._subscriptions
+            self._resubscribe = False
+        self._send_message(ws, build_request(subs, ticket=new_ticket(), fmt=self._config.format))
+
+    def _keepalive(self, ws: WebSocketLike, now: float) -> None:
+        mode = self._config.liveness.keepalive
+        if mode is not KeepaliveMode.TEXT:
+            ws.ping()
+        if mode is not KeepaliveMode.PROTOCOL:
+            # A text PING is a message: it must fit the message budget, else it waits a tick.
+            if self._message_pacer.delay(now) > 0:
+                return
+            self._message_pacer.reserve(now)
+            ws.send("PING")
+        if self._unanswered_since is None:
+            self._unanswered_since = now
+
+    def _serve(self, ws: WebSocketLike, reconnect: bool) -> tuple[CloseReason, bool]:
+        """Receive until the connection ends; returns why, and whether it went live."""
+        liveness = self._config.liveness
+        monotonic = self._clock.monotonic
+        try:
+            ws.settimeout(liveness.tick)
+            self._subscribe(ws)
+        except (OSError, _ws.WebSocketException) as exc:
+            self._last_error = f"{type(exc).__name__}: {exc}"
+            return CloseReason.CONNECTION_LOST, False
+        self._set_state(ConnectionState.SUBSCRIBED)
+        now = monotonic()
+        self._last_received = self._last_ping = now
+        self._unanswered_since = None
+        next_check = now + liveness.tick
+        live = False
+        recv = ws.recv_data
+        ingest = self._ingest.ingest
+        stop = self._stop
+        timeout_exc = _ws.WebSocketTimeoutException
+        while not stop.is_set():
+            try:
+                opcode, data = recv(True)
+            except timeout_exc:
+                now = monotonic()
+            except (OSError, _ws.WebSocketException) as exc:
+                if self._reconnect_requested:
+                    return CloseReason.RECONNECT_REQUESTED, live
+                self._last_error = f"{type(exc).__name__}: {exc}"
+                return CloseReason.CONNECTION_LOST, live
+            else:
+                now = self._last_received = monotonic()
+                if opcode in _DATA_OPCODES:
+                    self._frames += 1
+                    if ingest(data, now) and not live:
+                        live = True
+                        self._went_live(now, reconnect)
+                elif opcode == _OPCODE_PONG:
+                    self._keepalive_answered()
+                elif opcode == _OPCODE_CLOSE:
+                    return CloseReason.SERVER_CLOSED, live
+                if now < next_check:
+                    continue
+            next_check = now + liveness.tick
+            ended = self._check(ws, now)
+            if ended is not None:
+                return ended, live
+        return CloseReason.STOPPED, live
+
+    def _keepalive_answered(self) -> None:
+        self._unanswered_since = None
+        self._answered += 1
+        self._notify()
+
+    def _went_live(self, now: float, reconnect: bool) -> None:
+        self._live_at = now
+        if reconnect:
+            self._recoveries += 1
+        self._set_state(ConnectionState.LIVE)
+
+    def _check(self, ws: WebSocketLike, now: float) -> CloseReason | None:
+        """The periodic liveness decision, keepalive and pending resubscription."""
+        verdict = assess(
+            now,
+            self._config.liveness,
+            last_received=self._last_received,
+            last_ping_sent=self._last_ping,
+            unanswered_since=self._unanswered_since,
+        )
+        if verdict is Verdict.MISSED_PONG:
+            return CloseReason.MISSED_PONG
+        if verdict is Verdict.SILENT:
+            return CloseReason.SILENT
+        try:
+            if verdict is Verdict.PING_DUE:
+                self._last_ping = now
+                self._keepalive(ws, now)
+            if self._resubscribe:
+                self._subscribe(ws)
+        except (OSError, _ws.WebSocketException) as exc:
+            self._last_error = f"{type(exc).__name__}: {exc}"
+            return CloseReason.CONNECTION_LOST
+        return None
+
+    def _paused(self, seconds: float) -> None:
+        """The socket was not read for ``seconds`` (a gap fill): not held against liveness.
+
+        A pong may wait behind the frames queued meanwhile.
+        """
+        self._last_received += seconds
+        if self._unanswered_since is not None:
+            self._unanswered_since += seconds
+
+
+def _abort(ws: WebSocketLike) -> None:
+    try:
+        ws.abort()
+    except (OSError, _ws.WebSocketException) as exc:
+        logger.debug("abort failed: %s", exc)
+
+
+def _close(ws: WebSocketLike) -> None:
+    try:
+        ws.close(timeout=0)
+    except (OSError, _ws.WebSocketException) as exc:
+        logger.debug("close failed: %s", exc)

@@ -1,0 +1,80 @@
+"""The WebSocket client's configuration: one frozen dataclass, validated once.
+
+Every default is stated here once and is Upbit's production value: the public
+endpoint, Upbit's connect and message limits, the keepalive thresholds of
+:class:`~quotation.ws_liveness.LivenessConfig` and the reconnect backoff of
+:class:`~quotation.ws_backoff.BackoffPolicy`. A wrong value raises
+:class:`~quotation.errors.InvalidRequest` naming the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from quotation.errors import InvalidRequest
+from quotation.ws_backoff import BackoffPolicy
+from quotation.ws_liveness import LivenessConfig
+from quotation.ws_pacing import UPBIT_CONNECT_LIMITS, UPBIT_MESSAGE_LIMITS, RateWindow
+from quotation.ws_subscription import Subscription, WsFormat, build_request
+
+__all__ = ["UPBIT_WEBSOCKET_URL", "WebSocketConfig"]
+
+UPBIT_WEBSOCKET_URL = "wss://api.upbit.com/websocket/v1"
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketConfig:
+    """Everything about one client, parsed once. Defaults are Upbit's production values."""
+
+    subscriptions: tuple[Subscription, ...]
+    url: str = UPBIT_WEBSOCKET_URL
+    format: WsFormat = WsFormat.DEFAULT
+    connect_timeout: float = 10.0
+    liveness: LivenessConfig = field(default_factory=LivenessConfig)
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    connect_limits: tuple[RateWindow, ...] = UPBIT_CONNECT_LIMITS
+    message_limits: tuple[RateWindow, ...] = UPBIT_MESSAGE_LIMITS
+    delivery_capacity: int = 100_000
+    """Items that may wait for consumers before new ones are dropped (and counted)."""
+    recent_trades: int = 1000
+    """Trades kept per market in the cache."""
+    candles_per_interval: int = 500
+    dedup_capacity: int = 20_000
+    """Trade ids remembered per market for de-duplication."""
+    gap_fill_page_size: int = 200
+    gap_fill_max_pages: int = 10
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.subscriptions, tuple):
+            raise InvalidRequest(
+                "subscriptions must be a tuple of Subscription",
+                parameter="subscriptions",
+                value=self.subscriptions,
+            )
+        # Validates the set (non-empty, no type twice) the way the wire will see it.
+        build_request(self.subscriptions, ticket="check", fmt=self.format)
+        if not self.url.startswith(("ws://", "wss://")):
+            raise InvalidRequest("url must be ws:// or wss://", parameter="url", value=self.url)
+        if not self.connect_timeout > 0:
+            raise InvalidRequest(
+                "connect_timeout must be > 0",
+                parameter="connect_timeout",
+                value=self.connect_timeout,
+            )
+        for name in (
+            "delivery_capacity",
+            "recent_trades",
+            "candles_per_interval",
+            "dedup_capacity",
+            "gap_fill_page_size",
+            "gap_fill_max_pages",
+        ):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 1):
+                raise InvalidRequest(f"{name} must be an int >= 1", parameter=name, value=value)
+        if self.gap_fill_page_size > 500:
+            raise InvalidRequest(
+                "gap_fill_page_size must be <= 500 (Upbit's trades/ticks maximum)",
+                parameter="gap_fill_page_size",
+                value=self.gap_fill_page_size,
+            )

@@ -1,0 +1,71 @@
+"""Where a WebSocket client stands: its connection state, why connections ended, its counters.
+
+:class:`WebSocketStatus` is an immutable snapshot (``client.status()``) that a
+health probe or an actor can read from any thread; times are on the client's
+monotonic clock.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+__all__ = ["CloseReason", "ConnectionState", "WebSocketStatus"]
+
+
+class ConnectionState(enum.Enum):
+    """Where the client's one connection is in its lifecycle."""
+
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    SUBSCRIBED = "subscribed"
+    """Request sent, no data yet: not counted as recovered."""
+    LIVE = "live"
+    """Fresh data arrived on this connection."""
+    BACKING_OFF = "backing_off"
+    REJECTED = "rejected"
+    """The server refused the subscription (error frame); the client stopped."""
+    STOPPED = "stopped"
+
+
+class CloseReason(enum.Enum):
+    """Why the last connection ended (or an attempt failed)."""
+
+    CONNECT_FAILED = "connect_failed"
+    SERVER_CLOSED = "server_closed"
+    CONNECTION_LOST = "connection_lost"
+    MISSED_PONG = "missed_pong"
+    SILENT = "silent"
+    REJECTED = "rejected"
+    RECONNECT_REQUESTED = "reconnect_requested"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketStatus:
+    """A snapshot of the client's counters and state (monotonic times)."""
+
+    state: ConnectionState
+    connects: int
+    """Successful connection handshakes."""
+    connect_failures: int
+    recoveries: int
+    """Reconnects that delivered fresh data (the first connection is not a recovery)."""
+    frames: int
+    messages: int
+    """Data messages turned into canonical objects."""
+    ignored: int
+    """``{"status":"UP"}`` and other non-data messages."""
+    malformed: int
+    duplicates: int
+    gaps: int
+    gap_filled: int
+    """Trades recovered from REST after reconnects."""
+    dropped: int
+    """Items consumers never got because the delivery buffer was full."""
+    keepalives_answered: int
+    """PONG frames and ``{"status":"UP"}`` answers received."""
+    last_close: CloseReason | None
+    last_error: str | None
+    connected_at: float | None
+    live_at: float | None

@@ -1,0 +1,135 @@
+"""The realtime cache: latest values with receive times, candles upserted by start, bounds."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from quotation.models import (
+    Candle,
+    CandleInterval,
+    Change,
+    Orderbook,
+    OrderbookLevel,
+    Side,
+    Trade,
+    TradeGap,
+)
+from quotation.ws_cache import StreamCache
+from quotation.ws_dedup import TradeDeduper
+from quotation.ws_subscription import DataType
+
+pytestmark = pytest.mark.timeout(5)
+
+T0 = datetime(2026, 3, 11, 14, 40, tzinfo=UTC)
+
+
+def trade(sid: int, seconds: float = 0.0, market: str = "KRW-BTC") -> Trade:
+    return Trade(
+        market=market,
+        sequential_id=sid,
+        timestamp=T0 + timedelta(seconds=seconds),
+        trade_price=100.0,
+        trade_volume=1.0,
+        ask_bid=Side.BID,
+        prev_closing_price=99.0,
+        change_price=1.0,
+        signed_change_price=1.0,
+        change=Change.RISE,
+    )
+
+
+def candle(start_minute: int, close: float) -> Candle:
+    start = T0 + timedelta(minutes=start_minute)
+    return Candle(
+        market="KRW-BTC",
+        interval=CandleInterval.MINUTE_1,
+        start=start,
+        opening_price=1.0,
+        high_price=close,
+        low_price=1.0,
+        trade_price=close,
+        candle_acc_trade_volume=1.0,
+        candle_acc_trade_price=close,
+        last_trade_time=start,
+    )
+
+
+def test_values_keep_their_receive_time_and_report_their_age() -> None:
+    cache = StreamCache()
+    book = Orderbook("KRW-BTC", T0, 1.0, 2.0, (OrderbookLevel(2.0, 1.0, 1.0, 1.0),))
+    cache.put(book, received_at=10.0)
+    entry = cache.orderbook("KRW-BTC")
+    assert entry is not None
+    assert entry.value is book
+    assert entry.age(12.5) == pytest.approx(2.5)
+    assert cache.updated_at(DataType.ORDERBOOK, "KRW-BTC") == 10.0
+    assert cache.orderbook("KRW-ETH") is None
+
+
+def test_candles_are_upserted_by_start_and_the_last_update_wins() -> None:
+    cache = StreamCache()
+    cache.put(candle(0, 5.0), 1.0)
+    cache.put(candle(1, 6.0), 2.0)
+    cache.put(candle(0, 7.0), 3.0)
+    candles = cache.candles("KRW-BTC", CandleInterval.MINUTE_1)
+    assert [(c.value.start, c.value.trade_price) for c in candles] == [
+        (T0, 7.0),
+        (T0 + timedelta(minutes=1), 6.0),
+    ]
+    latest = cache.candle("KRW-BTC", CandleInterval.MINUTE_1)
+    assert latest is not None and latest.value.trade_price == 6.0
+
+
+def test_candle_buckets_are_bounded_oldest_start_first() -> None:
+    cache = StreamCache(max_candles=3)
+    for minute in (3, 1, 4, 2, 5):
+        cache.put(candle(minute, float(minute)), 1.0)
+    starts = [c.value.start for c in cache.candles("KRW-BTC", CandleInterval.MINUTE_1)]
+    assert starts == [T0 + timedelta(minutes=m) for m in (3, 4, 5)]
+
+
+def test_recent_trades_are_bounded_and_in_arrival_order() -> None:
+    cache = StreamCache(max_trades=3)
+    for sid in range(1, 6):
+        cache.put(trade(sid), float(sid))
+    assert [c.value.sequential_id for c in cache.trades("KRW-BTC")] == [3, 4, 5]
+    assert [c.value.sequential_id for c in cache.trades("KRW-BTC", 2)] == [4, 5]
+
+
+def test_stale_lists_streams_older_than_the_limit_without_judging_the_socket() -> None:
+    cache = StreamCache()
+    cache.put(trade(1), 1.0)
+    cache.put(trade(2, market="KRW-ETH"), 9.0)
+    assert cache.stale(10.0, max_age=5.0) == [(DataType.TRADE, "KRW-BTC")]
+
+
+def test_gaps_are_kept_per_market() -> None:
+    cache = StreamCache()
+    gap = TradeGap("KRW-BTC", T0, T0 + timedelta(seconds=5), 1, 9, "REST failed")
+    cache.put(gap, 1.0)
+    assert cache.gaps("KRW-BTC") == [gap]
+    assert cache.gaps("KRW-ETH") == []
+
+
+def test_deduper_rejects_repeats_and_forgets_oldest_beyond_capacity() -> None:
+    dedup = TradeDeduper(capacity=3)
+    assert dedup.add(trade(1, 1.0))
+    assert not dedup.add(trade(1, 1.0))
+    for sid in (2, 3, 4):
+        assert dedup.add(trade(sid, float(sid)))
+    assert not dedup.seen("KRW-BTC", 1)  # forgotten: memory stays bounded
+    assert dedup.seen("KRW-BTC", 4)
+    assert len(dedup) == 3
+    last = dedup.last("KRW-BTC")
+    assert last is not None and last.sequential_id == 4
+
+
+def test_deduper_last_trade_is_newest_by_time_not_by_id() -> None:
+    dedup = TradeDeduper()
+    dedup.add(trade(50, 2.0))
+    dedup.add(dataclasses.replace(trade(99, 1.0)))
+    last = dedup.last("KRW-BTC")
+    assert last is not None and last.sequential_id == 50
