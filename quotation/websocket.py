@@ -30,11 +30,13 @@ Rules:
 * Malformed frames (bad JSON, bad fields) are counted and skipped; the
   connection stays up.
 * Trades are de-duplicated by ``sequential_id``. After a reconnect, the first new
-  trade of each market triggers a REST gap fill (:mod:`quotation.ws_gapfill`)
-  before it is delivered, so consumers see the missed trades first; a hole that
-  could not be filled is delivered and cached as a :class:`~quotation.models.TradeGap`.
-  The gap fill runs on the receive thread (bounded by the REST client's timeouts
-  and ``gap_fill_max_pages``): frames wait in the kernel meanwhile.
+  trade of each market starts a REST gap fill (:mod:`quotation.ws_gapfill`) on
+  the gap-fill worker thread (:mod:`quotation.ws_gapworker`), never on the
+  receive thread, which keeps reading the socket (pongs, control frames, other
+  markets). That market's trades are held until the fill is merged, so
+  consumers see the missed trades first; a hole that could not be filled is
+  delivered and cached as a :class:`~quotation.models.TradeGap`. While fills are
+  pending the receive loop wakes every ``_MERGE_POLL`` seconds to merge them.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from quotation.ws_cache import StreamCache, StreamItem
 from quotation.ws_config import UPBIT_WEBSOCKET_URL, WebSocketConfig
 from quotation.ws_delivery import BatchConsumer, BatchDispatcher
 from quotation.ws_gapfill import TradeSource
+from quotation.ws_gapworker import GapFillWorker
 from quotation.ws_ingest import FrameIngest
 from quotation.ws_liveness import KeepaliveMode, Verdict, assess
 from quotation.ws_pacing import Pacer
@@ -86,6 +89,9 @@ _OPCODE_PONG = _ws.ABNF.OPCODE_PONG
 _OPCODE_CLOSE = _ws.ABNF.OPCODE_CLOSE
 _MAX_PAUSE_SLICE = 0.1
 """Longest single sleep while waiting, so ``stop()`` is never kept waiting long."""
+_MERGE_POLL = 0.05
+"""Socket read timeout while gap fills are pending, so a finished fill is merged soon
+even when the socket is quiet (otherwise the receive loop wakes every liveness tick)."""
 
 
 class WebSocketLike(Protocol):
@@ -176,17 +182,27 @@ class WebSocketClient:
         self._unanswered_since: float | None = None
         self._last_received = 0.0
         self._last_ping = 0.0
+        self._gap_filler = (
+            GapFillWorker(
+                trade_source,
+                clock=self._clock,
+                page_size=config.gap_fill_page_size,
+                max_pages=config.gap_fill_max_pages,
+                capacity=config.gap_fill_queue_capacity,
+            )
+            if trade_source is not None
+            else None
+        )
         self._ingest = FrameIngest(
             cache=self._cache,
             dispatcher=self._dispatcher,
             clock=self._clock,
-            trade_source=trade_source,
+            gap_filler=self._gap_filler,
             dedup_capacity=config.dedup_capacity,
-            gap_fill_page_size=config.gap_fill_page_size,
-            gap_fill_max_pages=config.gap_fill_max_pages,
+            hold_capacity=config.gap_fill_hold_capacity,
             on_keepalive_answer=self._keepalive_answered,
             on_change=self._notify,
-            on_pause=self._paused,
+            on_fills_pending=self._fills_pending,
         )
 
     # -- public API ------------------------------------------------------------------------
@@ -230,10 +246,17 @@ class WebSocketClient:
             self._thread = threading.Thread(target=self._run, name="ws-receive", daemon=True)
         self._set_state(ConnectionState.IDLE)
         self._dispatcher.start()
+        if self._gap_filler is not None:
+            self._gap_filler.start()
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Close the connection and stop both threads (idempotent)."""
+        """Close the connection and stop the threads (idempotent).
+
+        Each thread is given at most ``timeout`` seconds. Gap fills still pending are
+        abandoned (their holes marked, held trades delivered); a REST call in flight
+        on the gap-fill worker is not waited for beyond that (the thread is a daemon).
+        """
         self._stop.set()
         with self._lock:
             ws = self._ws
@@ -241,6 +264,9 @@ class WebSocketClient:
             self._thread = None
         if ws is not None:
             _abort(ws)
+        if self._gap_filler is not None:
+            # Before joining the receive thread: a fill stops at its next page.
+            self._gap_filler.stop(timeout)
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
         self._dispatcher.stop(timeout)
@@ -284,6 +310,11 @@ class WebSocketClient:
             duplicates=ingest.duplicates,
             gaps=ingest.gaps,
             gap_filled=ingest.gap_filled,
+            gap_fills=ingest.gap_fills,
+            gap_fills_pending=ingest.gap_fills_pending,
+            gap_fills_abandoned=ingest.gap_fills_abandoned,
+            held_trades=ingest.held_trades,
+            last_gap_fill_seconds=ingest.last_gap_fill_seconds,
             dropped=self._dispatcher.dropped,
             keepalives_answered=self._answered,
             last_close=self._last_close,
@@ -361,6 +392,8 @@ class WebSocketClient:
         finally:
             with self._lock:
                 self._ws = None
+            # No connection will merge them any more: mark the holes, deliver what was held.
+            self._ingest.abandon_fills(self._clock.monotonic(), "client stopped before the fill")
             if self._state is not ConnectionState.REJECTED:
                 self._set_state(ConnectionState.STOPPED)
 
@@ -445,7 +478,7 @@ class WebSocketClient:
         liveness = self._config.liveness
         monotonic = self._clock.monotonic
         try:
-            ws.settimeout(liveness.tick)
+            ws.settimeout(self._recv_timeout())
             self._subscribe(ws)
         except (OSError, _ws.WebSocketException) as exc:
             self._last_error = f"{type(exc).__name__}: {exc}"
@@ -458,6 +491,7 @@ class WebSocketClient:
         live = False
         recv = ws.recv_data
         ingest = self._ingest.ingest
+        merge = self._ingest.merge_done
         stop = self._stop
         timeout_exc = _ws.WebSocketTimeoutException
         while not stop.is_set():
@@ -465,6 +499,7 @@ class WebSocketClient:
                 opcode, data = recv(True)
             except timeout_exc:
                 now = monotonic()
+                merge(now)
             except (OSError, _ws.WebSocketException) as exc:
                 if self._reconnect_requested:
                     return CloseReason.RECONNECT_REQUESTED, live
@@ -524,14 +559,19 @@ class WebSocketClient:
             return CloseReason.CONNECTION_LOST
         return None
 
-    def _paused(self, seconds: float) -> None:
-        """The socket was not read for ``seconds`` (a gap fill): not held against liveness.
+    def _recv_timeout(self) -> float:
+        tick = self._config.liveness.tick
+        return min(tick, _MERGE_POLL) if self._ingest.gap_fills_pending else tick
 
-        A pong may wait behind the frames queued meanwhile.
-        """
-        self._last_received += seconds
-        if self._unanswered_since is not None:
-            self._unanswered_since += seconds
+    def _fills_pending(self, pending: bool) -> None:
+        """Gap fills started or all merged (receive thread): adjust how often it wakes."""
+        ws = self._ws
+        if ws is None:
+            return
+        try:
+            ws.settimeout(self._recv_timeout())
+        except (OSError, _ws.WebSocketException) as exc:
+            logger.debug("settimeout failed: %s", exc)
 
 
 def _abort(ws: WebSocketLike) -> None:

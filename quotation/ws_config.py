@@ -43,6 +43,11 @@ class WebSocketConfig:
     """Trade ids remembered per market for de-duplication."""
     gap_fill_page_size: int = 200
     gap_fill_max_pages: int = 10
+    gap_fill_hold_capacity: int = 5_000
+    """Trades of one market held back while its gap fill is pending; beyond, the fill is
+    abandoned (its hole marked with a ``TradeGap``) and the held trades are delivered."""
+    gap_fill_queue_capacity: int = 1_000
+    """Gap fills that may wait for the gap-fill worker; beyond, the hole is marked at once."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.subscriptions, tuple):
@@ -68,6 +73,8 @@ class WebSocketConfig:
             "dedup_capacity",
             "gap_fill_page_size",
             "gap_fill_max_pages",
+            "gap_fill_hold_capacity",
+            "gap_fill_queue_capacity",
         ):
             value = getattr(self, name)
             if not (isinstance(value, int) and value >= 1):

@@ -10,6 +10,9 @@ failed, the page limit was hit, or the history ended), it returns what it got
 and a :class:`~quotation.models.TradeGap` marking what may still be missing.
 
 The REST client is injected as a :class:`TradeSource` (``RestClient`` fits).
+:func:`fill_trade_gap` blocks for as long as REST takes (the process-wide rate
+limiter, a 418 ban, a slow server): it runs on the gap-fill worker thread
+(:mod:`quotation.ws_gapworker`), never on the socket's receive thread.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Protocol
 from quotation.errors import QuotationError
 from quotation.models import Trade, TradeGap
 
-__all__ = ["GapFill", "TradeSource", "fill_trade_gap"]
+__all__ = ["GapFill", "TradeSource", "fill_trade_gap", "unfilled_gap"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,11 +54,13 @@ def fill_trade_gap(
     is_known: Callable[[int], bool],
     page_size: int = 200,
     max_pages: int = 10,
+    abandoned: Callable[[], bool] | None = None,
 ) -> GapFill:
     """Fetch the trades between ``last_known`` and ``first_new`` that ``is_known`` lacks.
 
     ``first_new`` itself is not returned (the caller delivers it). Never raises
-    for REST trouble: that becomes the gap's ``reason``.
+    for REST trouble: that becomes the gap's ``reason``. ``abandoned`` is asked
+    before every page; once it says True the fill stops and marks what is left.
     """
     scan = _Scan(last_known, first_new, is_known)
     if source is None:
@@ -63,6 +68,9 @@ def fill_trade_gap(
     reason = f"more than {max_pages} pages of {page_size} trades missed"
     cursor = first_new.sequential_id
     for _ in range(max_pages):
+        if abandoned is not None and abandoned():
+            reason = "gap fill abandoned (client stopping)"
+            break
         try:
             page = source.get_trades(first_new.market, count=page_size, cursor=cursor)
         except QuotationError as exc:
@@ -78,6 +86,18 @@ def fill_trade_gap(
             break
         cursor = page[-1].sequential_id
     return scan.result(reason)
+
+
+def unfilled_gap(last_known: Trade, first_new: Trade, reason: str) -> TradeGap:
+    """The hole between ``last_known`` and ``first_new`` (both known, nothing between)."""
+    return TradeGap(
+        market=first_new.market,
+        after=last_known.timestamp,
+        before=first_new.timestamp,
+        after_sequential_id=last_known.sequential_id,
+        before_sequential_id=first_new.sequential_id,
+        reason=reason,
+    )
 
 
 class _Scan:
@@ -111,12 +131,4 @@ class _Scan:
         if reason is None:
             return GapFill(trades, None)
         upper = trades[0] if trades else self.first_new
-        gap = TradeGap(
-            market=self.first_new.market,
-            after=self.last_known.timestamp,
-            before=upper.timestamp,
-            after_sequential_id=self.last_known.sequential_id,
-            before_sequential_id=upper.sequential_id,
-            reason=reason,
-        )
-        return GapFill(trades, gap)
+        return GapFill(trades, unfilled_gap(self.last_known, upper, reason))

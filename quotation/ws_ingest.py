@@ -11,18 +11,29 @@ trades already seen (by ``sequential_id``), writes the
 * An error frame raises :class:`~quotation.errors.SubscriptionError` (``code``).
 * Anything malformed is counted and skipped.
 * After a reconnect (:meth:`expect_gaps`), the first new trade of each market
-  triggers a REST gap fill (:mod:`quotation.ws_gapfill`) *before* that trade is
-  delivered, so consumers see trades in order; a hole that could not be filled is
-  delivered and cached as a :class:`~quotation.models.TradeGap`. The time spent
-  in REST is reported through ``on_pause`` (the socket was not read meanwhile).
+  starts a REST gap fill on the gap-fill worker (:mod:`quotation.ws_gapworker`),
+  never on the receive thread. While a market's fill is pending, its new trades
+  are *held* (de-duplicated, but not yet cached or delivered); other markets and
+  other data types flow on. When the fill is done, the receive thread merges it
+  at its next wake-up: the hole's :class:`~quotation.models.TradeGap` if any, the
+  recovered trades, then the held trades, all in trade order, into the cache and
+  the delivery buffer. Several reconnects while a fill is pending queue up in
+  order per market.
+* Holding is bounded (``hold_capacity`` trades per market). When the bound is
+  hit, every fill still pending for that market is *abandoned*: its whole hole
+  is marked with a ``TradeGap`` (counted in ``gaps`` and ``gap_fills_abandoned``),
+  the held trades are delivered, and the late REST answer is ignored. Order and
+  de-duplication hold either way; only completeness is given up, and marked.
 
-Used by one thread only (the receive thread); counters are plain ints that other
-threads may read.
+Used by one thread only (the receive thread), which is the only writer of the
+de-duplicator, the cache and the delivery buffer; counters are plain ints that
+other threads may read.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -35,7 +46,8 @@ from quotation.parsing import parse_ws_message
 from quotation.ws_cache import StreamCache, StreamItem
 from quotation.ws_dedup import TradeDeduper
 from quotation.ws_delivery import BatchDispatcher
-from quotation.ws_gapfill import TradeSource, fill_trade_gap
+from quotation.ws_gapfill import unfilled_gap
+from quotation.ws_gapworker import FillOutcome, FillRequest, GapFillWorker
 
 __all__ = ["FrameIngest"]
 
@@ -44,6 +56,14 @@ logger = logging.getLogger(__name__)
 
 def _ignore() -> None:
     return None
+
+
+def _ignore_flag(pending: bool) -> None:
+    return None
+
+
+_HeldEntry = tuple[Trade | TradeGap, float] | FillRequest
+"""A held item with its receive time, or the place where a pending fill's trades go."""
 
 
 class FrameIngest:
@@ -55,25 +75,28 @@ class FrameIngest:
         cache: StreamCache,
         dispatcher: BatchDispatcher[StreamItem],
         clock: Clock,
-        trade_source: TradeSource | None = None,
+        gap_filler: GapFillWorker | None = None,
         dedup_capacity: int = 20_000,
-        gap_fill_page_size: int = 200,
-        gap_fill_max_pages: int = 10,
+        hold_capacity: int = 5_000,
         on_keepalive_answer: Callable[[], None] = _ignore,
         on_change: Callable[[], None] = _ignore,
-        on_pause: Callable[[float], None] | None = None,
+        on_fills_pending: Callable[[bool], None] = _ignore_flag,
     ) -> None:
         self._cache = cache
         self._dispatcher = dispatcher
         self._clock = clock
-        self._trade_source = trade_source
+        self._filler = gap_filler
         self._dedup = TradeDeduper(dedup_capacity)
-        self._page_size = gap_fill_page_size
-        self._max_pages = gap_fill_max_pages
+        self._hold_capacity = hold_capacity
         self._on_keepalive_answer = on_keepalive_answer
         self._on_change = on_change
-        self._on_pause = on_pause
+        self._on_fills_pending = on_fills_pending
         self._needs_fill: dict[str, Trade] = {}
+        self._held: dict[str, deque[_HeldEntry]] = {}
+        """Per market with a fill pending: held trades and fill placeholders, in order."""
+        self._held_counts: dict[str, int] = {}
+        self._outstanding: set[FillRequest] = set()
+        self._resolved: dict[FillRequest, FillOutcome] = {}
         self.messages = 0
         """Data messages turned into canonical objects and delivered."""
         self.ignored = 0
@@ -82,7 +105,20 @@ class FrameIngest:
         self.duplicates = 0
         self.gaps = 0
         self.gap_filled = 0
+        self.gap_fills = 0
+        """Gap fills merged (whether or not they left a hole)."""
+        self.gap_fills_abandoned = 0
+        """Gap fills given up because the market's hold buffer filled up (or the client stopped)."""
+        self.held_trades = 0
+        """Trades currently held behind a pending gap fill."""
+        self.last_gap_fill_seconds: float | None = None
+        """How long the last merged gap fill spent in REST."""
         self.last_error: str | None = None
+
+    @property
+    def gap_fills_pending(self) -> int:
+        """Gap fills submitted and not merged yet."""
+        return len(self._outstanding)
 
     def expect_gaps(self, markets: Iterable[str]) -> None:
         """A reconnect happened: fill each market's hole at its first new trade."""
@@ -92,6 +128,8 @@ class FrameIngest:
 
     def ingest(self, data: bytes | str, now: float) -> bool:
         """Take one frame received at ``now``; True if it carried data."""
+        if self._held:
+            self.merge_done(now)
         try:
             decoded = orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -156,34 +194,129 @@ class FrameIngest:
         if self._needs_fill:
             last_known = self._needs_fill.pop(market, None)
             if last_known is not None:
-                self._fill_gap(last_known, trade, now)
+                self._start_fill(last_known, trade, now)
         dedup.add(trade)
         self.messages += 1
+        if self._held:
+            held = self._held.get(market)
+            if held is not None:
+                self._hold(held, trade, now)
+                return True
         self._cache.put(trade, now)
         self._dispatcher.offer(trade)
         return True
 
-    def _fill_gap(self, last_known: Trade, first_new: Trade, now: float) -> None:
-        market = first_new.market
-        started = self._clock.monotonic()
-        result = fill_trade_gap(
-            self._trade_source,
-            last_known=last_known,
-            first_new=first_new,
-            is_known=lambda sid: self._dedup.seen(market, sid),
-            page_size=self._page_size,
-            max_pages=self._max_pages,
-        )
-        for trade in result.trades:
+    # -- gap fills ---------------------------------------------------------------------------
+
+    def _start_fill(self, last_known: Trade, first_new: Trade, now: float) -> None:
+        """Hand the hole below ``first_new`` to the worker; hold the market's trades meanwhile."""
+        request = FillRequest(first_new.market, last_known, first_new)
+        filler = self._filler
+        if filler is None or not filler.submit(request):
+            # Nothing to wait for: mark the hole now, in its place.
+            reason = "no REST trade source configured" if filler is None else "gap-fill queue full"
+            self._place(first_new.market, unfilled_gap(last_known, first_new, reason), now)
+            return
+        was_pending = bool(self._outstanding)
+        self._outstanding.add(request)
+        held = self._held.get(first_new.market)
+        if held is None:
+            held = self._held[first_new.market] = deque()
+            self._held_counts[first_new.market] = 0
+        held.append(request)
+        if not was_pending:
+            self._on_fills_pending(True)
+        self._on_change()
+
+    def _place(self, market: str, item: Trade | TradeGap, now: float) -> None:
+        """Deliver ``item`` now, or behind what the market holds."""
+        held = self._held.get(market)
+        if held is not None:
+            held.append((item, now))
+        elif isinstance(item, TradeGap):
+            self._mark_gap(item, now)
+        else:
+            self._cache.put(item, now)
+            self._dispatcher.offer(item)
+
+    def _hold(self, held: deque[_HeldEntry], trade: Trade, now: float) -> None:
+        market = trade.market
+        count = self._held_counts[market]
+        if count >= self._hold_capacity:
+            self._release(market, now, abandon=f"gap fill still running after {count} trades held")
+            self._cache.put(trade, now)
+            self._dispatcher.offer(trade)
+            return
+        held.append((trade, now))
+        self._held_counts[market] = count + 1
+        self.held_trades += 1
+
+    def merge_done(self, now: float) -> None:
+        """Merge every finished fill (the receive thread calls this when it wakes)."""
+        filler = self._filler
+        if filler is None or not filler.has_done():
+            return
+        markets: set[str] = set()
+        for outcome in filler.take_done():
+            request = outcome.request
+            if request in self._outstanding:  # else abandoned: its hole is already marked
+                self._resolved[request] = outcome
+                markets.add(request.market)
+        for market in markets:
+            self._release(market, now)
+        self._on_change()
+
+    def abandon_fills(self, now: float, reason: str) -> None:
+        """Give up every pending fill: mark the holes, deliver what is held (on stop)."""
+        self.merge_done(now)
+        for market in list(self._held):
+            self._release(market, now, abandon=reason)
+
+    def _release(self, market: str, now: float, abandon: str | None = None) -> None:
+        """Deliver the market's held entries in order, up to the first fill still pending.
+
+        With ``abandon``, pending fills are not waited for: each becomes a marked hole.
+        """
+        held = self._held[market]
+        while held:
+            entry = held[0]
+            if isinstance(entry, FillRequest):
+                outcome = self._resolved.pop(entry, None)
+                if outcome is not None:
+                    self._outstanding.discard(entry)
+                    self._deliver_fill(outcome, now)
+                elif abandon is not None:
+                    self._outstanding.discard(entry)
+                    self.gap_fills_abandoned += 1
+                    self._mark_gap(unfilled_gap(entry.last_known, entry.first_new, abandon), now)
+                else:
+                    return
+            else:
+                item, received_at = entry
+                if isinstance(item, TradeGap):
+                    self._mark_gap(item, received_at)
+                else:
+                    self.held_trades -= 1
+                    self._cache.put(item, received_at)
+                    self._dispatcher.offer(item)
+            held.popleft()
+        del self._held[market]
+        del self._held_counts[market]
+        if not self._outstanding:
+            self._on_fills_pending(False)
+
+    def _deliver_fill(self, outcome: FillOutcome, now: float) -> None:
+        """The hole (if any, it is the oldest part), then the recovered trades, oldest first."""
+        self.gap_fills += 1
+        self.last_gap_fill_seconds = outcome.seconds
+        fill = outcome.fill
+        if fill.gap is not None:
+            self._mark_gap(fill.gap, now)
+        for trade in fill.trades:
             if self._dedup.add(trade):
                 self.gap_filled += 1
                 self._cache.put(trade, now)
                 self._dispatcher.offer(trade)
-        if result.gap is not None:
-            self._mark_gap(result.gap, now)
-        if self._on_pause is not None:
-            self._on_pause(self._clock.monotonic() - started)
-        self._on_change()
 
     def _mark_gap(self, gap: TradeGap, now: float) -> None:
         self.gaps += 1

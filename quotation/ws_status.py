@@ -61,6 +61,16 @@ class WebSocketStatus:
     gaps: int
     gap_filled: int
     """Trades recovered from REST after reconnects."""
+    gap_fills: int
+    """Gap fills finished and merged into the stream."""
+    gap_fills_pending: int
+    """Gap fills waiting for or running on the gap-fill worker (their markets' trades are held)."""
+    gap_fills_abandoned: int
+    """Gap fills given up (hold buffer full, or the client stopped); each left a ``TradeGap``."""
+    held_trades: int
+    """Live trades held back until their market's pending gap fill is merged."""
+    last_gap_fill_seconds: float | None
+    """How long the last merged gap fill spent in REST (client clock)."""
     dropped: int
     """Items consumers never got because the delivery buffer was full."""
     keepalives_answered: int

@@ -20,51 +20,24 @@ from quotation.simulator.websocket import MalformedKind
 from quotation.websocket import (
     CloseReason,
     ConnectionState,
-    WebSocketClient,
-    WebSocketConfig,
     WebSocketLike,
     WebSocketStatus,
     default_connector,
 )
-from quotation.ws_backoff import BackoffPolicy
 from quotation.ws_cache import StreamItem
 from quotation.ws_liveness import KeepaliveMode, LivenessConfig
 from quotation.ws_subscription import DataType, Subscription, WsFormat
+from tests.quotation.ws_support import WAIT, MakeClient, making_clients
 
 pytestmark = pytest.mark.timeout(30)
 
 MARKET = "KRW-BTC"
-WAIT = 10.0
-FAST_BACKOFF = BackoffPolicy(initial=0.05, multiplier=2.0, cap=0.2)
 ALL_TYPES = (
     Subscription(DataType.TICKER, (MARKET,)),
     Subscription(DataType.TRADE, (MARKET,)),
     Subscription(DataType.ORDERBOOK, (MARKET,), depth=5),
     Subscription(DataType.CANDLE_1M, (MARKET,)),
 )
-
-
-class Collector:
-    """A consumer that records every item and wakes waiters."""
-
-    def __init__(self) -> None:
-        self.items: list[StreamItem] = []
-        self._cond = threading.Condition()
-
-    def __call__(self, batch: tuple[StreamItem, ...]) -> None:
-        with self._cond:
-            self.items.extend(batch)
-            self._cond.notify_all()
-
-    def wait_for(
-        self, predicate: Callable[[list[StreamItem]], bool], timeout: float = WAIT
-    ) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: predicate(self.items), timeout)
-
-    def trades(self) -> list[Trade]:
-        with self._cond:
-            return [i for i in self.items if isinstance(i, Trade)]
 
 
 @pytest.fixture
@@ -74,27 +47,8 @@ def quiet_sim(sim_factory: Callable[..., Simulator]) -> Simulator:
 
 
 @pytest.fixture
-def make_client() -> Iterator[Callable[..., tuple[WebSocketClient, Collector]]]:
-    clients: list[WebSocketClient] = []
-
-    def make(
-        sim: Simulator,
-        subscriptions: tuple[Subscription, ...] = ALL_TYPES,
-        **kwargs: Any,
-    ) -> tuple[WebSocketClient, Collector]:
-        extra = {key: kwargs.pop(key) for key in ("trade_source", "connector") if key in kwargs}
-        kwargs.setdefault("backoff", FAST_BACKOFF)
-        config = WebSocketConfig(subscriptions=subscriptions, url=sim.ws_url, **kwargs)
-        client = WebSocketClient(config, **extra)
-        collector = Collector()
-        client.add_consumer(collector)
-        clients.append(client)
-        client.start()
-        return client, collector
-
-    yield make
-    for client in clients:
-        client.stop()
+def make_client() -> Iterator[MakeClient]:
+    yield from making_clients(ALL_TYPES)
 
 
 def _kinds(items: list[StreamItem]) -> set[type]:
@@ -104,7 +58,7 @@ def _kinds(items: list[StreamItem]) -> set[type]:
 @pytest.mark.parametrize("fmt", list(WsFormat))
 def test_subscribe_and_receive_snapshot_then_realtime(
     quiet_sim: Simulator,
-    make_client: Callable[..., tuple[WebSocketClient, Collector]],
+    make_client: MakeClient,
     fmt: WsFormat,
 ) -> None:
     client, got = make_client(quiet_sim, format=fmt)
@@ -132,7 +86,7 @@ def test_subscribe_and_receive_snapshot_then_realtime(
 
 
 def test_reconnect_after_a_server_close_restores_every_subscription(
-    quiet_sim: Simulator, make_client: Callable[..., tuple[WebSocketClient, Collector]]
+    quiet_sim: Simulator, make_client: MakeClient
 ) -> None:
     client, got = make_client(quiet_sim)
     assert client.wait_live(WAIT)
@@ -160,7 +114,7 @@ def test_reconnect_after_a_server_close_restores_every_subscription(
 
 
 def test_silent_but_open_socket_is_detected_within_the_idle_timeout_and_replaced(
-    sim: Simulator, make_client: Callable[..., tuple[WebSocketClient, Collector]]
+    sim: Simulator, make_client: MakeClient
 ) -> None:
     liveness = LivenessConfig(ping_interval=0.1, pong_timeout=5.0, idle_timeout=0.3)
     client, _ = make_client(sim, liveness=liveness)
@@ -172,7 +126,7 @@ def test_silent_but_open_socket_is_detected_within_the_idle_timeout_and_replaced
 
 
 def test_missed_pongs_are_detected_while_data_still_flows(
-    sim: Simulator, make_client: Callable[..., tuple[WebSocketClient, Collector]]
+    sim: Simulator, make_client: MakeClient
 ) -> None:
     codes = tuple(m.market for m in sim.engine.markets()[:10])
     liveness = LivenessConfig(ping_interval=0.1, pong_timeout=0.3, idle_timeout=30.0)
@@ -188,7 +142,7 @@ def test_missed_pongs_are_detected_while_data_still_flows(
 
 
 def test_a_quiet_market_with_answered_pings_keeps_its_connection(
-    quiet_sim: Simulator, make_client: Callable[..., tuple[WebSocketClient, Collector]]
+    quiet_sim: Simulator, make_client: MakeClient
 ) -> None:
     liveness = LivenessConfig(ping_interval=0.05, pong_timeout=0.3, idle_timeout=0.3)
     client, _ = make_client(quiet_sim, liveness=liveness)
@@ -202,7 +156,7 @@ def test_a_quiet_market_with_answered_pings_keeps_its_connection(
 
 
 def test_text_ping_keepalive_is_answered_with_status_up(
-    quiet_sim: Simulator, make_client: Callable[..., tuple[WebSocketClient, Collector]]
+    quiet_sim: Simulator, make_client: MakeClient
 ) -> None:
     liveness = LivenessConfig(
         ping_interval=0.25, pong_timeout=1.0, idle_timeout=2.0, keepalive=KeepaliveMode.TEXT
@@ -218,7 +172,7 @@ def test_text_ping_keepalive_is_answered_with_status_up(
 @pytest.mark.parametrize("kind", list(MalformedKind))
 def test_malformed_frames_are_skipped_while_the_connection_stays_up(
     quiet_sim: Simulator,
-    make_client: Callable[..., tuple[WebSocketClient, Collector]],
+    make_client: MakeClient,
     kind: MalformedKind,
 ) -> None:
     client, got = make_client(quiet_sim)
@@ -238,7 +192,7 @@ def test_malformed_frames_are_skipped_while_the_connection_stays_up(
 
 
 def test_no_trade_is_lost_or_duplicated_across_a_forced_reconnect(
-    quiet_sim: Simulator, make_client: Callable[..., tuple[WebSocketClient, Collector]]
+    quiet_sim: Simulator, make_client: MakeClient
 ) -> None:
     rest = RestClient(RestConfig(base_url=quiet_sim.base_url))
     try:
@@ -275,7 +229,7 @@ def test_no_trade_is_lost_or_duplicated_across_a_forced_reconnect(
 
 
 def test_a_hole_that_cannot_be_filled_is_marked(
-    quiet_sim: Simulator, make_client: Callable[..., tuple[WebSocketClient, Collector]]
+    quiet_sim: Simulator, make_client: MakeClient
 ) -> None:
     client, got = make_client(
         quiet_sim, subscriptions=(Subscription(DataType.TRADE, (MARKET,)),)
@@ -295,7 +249,7 @@ def test_a_hole_that_cannot_be_filled_is_marked(
 
 
 def test_an_error_frame_stops_the_client_with_a_typed_error(
-    quiet_sim: Simulator, make_client: Callable[..., tuple[WebSocketClient, Collector]]
+    quiet_sim: Simulator, make_client: MakeClient
 ) -> None:
     def ticketless(url: str, timeout: float) -> WebSocketLike:
         conn = default_connector(url, timeout)
@@ -309,7 +263,7 @@ def test_an_error_frame_stops_the_client_with_a_typed_error(
 
 
 def test_a_slow_consumer_drops_items_but_never_stalls_the_socket(
-    quiet_sim: Simulator, make_client: Callable[..., tuple[WebSocketClient, Collector]]
+    quiet_sim: Simulator, make_client: MakeClient
 ) -> None:
     client, _ = make_client(
         quiet_sim,
@@ -340,7 +294,7 @@ def test_a_slow_consumer_drops_items_but_never_stalls_the_socket(
 
 def test_replayed_recording_parses_into_the_canonical_model(
     quiet_sim: Simulator,
-    make_client: Callable[..., tuple[WebSocketClient, Collector]],
+    make_client: MakeClient,
     recordings_dir: Any,
 ) -> None:
     path = recordings_dir / "websocket" / "simple-trade-orderbook-2021-04-17.log"
@@ -398,7 +352,7 @@ def _sids(items: list[StreamItem]) -> set[int]:
 
 
 def test_reconnect_on_request_resubscribes_and_recovers(
-    quiet_sim: Simulator, make_client: Callable[..., tuple[WebSocketClient, Collector]]
+    quiet_sim: Simulator, make_client: MakeClient
 ) -> None:
     client, _ = make_client(quiet_sim)
     assert client.wait_live(WAIT)
@@ -410,7 +364,7 @@ def test_reconnect_on_request_resubscribes_and_recovers(
 
 
 def test_changed_subscriptions_are_sent_on_the_live_connection(
-    quiet_sim: Simulator, make_client: Callable[..., tuple[WebSocketClient, Collector]]
+    quiet_sim: Simulator, make_client: MakeClient
 ) -> None:
     client, got = make_client(quiet_sim, subscriptions=(Subscription(DataType.TICKER, (MARKET,)),))
     assert client.wait_live(WAIT)
@@ -425,7 +379,7 @@ def test_changed_subscriptions_are_sent_on_the_live_connection(
 
 
 def test_a_reconnect_counts_as_recovered_only_once_fresh_data_arrives(
-    quiet_sim: Simulator, make_client: Callable[..., tuple[WebSocketClient, Collector]]
+    quiet_sim: Simulator, make_client: MakeClient
 ) -> None:
     client, _ = make_client(
         quiet_sim,
