@@ -11,6 +11,7 @@ Names and defaults follow OTP's ``supervisor`` module; see ``supervisors.spec``.
 from supervisors.addressing import ChildHandle
 from supervisors.clock import MonotonicClock, SystemMonotonicClock
 from supervisors.errors import (
+    ChildAborted,
     ChildNotRunning,
     ChildRestarting,
     ChildUnavailable,
@@ -39,6 +40,7 @@ from supervisors.supervisor import Supervisor, supervisor_child
 
 __all__ = [
     "Backoff",
+    "ChildAborted",
     "ChildCounts",
     "ChildExited",
     "ChildHandle",

@@ -11,6 +11,10 @@ runs on its own thread *before* pykka tears its inbox down; it closes the entry 
 entry's lock and moves every message still in the dead inbox into the buffer. A sender holds
 the same lock while it puts a message into the current inbox, so a message is either in the
 inbox before the move (and is moved) or sees the entry restarting (and is buffered).
+
+This is the one module that reaches into pykka's internals (``pykka._envelope.Envelope``,
+``pykka.messages._ActorStop``, ``actor_inbox.get_nowait()``);
+``tests/supervisors/test_pykka_assumptions.py`` pins what it assumes of them.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from pykka.messages import _ActorStop
 from supervisors.errors import ChildNotRunning, ChildRestarting, UnknownChild
 from supervisors.messages import LivenessPing
 
-__all__ = ["DEFAULT_MAX_PENDING", "ChildHandle", "ChildTable", "Entry"]
+__all__ = ["DEFAULT_MAX_PENDING", "ChildHandle", "ChildTable", "Entry", "refuse_all"]
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +158,14 @@ def _drain(inbox: Any) -> Iterator[Envelope[Any]]:
             yield inbox.get_nowait()
         except queue.Empty:
             return
+
+
+def refuse_all(inbox: Any, error: BaseException) -> None:
+    """Answer every envelope waiting in an actor's ``inbox`` now: a stop as done, an ask with
+    ``error``; tells are dropped. A stopping supervisor uses it so no asker hangs on it."""
+    for envelope in _drain(inbox):
+        if envelope.reply_to is not None:
+            _answer(envelope, None if isinstance(envelope.message, _ActorStop) else error)
 
 
 class ChildTable:

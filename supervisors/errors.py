@@ -7,6 +7,9 @@
     │                            ``reason`` in OTP's words: ``invalid_intensity``,
     │                            ``duplicate_child_id``, …)
     ├── UnknownChild             no child with that id under this supervisor (``child_id``)
+    ├── ChildAborted             a child raised a ``BaseException`` that is not an ``Exception``
+    │                            (``SystemExit``, ``KeyboardInterrupt``, …): it was stopped as
+    │                            crashed (``child_id``, ``error``)
     ├── ChildUnavailable         a message could not be delivered (``child_id``)
     │   ├── ChildRestarting      the child is being restarted and its buffer is full, or the
     │   │                        supervisor above it is itself restarting
@@ -22,6 +25,7 @@ Every error carries its context as attributes, so callers never parse messages.
 from __future__ import annotations
 
 __all__ = [
+    "ChildAborted",
     "ChildNotRunning",
     "ChildRestarting",
     "ChildUnavailable",
@@ -56,6 +60,20 @@ class UnknownChild(SupervisorError):
     def __init__(self, child_id: str) -> None:
         super().__init__(f"no child with id {child_id!r}")
         self.child_id = child_id
+
+
+class ChildAborted(SupervisorError):
+    """Child ``child_id`` raised ``error``, a ``BaseException`` that is not an ``Exception``.
+
+    pykka would answer it by stopping every actor in the process; a supervised child is
+    stopped as crashed instead, and this is what pykka sees in its place (and what the caller
+    of an ``ask`` that caused it receives). It is raised ``from error``.
+    """
+
+    def __init__(self, child_id: str, error: BaseException) -> None:
+        super().__init__(f"child {child_id!r} aborted on {error!r}")
+        self.child_id = child_id
+        self.error = error
 
 
 class ChildUnavailable(SupervisorError):

@@ -21,7 +21,6 @@ __all__ = [
     "ChildState",
     "ChildUp",
     "CountChildren",
-    "GetTable",
     "GiveUp",
     "GroupStopped",
     "LivenessPing",
@@ -129,11 +128,6 @@ class WhichChildren:
 @dataclass(frozen=True, slots=True)
 class CountChildren:
     """Ask for ``ChildCounts``."""
-
-
-@dataclass(frozen=True, slots=True)
-class GetTable:
-    """Ask for the supervisor's ``ChildTable`` (stable addressing)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,9 +28,8 @@ from types import TracebackType
 from typing import Any, ClassVar
 
 import pykka
-from pykka.messages import _ActorStop
 
-from supervisors.addressing import DEFAULT_MAX_PENDING, ChildTable, Entry
+from supervisors.addressing import DEFAULT_MAX_PENDING, ChildTable, Entry, refuse_all
 from supervisors.clock import MonotonicClock, SystemMonotonicClock
 from supervisors.errors import SpecError, SupervisorGaveUp
 from supervisors.events import (
@@ -55,7 +54,6 @@ from supervisors.messages import (
     ChildState,
     ChildUp,
     CountChildren,
-    GetTable,
     GiveUp,
     GroupStopped,
     NestedEvent,
@@ -160,7 +158,6 @@ class Supervisor(pykka.ThreadingActor):
         self._on_give_up = on_give_up
         self._liveness_interval = liveness_interval
         self._draw = draw
-        self._table = table
         self._lifeline_table = table  # read by the subclass a parent starts us through
         self._children = [
             _Child(spec, index, table.entry(spec.id)) for index, spec in enumerate(specs)
@@ -193,7 +190,7 @@ class Supervisor(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, GiveUp) and self._giving_up is not None:
             raise self._giving_up
-        if isinstance(message, WhichChildren | CountChildren | GetTable | Subscribe | NestedEvent):
+        if isinstance(message, WhichChildren | CountChildren | Subscribe | NestedEvent):
             return self._answer(message)
         if isinstance(message, ChildUp | ChildDown | RestartDue | GroupStopped | CheckLiveness):
             if self._giving_up is None:  # after deciding to give up, reports change nothing
@@ -203,14 +200,12 @@ class Supervisor(pykka.ThreadingActor):
         return super().on_receive(message)
 
     def _answer(
-        self, message: WhichChildren | CountChildren | GetTable | Subscribe | NestedEvent
+        self, message: WhichChildren | CountChildren | Subscribe | NestedEvent
     ) -> Any:
         if isinstance(message, WhichChildren):
             return self._which_children()
         if isinstance(message, CountChildren):
             return self._count_children()
-        if isinstance(message, GetTable):
-            return self._table
         if isinstance(message, Subscribe):
             self._listeners.append(message.listener)
         else:
@@ -248,7 +243,7 @@ class Supervisor(pykka.ThreadingActor):
         if target is EscalationTarget.HOST and self._on_give_up is not None:
             try:
                 self._on_give_up(reason)
-            except Exception:
+            except BaseException:  # host code on our thread: a SystemExit here exits nothing
                 logger.exception("Supervisor: %s; on_give_up callback raised", self._name)
 
     # -- reports from children -----------------------------------------------------------
@@ -283,9 +278,7 @@ class Supervisor(pykka.ThreadingActor):
         if child.state is ChildState.STOPPING:
             if reason.kind is ExitKind.NORMAL:
                 reason = ExitReason(ExitKind.SHUTDOWN)
-            child.state = ChildState.RESTARTING
-            child.ref = None
-            self._exited(child, message.instance, reason, "shutdown_error")
+            self._gone(child, message.instance, reason, "shutdown_error")
         elif child.state is ChildState.STARTING:
             self._start_failed(child, reason)
         else:
@@ -301,11 +294,9 @@ class Supervisor(pykka.ThreadingActor):
         killed = dict(message.killed)
         for child in members:
             if child.state is ChildState.STOPPING:
-                instance = child.instance if child.instance is not None else 0
+                instance = child.instance or 0
                 kind = ExitKind.KILLED if killed.get(child.id) == instance else ExitKind.SHUTDOWN
-                child.state = ChildState.RESTARTING
-                child.ref = None
-                self._exited(child, instance, ExitReason(kind), "shutdown_error")
+                self._gone(child, instance, ExitReason(kind), "shutdown_error")
         for child in members:
             if child.state is not ChildState.RESTARTING:
                 continue
@@ -316,6 +307,13 @@ class Supervisor(pykka.ThreadingActor):
 
     # -- decisions -----------------------------------------------------------------------
 
+    def _gone(self, child: _Child, instance: int, reason: ExitReason, context: str) -> None:
+        """``instance`` of ``child`` no longer runs: forget it until its restart, and say so."""
+        child.state = ChildState.RESTARTING
+        child.ref = None
+        child.ping = None
+        self._exited(child, instance, reason, context)
+
     def _exited(self, child: _Child, instance: int, reason: ExitReason, context: str) -> None:
         if reason.abnormal:
             self._report(logging.ERROR, context, child.id, reason)
@@ -323,11 +321,7 @@ class Supervisor(pykka.ThreadingActor):
                                   self._clock.monotonic()))
 
     def _child_died(self, child: _Child, reason: ExitReason) -> None:
-        instance = child.instance or 0
-        child.ref = None
-        child.ping = None
-        child.state = ChildState.RESTARTING
-        self._exited(child, instance, reason, "child_terminated")
+        self._gone(child, child.instance or 0, reason, "child_terminated")
         if not should_restart(child.spec.restart, reason):
             self._retire(child)
             return
@@ -368,10 +362,7 @@ class Supervisor(pykka.ThreadingActor):
     def _start_failed(self, child: _Child, reason: ExitReason) -> None:
         if self._starting is child:
             self._starting = None
-        child.ref = None
-        child.ping = None
-        child.state = ChildState.RESTARTING
-        self._exited(child, child.instance or 0, reason, "start_error")
+        self._gone(child, child.instance or 0, reason, "start_error")
         if self._initial:
             # OTP: a child that fails to start while the supervisor starts fails the supervisor.
             self._give_up("start_error", child, reason)
@@ -459,7 +450,8 @@ class Supervisor(pykka.ThreadingActor):
         kwargs = {**child.spec.kwargs, LINK_KEYWORD: link}
         try:
             child.ref = supervised_class(child.spec.start).start(*child.spec.args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - the constructor raised: a start failure
+        except BaseException as exc:  # noqa: BLE001 - the constructor raised: a start failure
+            # (even a SystemExit: it would otherwise escape to pykka, which stops every actor)
             self._start_failed(child, ExitReason(ExitKind.START_FAILED, exc))
             return
         self._starting = child
@@ -474,13 +466,10 @@ class Supervisor(pykka.ThreadingActor):
                 continue
             if child.ping is not None:
                 future, sent_at = child.ping
-                if _answered(future):
-                    child.ping = None
-                elif is_hung(sent_at, now, deadline):
-                    self._hung(child)
-                    continue
-                else:
-                    continue
+                if not _answered(future):
+                    if is_hung(sent_at, now, deadline):
+                        self._hung(child)
+                    continue  # one ping at a time
             child.ping = (child.ref.ask(LIVENESS_PING, block=False), now)
 
     def _hung(self, child: _Child) -> None:
@@ -503,12 +492,12 @@ class Supervisor(pykka.ThreadingActor):
         self._shut_down = True
         if self._ticker is not None:
             self._ticker.stop()
-        self._refuse_inbox()
+        refuse_all(self.actor_inbox,
+                   pykka.ActorDeadError(f"supervisor {self._name!r} is shutting down"))
         for child in reversed(self._children):
             if child.state in _ALIVE and child.ref is not None:
                 item = self._stop_item(child, child.ref)
                 kind = ExitKind.SHUTDOWN if stop_child(item) else ExitKind.KILLED
-                child.state = ChildState.STOPPED
                 child.ref = None
                 self._exited(child, item.instance, ExitReason(kind), "shutdown_error")
             child.state = ChildState.STOPPED
@@ -520,19 +509,6 @@ class Supervisor(pykka.ThreadingActor):
             logger.info("Supervisor: %s; shut down", self._name,
                         extra={"supervisor": self._name})
         self._publish(SupervisorStopped(self._name, reason, self._clock.monotonic()))
-
-    def _refuse_inbox(self) -> None:
-        """Answer what is still queued to us, so a child waiting on an ask does not hang."""
-        inbox: Any = self.actor_inbox
-        dead = pykka.ActorDeadError(f"supervisor {self._name!r} is shutting down")
-        while not inbox.empty():
-            envelope = inbox.get()
-            if envelope.reply_to is None:
-                continue
-            if isinstance(envelope.message, _ActorStop):
-                envelope.reply_to.set(None)
-            else:
-                envelope.reply_to.set_exception(exc_info=(type(dead), dead, None))
 
     # -- introspection and events ----------------------------------------------------------
 
@@ -562,7 +538,7 @@ class Supervisor(pykka.ThreadingActor):
         for listener in self._listeners:
             try:
                 listener(event)
-            except Exception:
+            except BaseException:  # even a SystemExit: pykka would stop every actor for it
                 logger.exception("Supervisor: %s; event listener raised on %r", self._name,
                                  event)
         link: Link | None = getattr(self, "_lifeline_link", None)

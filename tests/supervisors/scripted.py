@@ -7,7 +7,9 @@ restarts and keeps one ``Journal`` of what happened, in order.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any
 
 import pykka
@@ -39,7 +41,8 @@ class Journal:
 
 @dataclass
 class Script:
-    """What a scripted child does: which start attempts fail, which message crashes it."""
+    """What a scripted child does: which start attempts fail, which message crashes it, and
+    what it raises then (``error``, called with a description: ``Boom`` unless told)."""
 
     name: str
     journal: Journal
@@ -47,7 +50,12 @@ class Script:
     fail_starts_from: int | None = None
     crash_on_message: int | None = None
     fail_in_init_from: int | None = None
+    fail_inits: frozenset[int] = frozenset()
     fail_on_stop: bool = False
+    fail_stops: frozenset[int] = frozenset()
+    hang_in_start: bool = False
+    error: Callable[[str], BaseException] = Boom
+    threads: list[threading.Thread] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
     hanging: threading.Event = field(default_factory=threading.Event)
     _starts: int = 0
@@ -69,11 +77,15 @@ class Script:
             self.fail_starts_from is not None and number >= self.fail_starts_from
         )
 
+    def stop_fails(self, number: int) -> bool:
+        return self.fail_on_stop or number in self.fail_stops
+
 
 class ScriptedChild(pykka.ThreadingActor):
     """Messages: ``"crash"`` (raise), ``"exit"`` (stop itself), ``"hang"`` (block until the
     script is released), ``"whoami"`` (its start number), ``("record", x)`` (journal and
-    answer ``(number, x)``), ``"fail"`` (raise ValueError: as an ask, goes back to the caller).
+    answer ``(number, x)``), ``"fail"`` (raise ValueError: as an ask, goes back to the caller),
+    ``("raise", exception)`` (raise that exception, e.g. a ``SystemExit``).
     """
 
     def __init__(self, script: Script) -> None:
@@ -82,26 +94,42 @@ class ScriptedChild(pykka.ThreadingActor):
         self.number = 0
         self.received = 0
         init = script.next_init()
-        if script.fail_in_init_from is not None and init >= script.fail_in_init_from:
-            raise Boom(f"{script.name} __init__ #{init}")
+        if init in script.fail_inits or (
+            script.fail_in_init_from is not None and init >= script.fail_in_init_from
+        ):
+            raise script.error(f"{script.name} __init__ #{init}")
 
     def on_start(self) -> None:
         self.number = self.script.next_start()
+        self.script.threads.append(threading.current_thread())
         self.script.journal.add("start", self.script.name, self.number)
+        if self.script.hang_in_start:
+            self.script.hanging.set()
+            self.script.release.wait()
         if self.script.start_fails(self.number):
-            raise Boom(f"{self.script.name} start #{self.number}")
+            raise self.script.error(f"{self.script.name} start #{self.number}")
 
     def on_stop(self) -> None:
         self.script.journal.add("stop", self.script.name, self.number)
-        if self.script.fail_on_stop:
-            raise Boom(f"{self.script.name} on_stop")
+        if self.script.stop_fails(self.number):
+            raise self.script.error(f"{self.script.name} on_stop")
+
+    def on_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.script.journal.add("failure", self.script.name, exception_value)
 
     def on_receive(self, message: Any) -> Any:
         self.received += 1
         if self.script.crash_on_message == self.received:
-            raise Boom(f"{self.script.name} message #{self.received}")
+            raise self.script.error(f"{self.script.name} message #{self.received}")
         if message == "crash":
             raise Boom(f"{self.script.name} crash")
+        if isinstance(message, tuple) and message[0] == "raise":
+            raise message[1]
         if message == "exit":
             self.stop()
             return None

@@ -4,12 +4,14 @@ never hangs."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import pykka
 import pytest
 
 from supervisors import (
+    Backoff,
     ChildExited,
     ChildNotRunning,
     ChildSpec,
@@ -18,8 +20,8 @@ from supervisors import (
     SupervisorStopped,
 )
 from supervisors import SupervisorHandle as Handle
-from tests.supervisors.conftest import Events
-from tests.supervisors.scripted import Journal
+from tests.supervisors.conftest import Events, FakeClock
+from tests.supervisors.scripted import Journal, Script
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -65,5 +67,46 @@ def test_messages_waiting_for_a_child_are_answered_when_the_supervisor_stops(
     sup = start_supervisor([child("a")])
     events.wait_for(ChildStarted)
     sup.stop(timeout=10)
+    with pytest.raises(ChildNotRunning):
+        sup.child("a").ask("whoami", timeout=5)
+
+
+def test_a_stop_while_a_child_is_still_starting_waits_for_it_then_stops_it(
+    start_supervisor: Callable[..., Handle], child: Callable[..., ChildSpec],
+    events: Events, journal: Journal,
+) -> None:
+    slow = child("slow", hang_in_start=True)
+    sup = start_supervisor([slow, child("later")])
+    script: Script = slow.args[0]
+    assert script.hanging.wait(10)
+
+    stopped = sup.ref.stop(block=False)  # queued while "slow" is still in on_start
+    script.release.set()
+
+    assert stopped.get(timeout=10) is True
+    assert journal.lifecycle() == [("start", "slow"), ("stop", "slow")]  # "later" never starts
+    assert [(e.child_id, e.reason.kind) for e in events.of(ChildExited)] == [
+        ("slow", ExitKind.SHUTDOWN)]
+    assert pykka.ActorRegistry.get_all() == []
+
+
+def test_a_stop_during_a_backoff_wait_stops_at_once_and_the_late_timer_starts_nothing(
+    start_supervisor: Callable[..., Handle], child: Callable[..., ChildSpec],
+    events: Events, journal: Journal, clock: FakeClock,
+) -> None:
+    sup = start_supervisor([child("a", backoff=Backoff(min=10.0, max=10.0, jitter=0.0))])
+    events.wait_for(ChildStarted)
+    sup.child("a").tell("crash")
+    clock.wait_for_sleeps(1)  # the restart now waits 10 s on the clock
+    [timer] = [t for t in threading.enumerate() if t.name == "root-backoff-a"]
+
+    assert sup.stop(timeout=10)
+    clock.advance(10.0)  # the timer wakes and tells a supervisor that is gone
+    timer.join(timeout=10)
+
+    assert not timer.is_alive()
+    assert journal.lifecycle() == [("start", "a")]
+    assert len(events.of(SupervisorStopped)) == 1
+    assert pykka.ActorRegistry.get_all() == []
     with pytest.raises(ChildNotRunning):
         sup.child("a").ask("whoami", timeout=5)
