@@ -13,6 +13,7 @@ import requests
 from quotation.models import CandleInterval, Side
 from quotation.simulator import STREAMED_INTERVALS, MarketEngine, MarketEvent, Simulator
 from quotation.simulator.candles import bucket_bounds
+from tests.quotation.fakes import ManualClock
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -20,25 +21,6 @@ NOON = datetime(2026, 3, 11, 12, 0, tzinfo=UTC).timestamp()
 HALF_PAST_MIDNIGHT = datetime(2026, 3, 11, 0, 30, tzinfo=UTC).timestamp()
 
 
-class ManualClock:
-    """A clock that only moves when told to: every reading is reproducible."""
-
-    def __init__(self, wall: float) -> None:
-        self.wall = wall
-        self.mono = 1_000.0
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def time(self) -> float:
-        return self.wall
-
-    def sleep(self, seconds: float) -> None:
-        self.advance(seconds)
-
-    def advance(self, seconds: float) -> None:
-        self.mono += seconds
-        self.wall += seconds
 
 
 def get(sim: Simulator, path: str, **params: Any) -> Any:

@@ -16,31 +16,13 @@ from quotation.simulator.catalogue import (
     supported_levels,
     tick_size,
 )
+from tests.quotation.fakes import ManualClock
 
 pytestmark = pytest.mark.timeout(30)
 
 NOON = datetime(2026, 3, 11, 12, 0, tzinfo=UTC).timestamp()
 
 
-class ManualClock:
-    """A clock that only moves when told to."""
-
-    def __init__(self, wall: float = NOON) -> None:
-        self.wall = wall
-        self.mono = 1_000.0
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def time(self) -> float:
-        return self.wall
-
-    def sleep(self, seconds: float) -> None:
-        self.advance(seconds)
-
-    def advance(self, seconds: float) -> None:
-        self.mono += seconds
-        self.wall += seconds
 
 
 def ms(text: str) -> int:

@@ -11,29 +11,11 @@ import pytest
 import requests
 
 from quotation.simulator import DRIFT_ADDED, DRIFT_REMOVED, FaultController, Simulator
+from tests.quotation.fakes import ManualClock
 
 pytestmark = pytest.mark.timeout(30)
 
 
-class ManualClock:
-    """A clock that only moves when told to."""
-
-    def __init__(self) -> None:
-        self.mono = 1_000.0
-        self.wall = 1_773_230_400.0
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def time(self) -> float:
-        return self.wall
-
-    def sleep(self, seconds: float) -> None:
-        self.advance(seconds)
-
-    def advance(self, seconds: float) -> None:
-        self.mono += seconds
-        self.wall += seconds
 
 
 @pytest.fixture

@@ -9,31 +9,13 @@ import pytest
 import requests
 
 from quotation.simulator import RateLimitPolicy, ServerRateLimiter, Simulator, Verdict
+from tests.quotation.fakes import ManualClock
 
 pytestmark = pytest.mark.timeout(30)
 
 POLICY = RateLimitPolicy(per_second=3, window=1.0, ban_after=2, ban_window=10.0, ban_seconds=5.0)
 
 
-class ManualClock:
-    """A clock that only moves when told to."""
-
-    def __init__(self) -> None:
-        self.mono = 1_000.0
-        self.wall = 1_773_230_400.0
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def time(self) -> float:
-        return self.wall
-
-    def sleep(self, seconds: float) -> None:
-        self.advance(seconds)
-
-    def advance(self, seconds: float) -> None:
-        self.mono += seconds
-        self.wall += seconds
 
 
 # -- the decision, with plain numbers -------------------------------------------------------
