@@ -253,11 +253,13 @@ def test_events_arrive_in_trade_order_while_two_threads_trade(
 ) -> None:
     sim = sim_factory(seed=1, auto_trade=True, trades_per_second=200.0, rate_limit=None)
     seen: dict[str, list[int]] = {}
+    seen_lock = threading.Lock()
     target: list[int] = []
     done = threading.Event()
 
     def on_event(event: MarketEvent) -> None:
-        seen.setdefault(event.market, []).append(event.trade.sequential_id)
+        with seen_lock:  # the auto-trade thread keeps delivering while we check
+            seen.setdefault(event.market, []).append(event.trade.sequential_id)
         if target and event.trade.sequential_id == target[0]:
             done.set()
 
@@ -266,7 +268,9 @@ def test_events_arrive_in_trade_order_while_two_threads_trade(
     target.append(trades[-1].sequential_id)
     sim.engine.step(1)  # the target may have been delivered before it was recorded
     assert done.wait(10) or trades[-1].sequential_id in seen.get(trades[-1].market, [])
-    for market, sids in seen.items():
+    with seen_lock:
+        snapshot = {market: list(sids) for market, sids in seen.items()}
+    for market, sids in snapshot.items():
         logged = [t.sequential_id for t in sim.engine.trades(market)]
         assert sids == sorted(sids), market
         assert set(sids) <= set(logged)
