@@ -12,8 +12,10 @@ for receive, decode, parse and delivery together.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -21,40 +23,19 @@ import orjson
 from quotation.parsing import parse_ws_message
 from quotation.wire_keys import to_simple_keys
 
-TRADE = {
-    "type": "trade", "code": "KRW-BTC", "trade_price": 103460000.0, "trade_volume": 0.004,
-    "ask_bid": "ASK", "prev_closing_price": 102417000.0, "change": "RISE",
-    "change_price": 1043000.0, "trade_date": "2026-03-11", "trade_time": "14:40:59",
-    "trade_timestamp": 1773240059095, "timestamp": 1773240059120,
-    "sequential_id": 17732400590950000, "best_ask_price": 103493000,
-    "best_ask_size": 0.04910155, "best_bid_price": 103460000, "best_bid_size": 0.004,
-    "stream_type": "REALTIME",
-}  # fmt: skip
-ORDERBOOK = {
-    "type": "orderbook", "code": "KRW-BTC", "timestamp": 1773240059027,
-    "total_ask_size": 4.17884094, "total_bid_size": 2.29686376,
-    "orderbook_units": [
+# The documented messages live with the parsing tests; the repo root makes ``tests`` importable.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.quotation.examples import WS_ORDERBOOK, WS_TICKER, WS_TRADE, changed
+
+ORDERBOOK = changed(  # the documented book, 15 levels deep like the recorded frames
+    WS_ORDERBOOK,
+    orderbook_units=[
         {"ask_price": 103493000.0 + 1000 * i, "bid_price": 103460000.0 - 1000 * i,
          "ask_size": 0.04910155 + i, "bid_size": 0.004 + i}
         for i in range(15)
     ],
-    "level": 0, "stream_type": "REALTIME",
-}  # fmt: skip
-TICKER = {
-    "type": "ticker", "code": "KRW-BTC", "opening_price": 102417000.0,
-    "high_price": 103988000.0, "low_price": 101150000.0, "trade_price": 103493000.0,
-    "prev_closing_price": 102417000.0, "change": "RISE", "change_price": 1076000.0,
-    "signed_change_price": 1076000.0, "change_rate": 0.0105060683,
-    "signed_change_rate": 0.0105060683, "trade_volume": 0.00094678,
-    "acc_trade_volume": 1024.30599241, "acc_trade_volume_24h": 1587.73606087,
-    "acc_trade_price": 104890185475.22821, "acc_trade_price_24h": 162997300132.123,
-    "trade_date": "20260311", "trade_time": "144058", "trade_timestamp": 1773240058930,
-    "ask_bid": "BID", "acc_ask_volume": 512.1, "acc_bid_volume": 512.2,
-    "highest_52_week_price": 179869000.0, "highest_52_week_date": "2025-10-09",
-    "lowest_52_week_price": 89000000.0, "lowest_52_week_date": "2026-02-06",
-    "market_state": "ACTIVE", "is_trading_suspended": False, "delisting_date": None,
-    "market_warning": "NONE", "timestamp": 1773240058973, "stream_type": "REALTIME",
-}  # fmt: skip
+    stream_type="REALTIME",
+)  # fmt: skip
 CANDLE = {
     "type": "candle.1m", "code": "KRW-BTC", "candle_date_time_utc": "2026-03-11T14:40:00",
     "candle_date_time_kst": "2026-03-11T23:40:00", "opening_price": 103600000.0,
@@ -93,9 +74,9 @@ def measure(name: str, message: dict[str, Any]) -> None:
 def main() -> None:
     print(f"parse_ws_message, best of {RUNS} × {BATCH:,} calls")
     for name, message in (
-        ("trade", TRADE),
+        ("trade", WS_TRADE),
         ("orderbook (15 levels)", ORDERBOOK),
-        ("ticker", TICKER),
+        ("ticker", WS_TICKER),
         ("candle.1m", CANDLE),
     ):
         measure(f"SIMPLE {name}", to_simple_keys(message))

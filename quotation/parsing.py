@@ -312,7 +312,8 @@ def _parse_ws_strict(message: Mapping[str, Any]) -> WsModel:
 # Each factory binds the keys of one message kind in one format (DEFAULT or SIMPLE) into
 # local variables of a closure, so a message costs one dict lookup per field. ``x + 0.0``
 # turns an int into a float (and raises TypeError for a string or null) without a call.
-# Anything unexpected raises inside the ``try`` and the strict path takes over.
+# ``_guarded`` runs the closure inside one ``try``: anything unexpected raises there and
+# the strict path takes over.
 
 _FAST_ERRORS = (KeyError, TypeError, ValueError, AttributeError, OverflowError, OSError)
 _from_timestamp = datetime.fromtimestamp
@@ -326,11 +327,34 @@ def _bind(keys: Mapping[str, str], *names: str) -> tuple[str, ...]:
     return tuple(keys[name] for name in names)
 
 
+def _guarded(
+    keys: Mapping[str, str],
+    build: Callable[[Mapping[str, Any], str], WsModel],
+    fallback: _FastParser,
+) -> _FastParser:
+    """A fast parser: ``build(message, market)`` where the market (``code``) is a string.
+
+    A market that is not a string, and any of ``_FAST_ERRORS`` that ``build``
+    trips over, send the message to ``fallback`` (which names the culprit field).
+    """
+    code = keys["code"]
+
+    def parse(m: Mapping[str, Any]) -> WsModel:
+        try:
+            market = m[code]
+            if market.__class__ is not str:
+                return fallback(m)
+            return build(m, market)
+        except _FAST_ERRORS:
+            return fallback(m)
+
+    return parse
+
+
 def _fast_ticker(keys: Mapping[str, str], fallback: _FastParser) -> _FastParser:
-    code, tp, op, hp, lp, pcp = _bind(
-        keys, "code", "trade_price", "opening_price", "high_price", "low_price",
-        "prev_closing_price",
-    )  # fmt: skip
+    tp, op, hp, lp, pcp = _bind(
+        keys, "trade_price", "opening_price", "high_price", "low_price", "prev_closing_price"
+    )
     c, cp, cr, scp, scr = _bind(
         keys, "change", "change_price", "change_rate", "signed_change_price", "signed_change_rate"
     )
@@ -347,100 +371,90 @@ def _fast_ticker(keys: Mapping[str, str], fallback: _FastParser) -> _FastParser:
         "acc_bid_volume", "market_state",
     )  # fmt: skip
 
-    def parse(m: Mapping[str, Any]) -> WsModel:
-        try:
-            market = m[code]
-            if market.__class__ is not str:
-                return fallback(m)
-            get = m.get
-            h52 = get(h52d)
-            l52 = get(l52d)
-            stream = get(st)
-            side = get(ab)
-            ask_volume = get(aav)
-            bid_volume = get(abv)
-            state = get(ms)
-            if state is not None and state.__class__ is not str:
-                return fallback(m)
-            return Ticker(
-                market=market,
-                trade_price=m[tp] + 0.0,
-                opening_price=m[op] + 0.0,
-                high_price=m[hp] + 0.0,
-                low_price=m[lp] + 0.0,
-                prev_closing_price=m[pcp] + 0.0,
-                change=_CHANGES[m[c]],
-                change_price=abs(m[cp] + 0.0),
-                change_rate=abs(m[cr] + 0.0),
-                signed_change_price=m[scp] + 0.0,
-                signed_change_rate=m[scr] + 0.0,
-                trade_volume=m[tv] + 0.0,
-                acc_trade_price=m[atp] + 0.0,
-                acc_trade_price_24h=m[atp24] + 0.0,
-                acc_trade_volume=m[atv] + 0.0,
-                acc_trade_volume_24h=m[atv24] + 0.0,
-                highest_52_week_price=m[h52p] + 0.0,
-                highest_52_week_date=None if h52 is None else _from_isodate(h52),
-                lowest_52_week_price=m[l52p] + 0.0,
-                lowest_52_week_date=None if l52 is None else _from_isodate(l52),
-                trade_time=_from_timestamp(m[ttms] / 1000, UTC),
-                timestamp=_from_timestamp(m[tms] / 1000, UTC),
-                stream_type=None if stream is None else _STREAM_TYPES[stream],
-                ask_bid=None if side is None else _SIDES[side],
-                acc_ask_volume=None if ask_volume is None else ask_volume + 0.0,
-                acc_bid_volume=None if bid_volume is None else bid_volume + 0.0,
-                market_state=state,
-            )
-        except _FAST_ERRORS:
+    def build(m: Mapping[str, Any], market: str) -> WsModel:
+        get = m.get
+        h52 = get(h52d)
+        l52 = get(l52d)
+        stream = get(st)
+        side = get(ab)
+        ask_volume = get(aav)
+        bid_volume = get(abv)
+        state = get(ms)
+        if state is not None and state.__class__ is not str:
             return fallback(m)
+        return Ticker(
+            market=market,
+            trade_price=m[tp] + 0.0,
+            opening_price=m[op] + 0.0,
+            high_price=m[hp] + 0.0,
+            low_price=m[lp] + 0.0,
+            prev_closing_price=m[pcp] + 0.0,
+            change=_CHANGES[m[c]],
+            change_price=abs(m[cp] + 0.0),
+            change_rate=abs(m[cr] + 0.0),
+            signed_change_price=m[scp] + 0.0,
+            signed_change_rate=m[scr] + 0.0,
+            trade_volume=m[tv] + 0.0,
+            acc_trade_price=m[atp] + 0.0,
+            acc_trade_price_24h=m[atp24] + 0.0,
+            acc_trade_volume=m[atv] + 0.0,
+            acc_trade_volume_24h=m[atv24] + 0.0,
+            highest_52_week_price=m[h52p] + 0.0,
+            highest_52_week_date=None if h52 is None else _from_isodate(h52),
+            lowest_52_week_price=m[l52p] + 0.0,
+            lowest_52_week_date=None if l52 is None else _from_isodate(l52),
+            trade_time=_from_timestamp(m[ttms] / 1000, UTC),
+            timestamp=_from_timestamp(m[tms] / 1000, UTC),
+            stream_type=None if stream is None else _STREAM_TYPES[stream],
+            ask_bid=None if side is None else _SIDES[side],
+            acc_ask_volume=None if ask_volume is None else ask_volume + 0.0,
+            acc_bid_volume=None if bid_volume is None else bid_volume + 0.0,
+            market_state=state,
+        )
 
-    return parse
+    return _guarded(keys, build, fallback)
 
 
 def _fast_trade(keys: Mapping[str, str], fallback: _FastParser) -> _FastParser:
-    code, sid, ttms, tp, tv, ab, pcp, c, cp = _bind(
-        keys, "code", "sequential_id", "trade_timestamp", "trade_price", "trade_volume",
+    sid, ttms, tp, tv, ab, pcp, c, cp = _bind(
+        keys, "sequential_id", "trade_timestamp", "trade_price", "trade_volume",
         "ask_bid", "prev_closing_price", "change", "change_price",
     )  # fmt: skip
     bap, bas, bbp, bbs, st = _bind(
         keys, "best_ask_price", "best_ask_size", "best_bid_price", "best_bid_size", "stream_type"
     )
 
-    def parse(m: Mapping[str, Any]) -> WsModel:
-        try:
-            market = m[code]
-            sequential_id = m[sid]
-            if market.__class__ is not str or sequential_id.__class__ is not int:
-                return fallback(m)
-            change = _CHANGES[m[c]]
-            absolute = abs(m[cp] + 0.0)
-            get = m.get
-            ask_price = get(bap)
-            ask_size = get(bas)
-            bid_price = get(bbp)
-            bid_size = get(bbs)
-            stream = get(st)
-            return Trade(
-                market=market,
-                sequential_id=sequential_id,
-                timestamp=_from_timestamp(m[ttms] / 1000, UTC),
-                trade_price=m[tp] + 0.0,
-                trade_volume=m[tv] + 0.0,
-                ask_bid=_SIDES[m[ab]],
-                prev_closing_price=m[pcp] + 0.0,
-                change_price=absolute,
-                signed_change_price=absolute * _SIGNS[change],
-                change=change,
-                best_ask_price=None if ask_price is None else ask_price + 0.0,
-                best_ask_size=None if ask_size is None else ask_size + 0.0,
-                best_bid_price=None if bid_price is None else bid_price + 0.0,
-                best_bid_size=None if bid_size is None else bid_size + 0.0,
-                stream_type=None if stream is None else _STREAM_TYPES[stream],
-            )
-        except _FAST_ERRORS:
+    def build(m: Mapping[str, Any], market: str) -> WsModel:
+        sequential_id = m[sid]
+        if sequential_id.__class__ is not int:
             return fallback(m)
+        change = _CHANGES[m[c]]
+        absolute = abs(m[cp] + 0.0)
+        get = m.get
+        ask_price = get(bap)
+        ask_size = get(bas)
+        bid_price = get(bbp)
+        bid_size = get(bbs)
+        stream = get(st)
+        return Trade(
+            market=market,
+            sequential_id=sequential_id,
+            timestamp=_from_timestamp(m[ttms] / 1000, UTC),
+            trade_price=m[tp] + 0.0,
+            trade_volume=m[tv] + 0.0,
+            ask_bid=_SIDES[m[ab]],
+            prev_closing_price=m[pcp] + 0.0,
+            change_price=absolute,
+            signed_change_price=absolute * _SIGNS[change],
+            change=change,
+            best_ask_price=None if ask_price is None else ask_price + 0.0,
+            best_ask_size=None if ask_size is None else ask_size + 0.0,
+            best_bid_price=None if bid_price is None else bid_price + 0.0,
+            best_bid_size=None if bid_size is None else bid_size + 0.0,
+            stream_type=None if stream is None else _STREAM_TYPES[stream],
+        )
 
-    return parse
+    return _guarded(keys, build, fallback)
 
 
 def _level_constructor() -> Callable[[float, float, float, float], OrderbookLevel]:
@@ -479,71 +493,59 @@ def _level_constructor() -> Callable[[float, float, float, float], OrderbookLeve
 def _fast_orderbook(
     keys: Mapping[str, str], unit_keys: Mapping[str, str], fallback: _FastParser
 ) -> _FastParser:
-    code, tms, tas, tbs, obu, lv, st = _bind(
-        keys, "code", "timestamp", "total_ask_size", "total_bid_size", "orderbook_units",
+    tms, tas, tbs, obu, lv, st = _bind(
+        keys, "timestamp", "total_ask_size", "total_bid_size", "orderbook_units",
         "level", "stream_type",
     )  # fmt: skip
     ap, a_s, bp, b_s = _bind(unit_keys, "ask_price", "ask_size", "bid_price", "bid_size")
     level_type = _level_constructor()
 
-    def parse(m: Mapping[str, Any]) -> WsModel:
-        try:
-            market = m[code]
-            if market.__class__ is not str:
-                return fallback(m)
-            levels = tuple(
-                [level_type(u[ap] + 0.0, u[a_s] + 0.0, u[bp] + 0.0, u[b_s] + 0.0) for u in m[obu]]
-            )
-            get = m.get
-            level = get(lv)
-            stream = get(st)
-            return Orderbook(
-                market=market,
-                timestamp=_from_timestamp(m[tms] / 1000, UTC),
-                total_ask_size=m[tas] + 0.0,
-                total_bid_size=m[tbs] + 0.0,
-                levels=levels,
-                level=0.0 if level is None else level + 0.0,
-                stream_type=None if stream is None else _STREAM_TYPES[stream],
-            )
-        except _FAST_ERRORS:
-            return fallback(m)
+    def build(m: Mapping[str, Any], market: str) -> WsModel:
+        levels = tuple(
+            [level_type(u[ap] + 0.0, u[a_s] + 0.0, u[bp] + 0.0, u[b_s] + 0.0) for u in m[obu]]
+        )
+        get = m.get
+        level = get(lv)
+        stream = get(st)
+        return Orderbook(
+            market=market,
+            timestamp=_from_timestamp(m[tms] / 1000, UTC),
+            total_ask_size=m[tas] + 0.0,
+            total_bid_size=m[tbs] + 0.0,
+            levels=levels,
+            level=0.0 if level is None else level + 0.0,
+            stream_type=None if stream is None else _STREAM_TYPES[stream],
+        )
 
-    return parse
+    return _guarded(keys, build, fallback)
 
 
 def _fast_candle(
     keys: Mapping[str, str], interval: CandleInterval, fallback: _FastParser
 ) -> _FastParser:
-    code, utc, tms, op, hp, lp, tp, catv, catp, st = _bind(
-        keys, "code", "candle_date_time_utc", "timestamp", "opening_price", "high_price",
+    utc, tms, op, hp, lp, tp, catv, catp, st = _bind(
+        keys, "candle_date_time_utc", "timestamp", "opening_price", "high_price",
         "low_price", "trade_price", "candle_acc_trade_volume", "candle_acc_trade_price",
         "stream_type",
     )  # fmt: skip
 
-    def parse(m: Mapping[str, Any]) -> WsModel:
-        try:
-            market = m[code]
-            if market.__class__ is not str:
-                return fallback(m)
-            stream = m.get(st)
-            return Candle(
-                market=market,
-                interval=interval,
-                start=naive_utc(m[utc]),
-                opening_price=m[op] + 0.0,
-                high_price=m[hp] + 0.0,
-                low_price=m[lp] + 0.0,
-                trade_price=m[tp] + 0.0,
-                candle_acc_trade_volume=m[catv] + 0.0,
-                candle_acc_trade_price=m[catp] + 0.0,
-                last_trade_time=_from_timestamp(m[tms] / 1000, UTC),
-                stream_type=None if stream is None else _STREAM_TYPES[stream],
-            )
-        except _FAST_ERRORS:
-            return fallback(m)
+    def build(m: Mapping[str, Any], market: str) -> WsModel:
+        stream = m.get(st)
+        return Candle(
+            market=market,
+            interval=interval,
+            start=naive_utc(m[utc]),
+            opening_price=m[op] + 0.0,
+            high_price=m[hp] + 0.0,
+            low_price=m[lp] + 0.0,
+            trade_price=m[tp] + 0.0,
+            candle_acc_trade_volume=m[catv] + 0.0,
+            candle_acc_trade_price=m[catp] + 0.0,
+            last_trade_time=_from_timestamp(m[tms] / 1000, UTC),
+            stream_type=None if stream is None else _STREAM_TYPES[stream],
+        )
 
-    return parse
+    return _guarded(keys, build, fallback)
 
 
 def _fast_parsers(simple: bool, fallback: _FastParser = _parse_ws_strict) -> dict[str, _FastParser]:

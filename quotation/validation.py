@@ -24,7 +24,7 @@ The rules and their reasons:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, time, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
@@ -100,58 +100,55 @@ def validate_markets(markets: object, *, parameter: str = "markets") -> tuple[st
 
     Duplicates are dropped, first occurrence kept, so each market is asked once.
     """
-    if isinstance(markets, str):
-        items: list[object] = [markets]
-    elif isinstance(markets, Iterable) and not isinstance(markets, bytes | bytearray | dict):
-        items = list(markets)
-    else:
-        raise InvalidRequest(
-            f"{parameter} must be a list of market codes, got {markets!r}",
-            parameter=parameter,
-            value=markets,
-        )
-    if not items:
-        raise InvalidRequest(
-            f"{parameter} must name at least one market", parameter=parameter, value=markets
-        )
-    seen: dict[str, None] = {}
-    for item in items:
+
+    def market_code(item: object) -> str:
         try:
-            code = validate_market(item, parameter=parameter)
+            return validate_market(item, parameter=parameter)
         except InvalidRequest as exc:
             raise InvalidRequest(str(exc), parameter=parameter, value=item) from None
-        seen.setdefault(code, None)
-    return tuple(seen)
+
+    return _unique_codes(markets, parameter, "market", market_code)
 
 
 def validate_quote_currencies(quotes: object) -> tuple[str, ...]:
     """A non-empty collection of quote currencies (``KRW``, ``BTC``, ``USDT``)."""
     parameter = "quote_currencies"
-    items: list[object]
-    if isinstance(quotes, str):
-        items = [quotes]
-    elif isinstance(quotes, Iterable) and not isinstance(quotes, bytes | bytearray | dict):
-        items = list(quotes)
-    else:
-        raise InvalidRequest(
-            f"{parameter} must be a list of currency codes, got {quotes!r}",
-            parameter=parameter,
-            value=quotes,
-        )
-    if not items:
-        raise InvalidRequest(
-            f"{parameter} must name at least one currency", parameter=parameter, value=quotes
-        )
-    seen: dict[str, None] = {}
-    for item in items:
+
+    def currency_code(item: object) -> str:
         if not isinstance(item, str) or _CURRENCY_RE.fullmatch(item) is None:
             raise InvalidRequest(
                 f"{parameter}: {item!r} is not an upper-case currency code like 'KRW'",
                 parameter=parameter,
                 value=item,
             )
-        seen.setdefault(item, None)
-    return tuple(seen)
+        return item
+
+    return _unique_codes(quotes, parameter, "currency", currency_code)
+
+
+def _unique_codes(
+    codes: object, parameter: str, noun: str, check: Callable[[object], str]
+) -> tuple[str, ...]:
+    """``codes`` (a collection, or one string) checked one by one, first occurrences kept.
+
+    ``noun`` names one code in the errors: ``market`` or ``currency``.
+    """
+    items: list[object]
+    if isinstance(codes, str):
+        items = [codes]
+    elif isinstance(codes, Iterable) and not isinstance(codes, bytes | bytearray | dict):
+        items = list(codes)
+    else:
+        raise InvalidRequest(
+            f"{parameter} must be a list of {noun} codes, got {codes!r}",
+            parameter=parameter,
+            value=codes,
+        )
+    if not items:
+        raise InvalidRequest(
+            f"{parameter} must name at least one {noun}", parameter=parameter, value=codes
+        )
+    return tuple(dict.fromkeys(check(item) for item in items))
 
 
 def validate_is_details(is_details: object) -> bool:

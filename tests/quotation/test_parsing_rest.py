@@ -31,6 +31,7 @@ from quotation.parsing import (
     parse_tickers,
     parse_trades,
 )
+from tests.quotation.examples import REMOVE, changed
 from tests.quotation.recordings import Cassette, load_cassettes
 
 pytestmark = pytest.mark.timeout(10)
@@ -382,20 +383,6 @@ INSTRUMENT: dict[str, Any] = {
     "tick_size": "1000",
     "supported_levels": ["0", "10000", "100000"],
 }
-
-
-def changed(item: dict[str, Any], **fields: object) -> dict[str, Any]:
-    """A deep copy of ``item`` with ``fields`` set (or removed where the value is ``REMOVE``)."""
-    result = copy.deepcopy(item)
-    for key, value in fields.items():
-        if value is REMOVE:
-            result.pop(key, None)
-        else:
-            result[key] = value
-    return result
-
-
-REMOVE = object()
 
 
 def test_unknown_extra_fields_are_ignored_in_every_payload() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from collections import Counter
 from datetime import UTC, date, datetime
@@ -31,6 +30,7 @@ from quotation.wire_keys import (
     to_default_keys,
     to_simple_keys,
 )
+from tests.quotation.examples import REMOVE, WS_CANDLE, WS_ORDERBOOK, WS_TICKER, WS_TRADE, changed
 from tests.quotation.recordings import WsSession, load_ws_log, ws_logs
 
 pytestmark = pytest.mark.timeout(10)
@@ -170,60 +170,7 @@ def test_recorded_trades_are_unique_by_sequential_id(recorded: list[dict[str, An
     assert len({(t.market, t.sequential_id) for t in trades}) == len(trades)
 
 
-# --- documented examples (upbit-api.md §3.5) -----------------------------------------------------
-
-WS_TICKER: dict[str, Any] = {
-    "type": "ticker", "code": "KRW-BTC", "opening_price": 102417000.0,
-    "high_price": 103988000.0, "low_price": 101150000.0, "trade_price": 103493000.0,
-    "prev_closing_price": 102417000.0, "change": "RISE", "change_price": 1076000.0,
-    "signed_change_price": 1076000.0, "change_rate": 0.0105060683,
-    "signed_change_rate": 0.0105060683, "trade_volume": 0.00094678,
-    "acc_trade_volume": 1024.30599241, "acc_trade_volume_24h": 1587.73606087,
-    "acc_trade_price": 104890185475.22821, "acc_trade_price_24h": 162997300132.123,
-    "trade_date": "20260311", "trade_time": "144058", "trade_timestamp": 1773240058930,
-    "ask_bid": "BID", "acc_ask_volume": 512.1, "acc_bid_volume": 512.2,
-    "highest_52_week_price": 179869000.0, "highest_52_week_date": "2025-10-09",
-    "lowest_52_week_price": 89000000.0, "lowest_52_week_date": "2026-02-06",
-    "market_state": "ACTIVE", "is_trading_suspended": False, "delisting_date": None,
-    "market_warning": "NONE", "timestamp": 1773240058973, "stream_type": "REALTIME",
-}  # fmt: skip
-WS_TRADE: dict[str, Any] = {
-    "type": "trade", "code": "KRW-BTC", "trade_price": 103460000.0, "trade_volume": 0.004,
-    "ask_bid": "ASK", "prev_closing_price": 102417000.0, "change": "RISE",
-    "change_price": 1043000.0, "trade_date": "2026-03-11", "trade_time": "14:40:59",
-    "trade_timestamp": 1773240059095, "timestamp": 1773240059120,
-    "sequential_id": 17732400590950000, "best_ask_price": 103493000,
-    "best_ask_size": 0.04910155, "best_bid_price": 103460000, "best_bid_size": 0.004,
-    "stream_type": "REALTIME",
-}  # fmt: skip
-WS_ORDERBOOK: dict[str, Any] = {
-    "type": "orderbook", "code": "KRW-BTC", "timestamp": 1773240059027,
-    "total_ask_size": 4.17884094, "total_bid_size": 2.29686376,
-    "orderbook_units": [
-        {"ask_price": 103493000, "bid_price": 103460000, "ask_size": 0.04910155, "bid_size": 0.004}
-    ],
-    "level": 0, "stream_type": "SNAPSHOT",
-}  # fmt: skip
-WS_CANDLE: dict[str, Any] = {
-    "type": "candle.1s", "code": "KRW-USDT", "candle_date_time_utc": "2025-04-22T09:50:34",
-    "candle_date_time_kst": "2025-04-22T18:50:34", "opening_price": 1438, "high_price": 1438,
-    "low_price": 1438, "trade_price": 1438, "candle_acc_trade_volume": 1145.8935,
-    "candle_acc_trade_price": 1647794.853, "timestamp": 1745315434125,
-    "stream_type": "REALTIME",
-}  # fmt: skip
-
-REMOVE = object()
-
-
-def changed(message: dict[str, Any], **fields: object) -> dict[str, Any]:
-    """A deep copy of ``message`` with ``fields`` set (or removed where the value is ``REMOVE``)."""
-    result = copy.deepcopy(message)
-    for key, value in fields.items():
-        if value is REMOVE:
-            result.pop(key, None)
-        else:
-            result[key] = value
-    return result
+# --- documented examples (upbit-api.md §3.5, in tests/quotation/examples.py) --------------------
 
 
 def both_formats(message: dict[str, Any]) -> list[dict[str, Any]]:

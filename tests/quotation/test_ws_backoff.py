@@ -13,27 +13,9 @@ from quotation.websocket import CloseReason, WebSocketClient, WebSocketConfig, W
 from quotation.ws_backoff import BackoffPolicy, backoff_ceiling, backoff_delay
 from quotation.ws_pacing import Pacer, RateWindow, pacing_delay
 from quotation.ws_subscription import DataType, Subscription
+from tests.quotation.fakes import ManualClock
 
 pytestmark = pytest.mark.timeout(10)
-
-
-class FakeClock:
-    """A clock whose sleep only advances time."""
-
-    def __init__(self) -> None:
-        self._now = 1000.0
-        self._lock = threading.Lock()
-
-    def monotonic(self) -> float:
-        with self._lock:
-            return self._now
-
-    def time(self) -> float:
-        return self.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self._now += max(0.0, seconds)
 
 
 def scripted(values: list[float], then: float = 0.5) -> Iterator[float]:
@@ -88,7 +70,7 @@ def _config(policy: BackoffPolicy, limits: tuple[RateWindow, ...]) -> WebSocketC
 def _run_failing_client(
     config: WebSocketConfig, randoms: Iterator[float], attempts_wanted: int
 ) -> tuple[list[float], WebSocketClient]:
-    clock = FakeClock()
+    clock = ManualClock()
     attempts: list[float] = []
     enough = threading.Event()
 

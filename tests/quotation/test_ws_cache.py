@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from quotation.models import (
     Candle,
     CandleInterval,
-    Change,
     Orderbook,
     OrderbookLevel,
     Side,
@@ -20,25 +19,13 @@ from quotation.models import (
 from quotation.ws_cache import StreamCache
 from quotation.ws_dedup import TradeDeduper
 from quotation.ws_subscription import DataType
+from tests.quotation.examples import T0, example_trade
 
 pytestmark = pytest.mark.timeout(5)
 
-T0 = datetime(2026, 3, 11, 14, 40, tzinfo=UTC)
-
 
 def trade(sid: int, seconds: float = 0.0, market: str = "KRW-BTC") -> Trade:
-    return Trade(
-        market=market,
-        sequential_id=sid,
-        timestamp=T0 + timedelta(seconds=seconds),
-        trade_price=100.0,
-        trade_volume=1.0,
-        ask_bid=Side.BID,
-        prev_closing_price=99.0,
-        change_price=1.0,
-        signed_change_price=1.0,
-        change=Change.RISE,
-    )
+    return example_trade(sid, T0 + timedelta(seconds=seconds), market=market, ask_bid=Side.BID)
 
 
 def candle(start_minute: int, close: float) -> Candle:

@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from quotation.errors import TransportError
-from quotation.models import Change, Side, Trade
-from quotation.ws_gapfill import fill_trade_gap
+from quotation.models import Trade
+from quotation.ws_gapfill import GapFill, fill_trade_gap
+from tests.quotation.examples import T0, example_trade
 
 pytestmark = pytest.mark.timeout(5)
 
-T0 = datetime(2026, 3, 11, 14, 40, tzinfo=UTC)
-
 
 def trade(sid: int) -> Trade:
-    return Trade(
-        market="KRW-BTC",
-        sequential_id=sid,
-        timestamp=T0 + timedelta(milliseconds=sid),
-        trade_price=100.0,
-        trade_volume=1.0,
-        ask_bid=Side.ASK,
-        prev_closing_price=99.0,
-        change_price=1.0,
-        signed_change_price=1.0,
-        change=Change.RISE,
-    )
+    """Trade ``sid``, ``sid`` ms after T0: ids and times rise together."""
+    return example_trade(sid, T0 + timedelta(milliseconds=sid))
 
 
 class FakeTrades:
@@ -46,15 +35,30 @@ class FakeTrades:
         return older[::-1][:count]
 
 
+def fill(
+    source: FakeTrades,
+    last_known: int,
+    first_new: int,
+    *,
+    page_size: int,
+    also_known: frozenset[int] = frozenset(),
+) -> GapFill:
+    """Fill the gap between trades ``last_known`` and ``first_new``.
+
+    Known are every id up to ``last_known`` and those in ``also_known``.
+    """
+    return fill_trade_gap(
+        source,
+        last_known=trade(last_known),
+        first_new=trade(first_new),
+        is_known=lambda sid: sid <= last_known or sid in also_known,
+        page_size=page_size,
+    )
+
+
 def test_missed_trades_are_fetched_across_pages_oldest_first() -> None:
     source = FakeTrades(range(1, 101))
-    result = fill_trade_gap(
-        source,
-        last_known=trade(40),
-        first_new=trade(80),
-        is_known=lambda sid: sid <= 40,
-        page_size=10,
-    )
+    result = fill(source, 40, 80, page_size=10)
     assert [t.sequential_id for t in result.trades] == list(range(41, 80))
     assert result.gap is None
     assert source.calls[0] == (10, 80)
@@ -62,26 +66,13 @@ def test_missed_trades_are_fetched_across_pages_oldest_first() -> None:
 
 def test_trades_already_seen_are_not_returned_again() -> None:
     source = FakeTrades(range(1, 101))
-    seen = {45, 46, 47}
-    result = fill_trade_gap(
-        source,
-        last_known=trade(40),
-        first_new=trade(50),
-        is_known=lambda sid: sid <= 40 or sid in seen,
-        page_size=500,
-    )
+    result = fill(source, 40, 50, page_size=500, also_known=frozenset({45, 46, 47}))
     assert [t.sequential_id for t in result.trades] == [41, 42, 43, 44, 48, 49]
 
 
 def test_a_rest_failure_marks_the_hole_that_remains() -> None:
     source = FakeTrades(range(1, 101), fail_after=1)
-    result = fill_trade_gap(
-        source,
-        last_known=trade(40),
-        first_new=trade(80),
-        is_known=lambda sid: sid <= 40,
-        page_size=10,
-    )
+    result = fill(source, 40, 80, page_size=10)
     assert [t.sequential_id for t in result.trades] == list(range(70, 80))
     gap = result.gap
     assert gap is not None
@@ -116,13 +107,7 @@ def test_without_a_trade_source_the_hole_is_marked() -> None:
 
 def test_history_that_ends_before_the_last_known_trade_is_a_hole() -> None:
     source = FakeTrades(range(50, 101))
-    result = fill_trade_gap(
-        source,
-        last_known=trade(40),
-        first_new=trade(60),
-        is_known=lambda sid: sid <= 40,
-        page_size=100,
-    )
+    result = fill(source, 40, 60, page_size=100)
     assert [t.sequential_id for t in result.trades] == list(range(50, 60))
     assert result.gap is not None
     assert result.gap.before_sequential_id == 50
