@@ -22,7 +22,7 @@ RateLimited        429 (the group is paused with backoff), or no limiter slot wi
                    ``RestConfig.max_wait``
 Banned             418: every REST call of the process is paused until ``until``
 ServerError        5xx or another unexpected status (``status``, ``body``)
-TransportError     connect/read timeout, refused, reset, black hole, broken body
+TransportError     connect/read/total timeout, refused, reset, black hole, broken body
 FormatError        the body is not JSON, or not the payload the endpoint promises
 =================  ====================================================================
 
@@ -30,10 +30,21 @@ Retries: by default the client retries only a 429, once, after the group's
 pause, and only if the pause fits in ``max_wait``; it never retries a 4xx, a
 418 or a malformed answer. 5xx and transport retries are off by default (the
 caller — the router or the fallback — decides) and can be turned on in
-:class:`RestConfig`. A call therefore ends within about ``max_wait`` plus
-``(connect_timeout + read_timeout)`` per attempt; ``read_timeout`` is the
-longest silence while reading (``requests`` semantics), so a black hole ends
-after it.
+:class:`RestConfig`.
+
+How long a call can take: every HTTP exchange (one attempt) has a hard
+``total_timeout``, counted on the injected clock from handing the request to
+the session (connecting included) to the last byte of the body. The body is
+read as it arrives, the deadline checked before every read, and the socket's
+read timeout shrunk to the time left, so a server that trickles its answer a
+byte at a time is cut off about at the deadline (a ``TransportError`` naming
+the total timeout and the path; the connection is closed, not reused).
+Independently, ``read_timeout`` is the longest silence while waiting or reading
+(``requests`` semantics; capped at ``total_timeout``), so a black hole ends after
+it and ``connect_timeout`` bounds connecting. A call therefore ends within about
+``max_wait`` plus ``total_timeout`` per attempt. One gap: while the status line
+and headers arrive only silences are bounded, so a server dripping its *headers*
+is cut off just after they are complete.
 
 Order of results: candles are returned **oldest first** (ascending
 ``start``), however many pages they took; tickers, orderbooks and instruments
@@ -54,6 +65,7 @@ from urllib.parse import quote, urlencode
 
 import orjson
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from quotation.clock import Clock, SystemClock
@@ -117,6 +129,10 @@ logger = logging.getLogger(__name__)
 UPBIT_REST_URL = "https://api.upbit.com/v1"
 """Upbit's Quotation REST base (Korea)."""
 
+_READ_SIZE = 65536
+"""Most bytes taken from the connection per read (an explicit size makes urllib3 check that
+the whole ``Content-Length`` came, so a cut body is a ``TransportError``, not a short body)."""
+
 _T = TypeVar("_T")
 Params = list[tuple[str, str]]
 
@@ -130,6 +146,9 @@ class RestConfig:
     """Seconds to establish a connection."""
     read_timeout: float = 5.0
     """Longest silence while waiting for or reading an answer (a black hole ends after it)."""
+    total_timeout: float = 15.0
+    """Longest one HTTP exchange may take, from sending to the last byte of the body; a
+    server that trickles bytes is cut off (``TransportError``) once it is passed."""
     max_wait: float = 10.0
     """Longest total wait for the rate limiter (slots, 429 pauses, bans) within one call."""
     rate_limit_retries: int = 1
@@ -151,7 +170,7 @@ class RestConfig:
     def __post_init__(self) -> None:
         if not self.base_url.startswith(("http://", "https://")):
             raise ValueError(f"RestConfig.base_url must be an http(s) URL, got {self.base_url!r}")
-        for name in ("connect_timeout", "read_timeout"):
+        for name in ("connect_timeout", "read_timeout", "total_timeout"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"RestConfig.{name} must be > 0, got {getattr(self, name)!r}")
         for name in ("max_wait", "default_ban"):
@@ -252,7 +271,8 @@ class RestClient:
         session.headers["Accept"] = "application/json"
         self._session = session
         self._base = self._config.base_url.rstrip("/")
-        self._timeout = (self._config.connect_timeout, self._config.read_timeout)
+        self._read_timeout = min(self._config.read_timeout, self._config.total_timeout)
+        self._timeout = (self._config.connect_timeout, self._read_timeout)
 
     @property
     def config(self) -> RestConfig:
@@ -438,16 +458,14 @@ class RestClient:
                 endpoint.group, timeout=max(0.0, wait_until - clock.monotonic())
             )
             try:
-                response = self._session.get(url, timeout=self._timeout, allow_redirects=False)
-            except requests.RequestException as exc:
+                response, body = self._exchange(url)
+            except (requests.RequestException, urllib3.exceptions.HTTPError, _TotalTimeout) as exc:
                 permit.release(success=False)
                 if transport_errors < config.transport_error_retries:
                     transport_errors += 1
                     logger.debug("GET %s failed (%s); retrying", endpoint.path, exc)
                     continue
-                raise TransportError(
-                    f"GET {endpoint.path} failed: {type(exc).__name__}: {exc}"
-                ) from exc
+                raise _transport_error(endpoint.path, exc, config.total_timeout) from exc
             except BaseException:
                 permit.release(success=False)
                 raise
@@ -456,8 +474,8 @@ class RestClient:
             remaining = parse_remaining_req(response.headers.get("Remaining-Req"))
             permit.release(remaining, success=kind is AnswerKind.OK)
             if kind is AnswerKind.OK:
-                return response.content
-            error = parse_error_body(response.content)
+                return body
+            error = parse_error_body(body)
             if kind is AnswerKind.RATE_LIMITED:
                 group = remaining.group if remaining is not None else permit.group
                 pause = self._limiter.on_rate_limited(
@@ -502,3 +520,86 @@ class RestClient:
                 status=status,
                 body=error.message,
             )
+
+    def _exchange(self, url: str) -> tuple[requests.Response, bytes]:
+        """One GET and its whole body, within ``total_timeout`` (:class:`_TotalTimeout` if not).
+
+        The body is read with ``read1`` (whatever has arrived, one socket read at a
+        time), so the deadline is checked between reads however slowly bytes come;
+        once less than ``read_timeout`` is left, the socket's timeout is shrunk to
+        what is left, so a read waiting for a silent server ends at the deadline too.
+        Reading to the end hands the connection back to the pool (keep-alive);
+        giving up closes it.
+        """
+        deadline = self._clock.monotonic() + self._config.total_timeout
+        try:
+            response = self._session.get(
+                url, timeout=self._timeout, allow_redirects=False, stream=True
+            )
+        except requests.exceptions.ReadTimeout:
+            if self._read_timeout < self._config.read_timeout:
+                # The wait for the headers was capped at total_timeout: the deadline passed.
+                raise _TotalTimeout("no answer") from None
+            raise
+        try:
+            parts, complete = self._read_body(response.raw, deadline)
+        except BaseException:
+            response.close()
+            raise
+        if not complete:
+            response.close()
+            raise _TotalTimeout(_progress(parts, response))
+        return response, parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _read_body(
+        self, raw: urllib3.BaseHTTPResponse, deadline: float
+    ) -> tuple[list[bytes], bool]:
+        """The body's pieces so far, and whether it is complete (``False``: the deadline passed)."""
+        clock = self._clock
+        parts: list[bytes] = []
+        shrunk = False
+        try:
+            while True:
+                left = deadline - clock.monotonic()
+                if left <= 0:
+                    return parts, False
+                if left < self._read_timeout:
+                    shrunk = _shrink_read_timeout(raw, left) or shrunk
+                chunk = raw.read1(_READ_SIZE, decode_content=True)
+                if not chunk:
+                    return parts, True
+                parts.append(chunk)
+        except urllib3.exceptions.ReadTimeoutError:
+            if shrunk:  # the socket timed out at the deadline, not after read_timeout
+                return parts, False
+            raise
+
+
+class _TotalTimeout(Exception):
+    """An exchange passed ``RestConfig.total_timeout`` (the message says how far it got)."""
+
+
+def _transport_error(path: str, exc: Exception, total_timeout: float) -> TransportError:
+    if isinstance(exc, _TotalTimeout):
+        return TransportError(f"GET {path}: total timeout of {total_timeout:g} s exceeded ({exc})")
+    return TransportError(f"GET {path} failed: {type(exc).__name__}: {exc}")
+
+
+def _progress(parts: list[bytes], response: requests.Response) -> str:
+    received = sum(len(part) for part in parts)
+    expected = response.headers.get("Content-Length")
+    of = f" of {expected}" if expected is not None else ""
+    return f"HTTP {response.status_code}, {received}{of} body bytes received"
+
+
+def _shrink_read_timeout(raw: urllib3.BaseHTTPResponse, seconds: float) -> bool:
+    """Lower the socket timeout of the connection ``raw`` reads from; whether it was done."""
+    connection = raw.connection if isinstance(raw, urllib3.HTTPResponse) else None
+    sock = connection.sock if connection is not None else None
+    if sock is None:
+        return False
+    try:
+        sock.settimeout(seconds)
+    except OSError:
+        return False
+    return True

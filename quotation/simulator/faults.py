@@ -15,15 +15,23 @@ storm_429      answer 429 ``Too many API requests.`` to the next ``count`` (or a
 error          answer ``status`` to the next ``count`` requests or a seeded ``fraction``
 malformed      send broken JSON (or, ``truncated``, the first half of the real body)
 drift          add unknown fields and remove optional/deprecated ones (:data:`DRIFT_REMOVED`)
+trickle        send status and headers at once (``Content-Length`` set), then the body
+               ``chunk_bytes`` at a time every ``interval`` seconds, to the next
+               ``count`` (or all) answers
 =============  ==================================================================
 
 Order when several apply: black hole, latency, 418, 429, error; body faults
-apply to answers that would otherwise succeed.
+apply to answers that would otherwise succeed. Trickle is about delivery, not
+content: whatever the answer turns out to be (a 200, a fault's 418/429/5xx, a
+rate-limit 429), its body goes out slowly. An answer already trickling keeps its
+pace when the fault is switched off; it ends early only when the client goes
+away or the server stops.
 """
 
 from __future__ import annotations
 
 import enum
+import math
 import random
 import threading
 from collections.abc import Mapping
@@ -73,6 +81,10 @@ class FaultPlan:
     error_status: int | None = None
     body: BodyFault | None = None
     drift: bool = False
+    trickle_bytes: int = 0
+    """Send the body this many bytes at a time (0: all at once)."""
+    trickle_interval: float = 0.0
+    """Seconds between two trickled pieces."""
 
     @property
     def is_clean(self) -> bool:
@@ -95,7 +107,16 @@ class _Rule:
         return self.path_prefix is None or path.startswith(self.path_prefix)
 
 
-_KINDS = ("latency", "black_hole", "ban_418", "storm_429", "error", "malformed", "drift")
+_KINDS = (
+    "latency",
+    "black_hole",
+    "ban_418",
+    "storm_429",
+    "error",
+    "malformed",
+    "drift",
+    "trickle",
+)
 _OPTIONS: dict[str, frozenset[str]] = {
     "latency": frozenset({"seconds"}),
     "ban_418": frozenset({"seconds"}),
@@ -104,6 +125,7 @@ _OPTIONS: dict[str, frozenset[str]] = {
     "storm_429": frozenset({"count"}),
     "error": frozenset({"status", "count", "fraction"}),
     "malformed": frozenset({"count", "truncated", "fraction"}),
+    "trickle": frozenset({"chunk_bytes", "interval", "count"}),
 }
 
 
@@ -118,6 +140,7 @@ class FaultController:
         self._held_changed = threading.Condition(self._lock)
         self._rules: dict[str, _Rule] = {}
         self._held = 0
+        self._trickling = 0
         self._applied: dict[str, int] = dict.fromkeys(_KINDS, 0)
 
     # -- switching --------------------------------------------------------------------------
@@ -181,6 +204,29 @@ class FaultController:
         """Add unknown fields and drop optional ones in every (matching) answer while on."""
         self._set("drift", _Rule(path_prefix) if on else None)
 
+    def trickle(
+        self,
+        chunk_bytes: int = 1,
+        interval: float = 0.5,
+        *,
+        count: int | None = None,
+        path_prefix: str | None = None,
+    ) -> None:
+        """Send the next ``count`` (``None``: all) bodies ``chunk_bytes`` every ``interval`` s.
+
+        Status and headers go out at once; ``interval`` 0 switches it off.
+        """
+        if isinstance(chunk_bytes, bool) or not isinstance(chunk_bytes, int) or chunk_bytes < 1:
+            raise ValueError(f"trickle.chunk_bytes must be a positive integer, got {chunk_bytes!r}")
+        _check_number("trickle.interval", interval, minimum=0.0)
+        if not math.isfinite(interval):
+            raise ValueError(f"trickle.interval must be finite, got {interval!r}")
+        _check_count("trickle.count", count)
+        params: dict[str, Any] = {"chunk_bytes": chunk_bytes, "interval": float(interval)}
+        self._set(
+            "trickle", _Rule(path_prefix, remaining=count, params=params) if interval else None
+        )
+
     def clear(self, kind: str) -> None:
         """Switch one fault off by its name (``latency``, ``black_hole``, ``error`` …)."""
         if kind not in _KINDS:
@@ -204,7 +250,8 @@ class FaultController:
              "storm_429": true | {"count": 5},
              "error": {"status": 503, "count": 3} | {"status": 500, "fraction": 0.5},
              "malformed": true | {"count": 2, "truncated": true, "fraction": 0.3},
-             "drift": true}
+             "drift": true,
+             "trickle": 0.5 | {"chunk_bytes": 1, "interval": 0.5, "count": 2}}
         """
         if not isinstance(spec, Mapping):
             raise TypeError("fault spec must be a JSON object")
@@ -246,6 +293,8 @@ class FaultController:
                 self.black_hole(on, path_prefix=prefix)
             else:
                 self.field_drift(on, path_prefix=prefix)
+        elif kind == "trickle":
+            self._apply_trickle(raw, options, prefix)
         elif kind == "storm_429":
             self.storm_429(options.pop("count", None), path_prefix=prefix)
         elif kind == "error":
@@ -262,6 +311,19 @@ class FaultController:
                 path_prefix=prefix,
             )
 
+    def _apply_trickle(self, raw: Any, options: dict[str, Any], prefix: str | None) -> None:
+        interval: Any = 0.5
+        if isinstance(raw, Mapping):
+            interval = options.pop("interval", 0.5)
+        elif raw is not True:
+            interval = _number("trickle", "interval", raw, options)
+        self.trickle(
+            options.pop("chunk_bytes", 1),
+            interval,
+            count=options.pop("count", None),
+            path_prefix=prefix,
+        )
+
     def _set(self, kind: str, rule: _Rule | None) -> None:
         with self._lock:
             if rule is None:
@@ -272,7 +334,7 @@ class FaultController:
     # -- reading ----------------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
-        """The switched-on faults, how many requests each has hit, and the held requests."""
+        """The switched-on faults, how many requests each has hit, held and trickling answers."""
         now = self._clock.monotonic()
         with self._lock:
             active: dict[str, Any] = {}
@@ -290,7 +352,12 @@ class FaultController:
                     else:
                         entry[key] = value
                 active[kind] = entry
-            return {"active": active, "held": self._held, "applied": dict(self._applied)}
+            return {
+                "active": active,
+                "held": self._held,
+                "trickling": self._trickling,
+                "applied": dict(self._applied),
+            }
 
     @property
     def held(self) -> int:
@@ -302,6 +369,21 @@ class FaultController:
         """Block until at least ``count`` requests are held (``False`` on timeout)."""
         with self._held_changed:
             return self._held_changed.wait_for(lambda: self._held >= count, timeout=timeout)
+
+    @property
+    def trickling(self) -> int:
+        """Answers being trickled right now (status sent, body not yet complete)."""
+        with self._lock:
+            return self._trickling
+
+    def wait_for_trickling(self, count: int, timeout: float) -> bool:
+        """Block until exactly ``count`` answers are trickling (``False`` on timeout).
+
+        ``wait_for_trickling(0, ...)`` waits for every trickle to end (done, or cut
+        short because the client left or the server stopped).
+        """
+        with self._held_changed:
+            return self._held_changed.wait_for(lambda: self._trickling == count, timeout=timeout)
 
     def plan(self, path: str) -> FaultPlan:
         """Decide the faults for one request to ``path`` (counts it against ``count`` limits)."""
@@ -316,6 +398,11 @@ class FaultController:
             status: int | None = None
             body: BodyFault | None = None
             drift = False
+            trickle_bytes = 0
+            trickle_interval = 0.0
+            if (rule := self._matching("trickle", path)) and self._take("trickle", rule):
+                trickle_bytes = rule.params["chunk_bytes"]
+                trickle_interval = rule.params["interval"]
             if not ban:
                 storm = self._hits("storm_429", path)
             if not ban and not storm and (rule := self._matching("error", path)):
@@ -332,7 +419,17 @@ class FaultController:
             ):
                 if hit:
                     self._applied[kind] += 1
-            return FaultPlan(latency, black_hole, ban, storm, status, body, drift)
+            return FaultPlan(
+                latency,
+                black_hole,
+                ban,
+                storm,
+                status,
+                body,
+                drift,
+                trickle_bytes,
+                trickle_interval,
+            )
 
     def _matching(self, kind: str, path: str) -> _Rule | None:
         rule = self._rules.get(kind)
@@ -380,6 +477,16 @@ class FaultController:
     def hold_ended(self) -> None:
         with self._held_changed:
             self._held -= 1
+            self._held_changed.notify_all()
+
+    def trickle_started(self) -> None:
+        with self._held_changed:
+            self._trickling += 1
+            self._held_changed.notify_all()
+
+    def trickle_ended(self) -> None:
+        with self._held_changed:
+            self._trickling -= 1
             self._held_changed.notify_all()
 
 

@@ -4,20 +4,22 @@ Every ``/v1`` answer goes through one pipeline (:meth:`RestApi._serve`) that app
 fault plan (black hole, latency, 418, 429, error status), the Upbit-like rate
 limit, the handler, and the body faults (drift, malformed or truncated JSON),
 and stamps Upbit's headers (``Content-Type: application/json;charset=UTF-8``,
-``Remaining-Req``, ``Limit-By-Ip``). Handlers only validate parameters, read the
+``Remaining-Req``, ``Limit-By-Ip``); the trickle fault then sends whichever
+answer came out slowly. Handlers only validate parameters, read the
 engine and return the payload. ``/_sim/`` routes are never limited or faulted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http
 import logging
 import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 from aiohttp import web
@@ -68,6 +70,8 @@ _BASE_HEADERS = {
     "Expires": "0",
     "Limit-By-Ip": "Yes",
 }
+_POLL_SECONDS = 0.05
+"""How often a trickling answer looks whether its client is still there."""
 _DAY_MS = 86_400_000
 _MAX_CANDLES = 200
 _MAX_TRADES = 500
@@ -162,7 +166,7 @@ class RestApi:
         return app
 
     def begin_stop(self) -> None:
-        """Release every black-holed request (their connections are dropped unanswered)."""
+        """Drop every black-holed request unanswered and cut every trickling answer short."""
         if self._stopping is not None:
             self._stopping.set()
 
@@ -176,6 +180,14 @@ class RestApi:
 
     async def _serve(self, request: web.Request, group: str, reader: Reader) -> web.StreamResponse:
         plan = self.faults.plan(request.path)
+        answer = await self._answer(request, group, reader, plan)
+        if plan.trickle_bytes > 0:
+            return await self._trickle(request, answer, plan)
+        return answer
+
+    async def _answer(
+        self, request: web.Request, group: str, reader: Reader, plan: FaultPlan
+    ) -> web.Response:
         if not plan.is_clean:
             early = await self._apply_early_faults(request, plan, group)
             if early is not None:
@@ -212,7 +224,7 @@ class RestApi:
 
     async def _apply_early_faults(
         self, request: web.Request, plan: FaultPlan, group: str
-    ) -> web.StreamResponse | None:
+    ) -> web.Response | None:
         if plan.black_hole:
             await self._hold(request)
         if plan.latency > 0:
@@ -250,6 +262,35 @@ class RestApi:
             if request.transport is not None:
                 request.transport.abort()
             raise asyncio.CancelledError
+
+    async def _trickle(
+        self, request: web.Request, answer: web.Response, plan: FaultPlan
+    ) -> web.StreamResponse:
+        """Send ``answer``'s status and headers now, then its body piece by piece.
+
+        Ends early, dropping the connection, when the client has gone or the server stops.
+        """
+        stopping = self._stopping
+        if stopping is None:
+            raise RuntimeError("application() was not called")
+        body = answer.body
+        if not isinstance(body, bytes | bytearray):
+            raise TypeError(f"cannot trickle a {type(body).__name__} body")
+        stream = web.StreamResponse(status=answer.status, headers=answer.headers)
+        stream.content_length = len(body)
+        self.faults.trickle_started()
+        try:
+            await stream.prepare(request)
+            step = plan.trickle_bytes
+            for start in range(0, len(body), step):
+                await _pause(request, plan.trickle_interval, stopping)
+                await stream.write(bytes(body[start : start + step]))
+            await stream.write_eof()
+        except ConnectionError:  # the client went away between two checks
+            _drop(request)
+        finally:
+            self.faults.trickle_ended()
+        return stream
 
     # -- parameters -------------------------------------------------------------------------
 
@@ -452,6 +493,28 @@ def _respond(status: int, body: bytes, group: str, remaining: int) -> web.Respon
     headers["Content-Type"] = _JSON
     headers["Remaining-Req"] = f"group={group}; min=600; sec={remaining}"
     return web.Response(status=status, body=body, headers=headers)
+
+
+async def _pause(request: web.Request, seconds: float, stopping: asyncio.Event) -> None:
+    """Wait ``seconds``, but drop the request as soon as its client goes or the server stops."""
+    loop = asyncio.get_running_loop()
+    until = loop.time() + seconds
+    while True:
+        transport = request.transport
+        if stopping.is_set() or transport is None or transport.is_closing():
+            _drop(request)
+        left = until - loop.time()
+        if left <= 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), timeout=min(left, _POLL_SECONDS))
+
+
+def _drop(request: web.Request) -> NoReturn:
+    """Abandon a request mid-answer: close its connection at once and end the handler."""
+    if request.transport is not None:
+        request.transport.abort()
+    raise asyncio.CancelledError
 
 
 def _too_many(group: str) -> web.Response:

@@ -16,8 +16,6 @@ from tests.quotation.fakes import ManualClock
 pytestmark = pytest.mark.timeout(30)
 
 
-
-
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
@@ -303,6 +301,11 @@ def test_control_routes_are_never_faulted(sim: Simulator) -> None:
         ({"error": {"status": 500, "count": 0}}, "count"),
         ({"malformed": {"fraction": 2}}, "fraction"),
         ({"drift": {"on": True, "colour": "red"}}, "colour"),
+        ({"trickle": {"chunk_bytes": 0}}, "chunk_bytes"),
+        ({"trickle": {"interval": -1}}, "interval"),
+        ({"trickle": {"interval": "slow"}}, "interval"),
+        ({"trickle": {"interval": 0.1, "count": 0}}, "count"),
+        ({"trickle": {"speed": 1}}, "speed"),
         ([1, 2], "object"),
     ],
 )
@@ -347,3 +350,136 @@ def test_fault_controller_is_safe_to_switch_from_many_threads() -> None:
         thread.join(20)
     assert errors == []
     assert faults.snapshot()["active"] == {}
+
+
+# -- trickle --------------------------------------------------------------------------------
+
+
+def test_a_trickled_answer_is_the_exact_body_with_its_length_announced(sim: Simulator) -> None:
+    whole = ticker(sim)
+    sim.faults.trickle(chunk_bytes=100, interval=0.01)
+    trickled = ticker(sim)
+    assert trickled.status_code == 200
+    assert trickled.content == whole.content
+    assert trickled.headers["Content-Length"] == str(len(whole.content))
+    assert trickled.headers["Content-Type"] == "application/json;charset=UTF-8"
+    assert trickled.headers["Remaining-Req"] == whole.headers["Remaining-Req"]
+    assert sim.faults.snapshot()["applied"]["trickle"] == 1
+    # The client may have the last byte before the server's handler has returned.
+    assert sim.faults.wait_for_trickling(0, timeout=10)
+
+
+def test_a_trickled_answer_sends_status_and_headers_before_its_body(sim: Simulator) -> None:
+    sim.faults.trickle(chunk_bytes=1, interval=30.0)
+    # The first body byte is 30 s away; the status and headers are not.
+    with requests.get(
+        f"{sim.base_url}/ticker", params={"markets": "KRW-BTC"}, timeout=10, stream=True
+    ) as response:
+        assert response.status_code == 200
+        assert int(response.headers["Content-Length"]) > 0
+        assert sim.faults.wait_for_trickling(1, timeout=10)
+    # The client hung up: the server stops trickling without waiting out the interval.
+    assert sim.faults.wait_for_trickling(0, timeout=10)
+
+
+def test_a_trickle_for_a_count_then_whole_answers(sim: Simulator) -> None:
+    sim.faults.trickle(chunk_bytes=200, interval=0.01, count=1)
+    assert sim.faults.snapshot()["active"]["trickle"] == {
+        "path_prefix": None,
+        "remaining": 1,
+        "chunk_bytes": 200,
+        "interval": 0.01,
+    }
+    assert ticker(sim).status_code == 200
+    assert "trickle" not in sim.faults.snapshot()["active"]
+    assert ticker(sim).status_code == 200
+    assert sim.faults.snapshot()["applied"]["trickle"] == 1
+
+
+def test_a_trickle_scoped_to_a_prefix_spares_other_paths(sim: Simulator) -> None:
+    sim.faults.trickle(chunk_bytes=200, interval=0.01, path_prefix="/v1/ticker")
+    assert orderbook(sim).status_code == 200
+    assert sim.faults.snapshot()["applied"]["trickle"] == 0
+    assert ticker(sim).status_code == 200
+    assert sim.faults.snapshot()["applied"]["trickle"] == 1
+
+
+def test_a_trickle_also_slows_a_fault_answer(sim: Simulator) -> None:
+    sim.faults.fail_next(1, status=503)
+    sim.faults.trickle(chunk_bytes=5, interval=0.01)
+    answer = ticker(sim)
+    assert answer.status_code == 503
+    assert answer.json() == {"error": {"name": 503, "message": "Service Unavailable"}}
+    assert sim.faults.snapshot()["applied"]["trickle"] == 1
+
+
+def test_a_trickle_is_switched_off_by_interval_zero_or_clear(sim: Simulator) -> None:
+    sim.faults.trickle(chunk_bytes=1, interval=0.5)
+    sim.faults.trickle(chunk_bytes=1, interval=0)
+    assert "trickle" not in sim.faults.snapshot()["active"]
+    sim.faults.trickle(chunk_bytes=1, interval=0.5)
+    sim.faults.clear("trickle")
+    assert sim.faults.snapshot()["active"] == {}
+    assert ticker(sim).status_code == 200
+    assert sim.faults.snapshot()["applied"]["trickle"] == 0
+
+
+def test_a_trickle_switched_over_http_shows_in_the_snapshot(sim: Simulator) -> None:
+    whole = ticker(sim).content
+    response = control(sim, "/faults", {"trickle": {"chunk_bytes": 64, "interval": 0.01}})
+    assert response.status_code == 200
+    assert response.json()["active"]["trickle"] == {
+        "path_prefix": None,
+        "chunk_bytes": 64,
+        "interval": 0.01,
+    }
+    assert ticker(sim).content == whole
+    assert requests.get(f"{sim.control_url}/faults", timeout=10).json()["applied"]["trickle"] == 1
+    control(sim, "/faults", {"trickle": 0})
+    assert active(sim) == {}
+
+
+def test_a_trickle_given_as_a_number_is_its_interval(sim: Simulator) -> None:
+    sim.faults.configure({"trickle": 0.25})
+    assert sim.faults.snapshot()["active"]["trickle"]["interval"] == 0.25
+    assert sim.faults.snapshot()["active"]["trickle"]["chunk_bytes"] == 1
+    sim.faults.configure({"trickle": True})
+    assert sim.faults.snapshot()["active"]["trickle"]["interval"] == 0.5
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"chunk_bytes": 0}, "chunk_bytes"),
+        ({"chunk_bytes": 1.5}, "chunk_bytes"),
+        ({"chunk_bytes": True}, "chunk_bytes"),
+        ({"interval": -0.1}, "interval"),
+        ({"interval": float("inf")}, "interval"),
+        ({"count": 0}, "count"),
+    ],
+)
+def test_bad_trickle_options_are_refused_naming_the_option(
+    options: dict[str, Any], named: str
+) -> None:
+    faults = FaultController(seed=1)
+    with pytest.raises(ValueError, match=named):
+        faults.trickle(**options)
+    with pytest.raises(ValueError, match=named):
+        faults.configure({"trickle": options})
+    assert faults.snapshot()["active"] == {}
+
+
+@pytest.mark.timeout(20)
+def test_stop_does_not_hang_on_a_trickling_answer(
+    sim_factory: Callable[..., Simulator], background: list[Background]
+) -> None:
+    sim = sim_factory(seed=1, auto_trade=True)
+    sim.faults.trickle(chunk_bytes=1, interval=30.0)
+    jobs = [Background(lambda: ticker(sim, timeout=60)) for _ in range(2)]
+    background.extend(jobs)
+    assert sim.faults.wait_for_trickling(2, timeout=10)
+    sim.stop()
+    assert sim.faults.trickling == 0
+    for job in jobs:
+        assert job.join(10)
+        assert isinstance(job.outcome, requests.RequestException)
