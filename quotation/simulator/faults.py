@@ -219,8 +219,6 @@ class FaultController:
         if isinstance(chunk_bytes, bool) or not isinstance(chunk_bytes, int) or chunk_bytes < 1:
             raise ValueError(f"trickle.chunk_bytes must be a positive integer, got {chunk_bytes!r}")
         _check_number("trickle.interval", interval, minimum=0.0)
-        if not math.isfinite(interval):
-            raise ValueError(f"trickle.interval must be finite, got {interval!r}")
         _check_count("trickle.count", count)
         params: dict[str, Any] = {"chunk_bytes": chunk_bytes, "interval": float(interval)}
         self._set(
@@ -506,6 +504,8 @@ def _check_number(
 ) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
     if value < minimum or (maximum is not None and value > maximum):
         raise ValueError(f"{name} out of range: {value!r}")
 

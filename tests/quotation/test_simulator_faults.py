@@ -469,6 +469,24 @@ def test_bad_trickle_options_are_refused_naming_the_option(
     assert faults.snapshot()["active"] == {}
 
 
+@pytest.mark.parametrize(
+    ("switch", "named"),
+    [
+        (lambda f: f.set_latency(float("inf")), "latency.seconds"),
+        (lambda f: f.ban_418(float("nan")), "ban_418.seconds"),
+        (lambda f: f.fail_fraction(float("nan")), "error.fraction"),
+        (lambda f: f.malformed_json(fraction=float("nan")), "malformed.fraction"),
+    ],
+)
+def test_non_finite_fault_numbers_are_refused_naming_the_option(
+    switch: Callable[[FaultController], None], named: str
+) -> None:
+    faults = FaultController(seed=1)
+    with pytest.raises(ValueError, match=named):
+        switch(faults)
+    assert faults.snapshot()["active"] == {}
+
+
 @pytest.mark.timeout(20)
 def test_stop_does_not_hang_on_a_trickling_answer(
     sim_factory: Callable[..., Simulator], background: list[Background]
