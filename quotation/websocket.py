@@ -9,12 +9,23 @@ another thread and can never stall the socket) is :mod:`quotation.ws_ingest`.
 
 Lifecycle of one connection (see :class:`ConnectionState`)::
 
-    CONNECTING ─► SUBSCRIBED ─(first data)─► LIVE ─(close/error/dead)─► BACKING_OFF ─► CONNECTING
-                      │                                                      ▲
-                      └────────────────(close/error/dead)────────────────────┘
+    IDLE ─(non-empty subscriptions)─► CONNECTING ─► SUBSCRIBED ─(first data)─► LIVE
+      ▲                                  ▲              │                         │
+      │                                  │              └──(close/error/dead)─────┤
+      │                                  └─────────── BACKING_OFF ◄───────────────┘
+      └──────(subscriptions emptied: a deliberate close, from any state)──────────┘
     an error frame (WRONG_FORMAT, NO_TICKET, …) ─► REJECTED (no retry: the request is wrong)
 
 Rules:
+
+* A client without subscriptions is IDLE: it does not connect, uses no connect
+  slot and its receive thread sleeps on a condition until
+  :meth:`~WebSocketClient.set_subscriptions` gives it a non-empty set (or
+  :meth:`~WebSocketClient.stop`). This is how the WebSocket fallback stands by.
+  Emptying the set of a connected client closes the connection cleanly (close
+  frame 1000) at the receive loop's next liveness tick and returns to IDLE: a
+  deliberate close (:attr:`CloseReason.UNSUBSCRIBED`), not a failure — no
+  backoff, no gap fill, and the next connection is a fresh start, not a recovery.
 
 * Every (re)connect sends the *full* subscription set in one request frame with a
   new ticket. Connects are paced (Upbit: 5/s) and so are sent messages (5/s,
@@ -37,6 +48,13 @@ Rules:
   consumers see the missed trades first; a hole that could not be filled is
   delivered and cached as a :class:`~quotation.models.TradeGap`. While fills are
   pending the receive loop wakes every ``_MERGE_POLL`` seconds to merge them.
+* Gaps are holes in a *subscribed* stream. A market dropped from the realtime
+  trade subscription (or every market, when the set is emptied) is forgotten:
+  no gap is expected for it, and when it is subscribed again it starts fresh
+  from its first new trade (what traded while it was unsubscribed is not a hole
+  and is not fetched). Trade ids stay remembered, so a trade already delivered
+  is never delivered again. Fills still pending when the connection is closed on
+  purpose are given up and their holes marked, as on :meth:`~WebSocketClient.stop`.
 """
 
 from __future__ import annotations
@@ -123,6 +141,11 @@ def default_connector(url: str, timeout: float) -> WebSocketLike:
 class WebSocketClient:
     """One Upbit WebSocket connection, its liveness, recovery and realtime cache.
 
+    With no subscriptions (``config.subscriptions`` empty, or emptied later by
+    :meth:`set_subscriptions`) the started client stays IDLE without a
+    connection; ``status()`` then shows ``state=IDLE``, ``subscriptions=0`` and
+    ``idle_since``, so a health probe can tell "idle by design" from "down".
+
     ``trade_source`` (e.g. a ``RestClient``) fills missed trades after reconnects;
     without one, holes are only marked. ``clock``, ``random`` and ``connector``
     are injected for tests and never patched.
@@ -160,6 +183,9 @@ class WebSocketClient:
         )
         self._subscriptions = config.subscriptions
         self._resubscribe = False
+        self._resume = False
+        """True while the next connection continues a stream that broke (gaps expected,
+        counted as a recovery once live); False for a fresh start (first, or after idle)."""
 
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -179,6 +205,7 @@ class WebSocketClient:
         self._last_error: str | None = None
         self._connected_at: float | None = None
         self._live_at: float | None = None
+        self._idle_since: float | None = None
         self._unanswered_since: float | None = None
         self._last_received = 0.0
         self._last_ping = 0.0
@@ -227,6 +254,7 @@ class WebSocketClient:
 
     @property
     def subscriptions(self) -> tuple[Subscription, ...]:
+        """The subscription set asked for (empty: the client is, or is going, idle)."""
         return self._subscriptions
 
     def add_consumer(self, consumer: BatchConsumer[StreamItem]) -> Callable[[], None]:
@@ -238,7 +266,11 @@ class WebSocketClient:
         return self._dispatcher.add_consumer(consumer)
 
     def start(self) -> None:
-        """Start the receive and delivery threads; returns at once (idempotent)."""
+        """Start the receive and delivery threads; returns at once (idempotent).
+
+        Without subscriptions the receive thread does not connect: it waits, IDLE,
+        for :meth:`set_subscriptions` or :meth:`stop`.
+        """
         with self._lock:
             if self._thread is not None:
                 return
@@ -250,27 +282,33 @@ class WebSocketClient:
             self._gap_filler.start()
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Close the connection and stop the threads (idempotent).
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Close the connection and stop the threads (idempotent); True if they ended in time.
 
-        Each thread is given at most ``timeout`` seconds. Gap fills still pending are
-        abandoned (their holes marked, held trades delivered); a REST call in flight
-        on the gap-fill worker is not waited for beyond that (the thread is a daemon).
+        Each thread is given at most ``timeout`` seconds; an idle client's receive
+        thread is woken at once. Gap fills still pending are abandoned (their holes
+        marked, held trades delivered); a REST call in flight on the gap-fill worker
+        is not waited for beyond that (the thread is a daemon). Returns False if the
+        receive thread or the gap-fill worker was still running after its timeout.
         """
         self._stop.set()
-        with self._lock:
+        with self._changed:
             ws = self._ws
             thread = self._thread
             self._thread = None
+            self._changed.notify_all()  # wakes an idle receive thread
         if ws is not None:
             _abort(ws)
+        ended = True
         if self._gap_filler is not None:
             # Before joining the receive thread: a fill stops at its next page.
-            self._gap_filler.stop(timeout)
+            ended = self._gap_filler.stop(timeout)
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
+            ended = ended and not thread.is_alive()
         self._dispatcher.stop(timeout)
         self._set_state(ConnectionState.STOPPED)
+        return ended
 
     def __enter__(self) -> WebSocketClient:
         self.start()
@@ -288,18 +326,35 @@ class WebSocketClient:
             _abort(ws)
 
     def set_subscriptions(self, subscriptions: Sequence[Subscription]) -> None:
-        """Replace the whole subscription set; sent on the live connection (and every reconnect)."""
+        """Replace the whole subscription set (a non-empty set is validated first).
+
+        * non-empty, while connected: sent on the live connection at the receive
+          loop's next liveness tick (and on every reconnect);
+        * non-empty, while IDLE: the client connects and subscribes (snapshot, then
+          realtime);
+        * empty: the connection is closed cleanly at the next tick (or the pending
+          attempt or backoff is cut short) and the client goes IDLE. A deliberate
+          close, not a failure: no backoff, no gap fill for the dropped markets.
+
+        Markets dropped from the realtime trade subscription are forgotten: adding one
+        back later is a fresh start for it, not a gap (see the module docstring).
+        Raises ``InvalidRequest`` for an invalid non-empty set (nothing changes then).
+        """
         subs = tuple(subscriptions)
-        build_request(subs, ticket="check", fmt=self._config.format)
-        with self._lock:
+        if subs:
+            build_request(subs, ticket="check", fmt=self._config.format)
+        with self._changed:
             self._subscriptions = subs
             self._resubscribe = True
+            self._changed.notify_all()  # wakes an idle receive thread
 
     def status(self) -> WebSocketStatus:
         """The current state and counters."""
         ingest = self._ingest
         return WebSocketStatus(
             state=self._state,
+            subscriptions=len(self._subscriptions),
+            idle_since=self._idle_since,
             connects=self._connects,
             connect_failures=self._connect_failures,
             recoveries=self._recoveries,
@@ -337,7 +392,10 @@ class WebSocketClient:
         return True
 
     def wait_live(self, timeout: float) -> bool:
-        """Block until the connection delivers data (or the client gives up); True if live."""
+        """Block until the connection delivers data (or the client gives up); True if live.
+
+        An IDLE client does not go live: this waits the whole ``timeout`` and is False.
+        """
         self.wait_until(
             lambda s: (
                 s.state in (ConnectionState.LIVE, ConnectionState.REJECTED, ConnectionState.STOPPED)
@@ -361,10 +419,16 @@ class WebSocketClient:
         with self._changed:
             self._changed.notify_all()
 
-    def _pause(self, seconds: float) -> None:
-        """Sleep on the injected clock in short slices, returning early on stop."""
+    def _pause(self, seconds: float, *, until_unsubscribed: bool = False) -> None:
+        """Sleep on the injected clock in short slices, returning early on stop.
+
+        With ``until_unsubscribed`` (backoff, connect pacing) it also returns early
+        once the subscription set is emptied.
+        """
         remaining = seconds
         while remaining > 0 and not self._stop.is_set():
+            if until_unsubscribed and not self._subscriptions:
+                return
             step = min(remaining, _MAX_PAUSE_SLICE)
             self._clock.sleep(step)
             remaining -= step
@@ -374,20 +438,37 @@ class WebSocketClient:
         first = True
         try:
             while not self._stop.is_set():
+                if not self._subscriptions:
+                    self._idle()
+                    if self._stop.is_set():
+                        break
+                    failures, first = 0, True  # a fresh start: no backoff
                 if not first:
                     self._set_state(ConnectionState.BACKING_OFF)
                     # After n failed attempts in a row, wait up to initial * multiplier**n.
-                    self._pause(backoff_delay(self._config.backoff, failures, self._random))
+                    self._pause(
+                        backoff_delay(self._config.backoff, failures, self._random),
+                        until_unsubscribed=True,
+                    )
                     if self._stop.is_set():
                         break
+                    if not self._subscriptions:
+                        continue
                 first = False
-                self._pause(self._connect_pacer.reserve(self._clock.monotonic()))
+                self._pause(
+                    self._connect_pacer.reserve(self._clock.monotonic()), until_unsubscribed=True
+                )
                 if self._stop.is_set():
                     break
+                if not self._subscriptions:
+                    continue
                 recovered = self._connect_and_serve()
                 if self._last_close is CloseReason.REJECTED:
                     self._set_state(ConnectionState.REJECTED)
                     return
+                if self._last_close is CloseReason.UNSUBSCRIBED:
+                    failures, first = 0, True  # deliberate: not a failure, no backoff
+                    continue
                 failures = 0 if recovered else failures + 1
         finally:
             with self._lock:
@@ -396,6 +477,35 @@ class WebSocketClient:
             self._ingest.abandon_fills(self._clock.monotonic(), "client stopped before the fill")
             if self._state is not ConnectionState.REJECTED:
                 self._set_state(ConnectionState.STOPPED)
+
+    def _idle(self) -> None:
+        """No subscriptions: forget the stream and sleep until there are some, or stop.
+
+        Waits on the client's condition (woken by ``set_subscriptions`` and ``stop``):
+        no connection, no connect slot, no polling.
+        """
+        self._end_stream("unsubscribed before the gap fill was merged")
+        with self._changed:
+            if self._subscriptions or self._stop.is_set():
+                return
+            self._state = ConnectionState.IDLE
+            self._idle_since = self._clock.monotonic()
+            self._changed.notify_all()
+        logger.info("WebSocket client idle: no subscriptions")
+        with self._changed:
+            while not self._subscriptions and not self._stop.is_set():
+                self._changed.wait()
+            self._idle_since = None
+
+    def _end_stream(self, reason: str) -> None:
+        """The subscribed stream ended on purpose (receive thread): forget every market.
+
+        No gap is expected and no anchor kept, so the next connection is a fresh
+        start; fills still pending are given up (holes marked, held trades delivered).
+        """
+        self._resume = False
+        self._ingest.track_trades(())
+        self._ingest.abandon_fills(self._clock.monotonic(), reason)
 
     def _connect_and_serve(self) -> bool:
         """One connection from handshake to its end; True if it delivered fresh data."""
@@ -414,13 +524,14 @@ class WebSocketClient:
             self._reconnect_requested = False
         if self._stop.is_set():
             _abort(ws)
-        reconnect = self._connects > 0
+        reconnect = self._resume
         self._connects += 1
         self._connected_at = self._clock.monotonic()
         self._message_pacer.reset()
         if reconnect:
-            self._ingest.expect_gaps(self._trade_markets())
+            self._ingest.expect_gaps(_realtime_trade_markets(self._subscriptions))
         live = False
+        reason = CloseReason.CONNECTION_LOST
         try:
             reason, live = self._serve(ws, reconnect)
         except SubscriptionError as exc:
@@ -433,10 +544,19 @@ class WebSocketClient:
         finally:
             with self._lock:
                 self._ws = None
-            _close(ws)
+            if reason is CloseReason.UNSUBSCRIBED:
+                # Deliberate: a close frame 1000, and a moment for the server's answer.
+                _close(ws, status=_ws.STATUS_NORMAL, reason=b"unsubscribed", timeout=1)
+            else:
+                _close(ws)
         if self._stop.is_set():
             reason = CloseReason.STOPPED
         self._last_close = reason
+        if reason is CloseReason.UNSUBSCRIBED:
+            self._end_stream("unsubscribed before the gap fill was merged")
+        else:
+            # A broken connection: the next one continues the stream (gaps, recovery).
+            self._resume = True
         if reason in (CloseReason.MISSED_PONG, CloseReason.SILENT):
             logger.warning("WebSocket transport dead (%s); reconnecting", reason.value)
         elif reason is not CloseReason.STOPPED:
@@ -444,21 +564,22 @@ class WebSocketClient:
         self._notify()
         return live
 
-    def _trade_markets(self) -> tuple[str, ...]:
-        for sub in self._subscriptions:
-            if sub.type is DataType.TRADE and not sub.is_only_snapshot:
-                return sub.codes
-        return ()
-
     def _send_message(self, ws: WebSocketLike, payload: str) -> None:
         self._pause(self._message_pacer.reserve(self._clock.monotonic()))
         ws.send(payload)
 
-    def _subscribe(self, ws: WebSocketLike) -> None:
+    def _subscribe(self, ws: WebSocketLike) -> bool:
+        """Send the whole current set; False (nothing sent) if it is empty."""
         with self._lock:
             subs = self._subscriptions
             self._resubscribe = False
+        if not subs:
+            return False
+        # Before the request leaves: trades of dropped markets are no longer tracked,
+        # added markets start fresh (their first trade from now on is their anchor).
+        self._ingest.track_trades(_realtime_trade_markets(subs))
         self._send_message(ws, build_request(subs, ticket=new_ticket(), fmt=self._config.format))
+        return True
 
     def _keepalive(self, ws: WebSocketLike, now: float) -> None:
         mode = self._config.liveness.keepalive
@@ -473,16 +594,24 @@ class WebSocketClient:
         if self._unanswered_since is None:
             self._unanswered_since = now
 
+    def _open(self, ws: WebSocketLike) -> CloseReason | None:
+        """Send the subscription on a new connection; why it ends already, else ``None``."""
+        try:
+            ws.settimeout(self._recv_timeout())
+            if not self._subscribe(ws):
+                return CloseReason.UNSUBSCRIBED  # emptied while connecting
+        except (OSError, _ws.WebSocketException) as exc:
+            self._last_error = f"{type(exc).__name__}: {exc}"
+            return CloseReason.CONNECTION_LOST
+        return None
+
     def _serve(self, ws: WebSocketLike, reconnect: bool) -> tuple[CloseReason, bool]:
         """Receive until the connection ends; returns why, and whether it went live."""
         liveness = self._config.liveness
         monotonic = self._clock.monotonic
-        try:
-            ws.settimeout(self._recv_timeout())
-            self._subscribe(ws)
-        except (OSError, _ws.WebSocketException) as exc:
-            self._last_error = f"{type(exc).__name__}: {exc}"
-            return CloseReason.CONNECTION_LOST, False
+        ended = self._open(ws)
+        if ended is not None:
+            return ended, False
         self._set_state(ConnectionState.SUBSCRIBED)
         now = monotonic()
         self._last_received = self._last_ping = now
@@ -536,7 +665,7 @@ class WebSocketClient:
         self._set_state(ConnectionState.LIVE)
 
     def _check(self, ws: WebSocketLike, now: float) -> CloseReason | None:
-        """The periodic liveness decision, keepalive and pending resubscription."""
+        """The periodic liveness decision, keepalive and pending (un)subscription."""
         verdict = assess(
             now,
             self._config.liveness,
@@ -552,8 +681,8 @@ class WebSocketClient:
             if verdict is Verdict.PING_DUE:
                 self._last_ping = now
                 self._keepalive(ws, now)
-            if self._resubscribe:
-                self._subscribe(ws)
+            if self._resubscribe and not self._subscribe(ws):
+                return CloseReason.UNSUBSCRIBED
         except (OSError, _ws.WebSocketException) as exc:
             self._last_error = f"{type(exc).__name__}: {exc}"
             return CloseReason.CONNECTION_LOST
@@ -581,8 +710,18 @@ def _abort(ws: WebSocketLike) -> None:
         logger.debug("abort failed: %s", exc)
 
 
-def _close(ws: WebSocketLike) -> None:
+def _realtime_trade_markets(subscriptions: Sequence[Subscription]) -> tuple[str, ...]:
+    """The markets whose realtime trades ``subscriptions`` ask for (their gaps are filled)."""
+    for sub in subscriptions:
+        if sub.type is DataType.TRADE and not sub.is_only_snapshot:
+            return sub.codes
+    return ()
+
+
+def _close(
+    ws: WebSocketLike, *, status: int = _ws.STATUS_NORMAL, reason: bytes = b"", timeout: int = 0
+) -> None:
     try:
-        ws.close(timeout=0)
+        ws.close(status=status, reason=reason, timeout=timeout)
     except (OSError, _ws.WebSocketException) as exc:
         logger.debug("close failed: %s", exc)

@@ -5,6 +5,11 @@ endpoint, Upbit's connect and message limits, the keepalive thresholds of
 :class:`~quotation.ws_liveness.LivenessConfig` and the reconnect backoff of
 :class:`~quotation.ws_backoff.BackoffPolicy`. A wrong value raises
 :class:`~quotation.errors.InvalidRequest` naming the field.
+
+``subscriptions`` defaults to none: a client without subscriptions starts idle
+and connects only once it is given some (``WebSocketClient.set_subscriptions``),
+which is how the WebSocket fallback stands by. A non-empty set is validated as
+the wire will see it (no data type twice).
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ UPBIT_WEBSOCKET_URL = "wss://api.upbit.com/websocket/v1"
 class WebSocketConfig:
     """Everything about one client, parsed once. Defaults are Upbit's production values."""
 
-    subscriptions: tuple[Subscription, ...]
+    subscriptions: tuple[Subscription, ...] = ()
+    """What to subscribe at start; empty: the client stays idle (no connection) until
+    ``set_subscriptions`` gives it a non-empty set."""
     url: str = UPBIT_WEBSOCKET_URL
     format: WsFormat = WsFormat.DEFAULT
     connect_timeout: float = 10.0
@@ -56,8 +63,9 @@ class WebSocketConfig:
                 parameter="subscriptions",
                 value=self.subscriptions,
             )
-        # Validates the set (non-empty, no type twice) the way the wire will see it.
-        build_request(self.subscriptions, ticket="check", fmt=self.format)
+        if self.subscriptions:
+            # Validates the set (no type twice) the way the wire will see it.
+            build_request(self.subscriptions, ticket="check", fmt=self.format)
         if not self.url.startswith(("ws://", "wss://")):
             raise InvalidRequest("url must be ws:// or wss://", parameter="url", value=self.url)
         if not self.connect_timeout > 0:

@@ -11,19 +11,26 @@ trades already seen (by ``sequential_id``), writes the
 * An error frame raises :class:`~quotation.errors.SubscriptionError` (``code``).
 * Anything malformed is counted and skipped.
 * After a reconnect (:meth:`expect_gaps`), the first new trade of each market
-  starts a REST gap fill on the gap-fill worker (:mod:`quotation.ws_gapworker`),
-  never on the receive thread. While a market's fill is pending, its new trades
-  are *held* (de-duplicated, but not yet cached or delivered); other markets and
-  other data types flow on. When the fill is done, the receive thread merges it
-  at its next wake-up: the hole's :class:`~quotation.models.TradeGap` if any, the
-  recovered trades, then the held trades, all in trade order, into the cache and
-  the delivery buffer. Several reconnects while a fill is pending queue up in
-  order per market.
+  whose realtime trades stayed subscribed starts a REST gap fill on the gap-fill
+  worker (:mod:`quotation.ws_gapworker`), never on the receive thread. While a
+  market's fill is pending, its new trades are *held* (de-duplicated, but not yet
+  cached or delivered); other markets and other data types flow on. When the
+  fill is done, the receive thread merges it at its next wake-up: the hole's
+  :class:`~quotation.models.TradeGap` if any, the recovered trades, then the held
+  trades, all in trade order, into the cache and the delivery buffer. Several
+  reconnects while a fill is pending queue up in order per market.
 * Holding is bounded (``hold_capacity`` trades per market). When the bound is
   hit, every fill still pending for that market is *abandoned*: its whole hole
   is marked with a ``TradeGap`` (counted in ``gaps`` and ``gap_fills_abandoned``),
   the held trades are delivered, and the late REST answer is ignored. Order and
   de-duplication hold either way; only completeness is given up, and marked.
+* A gap's lower edge (the market's *anchor*) is the newest trade received on
+  the socket while the market's realtime trades were subscribed
+  (:meth:`track_trades`). A market that leaves the subscription loses its anchor
+  and any gap expected for it; one that joins (again) starts fresh from its first
+  trade. So what traded while a market was unsubscribed is never reported or
+  fetched as a hole. Trade ids stay remembered across (un)subscriptions: a
+  trade already delivered is never delivered again.
 
 Used by one thread only (the receive thread), which is the only writer of the
 de-duplicator, the cache and the delivery buffer; counters are plain ints that
@@ -92,6 +99,10 @@ class FrameIngest:
         self._on_change = on_change
         self._on_fills_pending = on_fills_pending
         self._needs_fill: dict[str, Trade] = {}
+        self._tracked: frozenset[str] = frozenset()
+        """Markets whose realtime trades are subscribed (their holes are filled)."""
+        self._anchors: dict[str, Trade] = {}
+        """Per tracked market: the newest trade received on the socket since it was tracked."""
         self._held: dict[str, deque[_HeldEntry]] = {}
         """Per market with a fill pending: held trades and fill placeholders, in order."""
         self._held_counts: dict[str, int] = {}
@@ -120,10 +131,27 @@ class FrameIngest:
         """Gap fills submitted and not merged yet."""
         return len(self._outstanding)
 
+    def track_trades(self, markets: Iterable[str]) -> None:
+        """The markets whose realtime trades are subscribed from now on.
+
+        A market that left forgets its anchor and any gap expected for it (what it
+        misses while unsubscribed is not a hole); one that joined starts fresh (its
+        anchor is its first trade received from now on). Markets in both keep theirs.
+        """
+        tracked = frozenset(markets)
+        for market in tracked ^ self._tracked:
+            self._anchors.pop(market, None)
+            self._needs_fill.pop(market, None)
+        self._tracked = tracked
+
     def expect_gaps(self, markets: Iterable[str]) -> None:
-        """A reconnect happened: fill each market's hole at its first new trade."""
+        """A reconnect happened: fill each market's hole at its first new trade.
+
+        Only markets with an anchor (tracked and seen since) can have a hole.
+        """
+        anchors = self._anchors
         self._needs_fill = {
-            market: last for market in markets if (last := self._dedup.last(market)) is not None
+            market: last for market in markets if (last := anchors.get(market)) is not None
         }
 
     def ingest(self, data: bytes | str, now: float) -> bool:
@@ -184,6 +212,10 @@ class FrameIngest:
 
     def _handle_trade(self, trade: Trade, now: float) -> bool:
         market = trade.market
+        if market in self._tracked:
+            anchor = self._anchors.get(market)
+            if anchor is None or trade.timestamp >= anchor.timestamp:
+                self._anchors[market] = trade
         dedup = self._dedup
         if dedup.seen(market, trade.sequential_id):
             self.duplicates += 1

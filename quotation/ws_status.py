@@ -3,6 +3,9 @@
 :class:`WebSocketStatus` is an immutable snapshot (``client.status()``) that a
 health probe or an actor can read from any thread; times are on the client's
 monotonic clock.
+
+``state=IDLE`` with ``subscriptions=0`` is a client idle *by design* (nothing to
+subscribe, so no connection is wanted): a health probe must not read it as down.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ class ConnectionState(enum.Enum):
     """Where the client's one connection is in its lifecycle."""
 
     IDLE = "idle"
+    """No connection wanted: the client has no subscriptions (idle by design), or is not
+    started yet. It connects as soon as it is given a non-empty subscription set."""
     CONNECTING = "connecting"
     SUBSCRIBED = "subscribed"
     """Request sent, no data yet: not counted as recovered."""
@@ -38,6 +43,9 @@ class CloseReason(enum.Enum):
     SILENT = "silent"
     REJECTED = "rejected"
     RECONNECT_REQUESTED = "reconnect_requested"
+    UNSUBSCRIBED = "unsubscribed"
+    """The subscription set was emptied: closed on purpose (close frame 1000), not a
+    failure — no backoff, and the next connection is a fresh start, not a recovery."""
     STOPPED = "stopped"
 
 
@@ -46,11 +54,16 @@ class WebSocketStatus:
     """A snapshot of the client's counters and state (monotonic times)."""
 
     state: ConnectionState
+    subscriptions: int
+    """Data type objects currently asked for; 0 means idle by design (no connection wanted)."""
+    idle_since: float | None
+    """When the client went idle for want of subscriptions; ``None`` while it is not idle."""
     connects: int
     """Successful connection handshakes."""
     connect_failures: int
     recoveries: int
-    """Reconnects that delivered fresh data (the first connection is not a recovery)."""
+    """Reconnects after a broken connection that delivered fresh data (the first connection,
+    and the first after an idle period, are fresh starts, not recoveries)."""
     frames: int
     messages: int
     """Data messages turned into canonical objects."""
