@@ -6,11 +6,21 @@ key in the file is the same name as the keyword in the code::
     upbit:
       rest:        quotation.rest.RestConfig
       rate_limit:  RateLimitSettings  (quotation.ratelimit.RateLimiter's arguments)
+      websocket:   quotation.ws_config.WebSocketConfig
+                   (liveness: quotation.ws_liveness.LivenessConfig,
+                    backoff: quotation.ws_backoff.BackoffPolicy)
     simulator:     SimulatorSettings
 
 A missing section or key takes the component's own default (stated once, in
 the component). An unknown key, a wrong type or an impossible value raises
-:class:`~supervisors.config_schema.ConfigError` naming the key path.
+:class:`~supervisors.config_schema.ConfigError` naming the key path (down to the
+key when the component names the bad field, e.g. ``upbit.websocket.connect_timeout``).
+
+Upbit's fixed WebSocket limits (``connect_limits``, ``message_limits``) are not
+keys: they are facts about the exchange, not tuning. ``upbit.websocket.subscriptions``
+may be given (a list of ``{type, codes, ...}`` as :class:`~quotation.ws_subscription.Subscription`)
+but normally stays empty: the WebSocket fallback subscribes from code, and a client
+without subscriptions stays idle.
 """
 
 from __future__ import annotations
@@ -21,8 +31,10 @@ from pathlib import Path
 import yaml
 
 from quotation.clock import Clock
+from quotation.errors import InvalidRequest
 from quotation.ratelimit import RateLimiter
 from quotation.rest import RestConfig
+from quotation.ws_config import WebSocketConfig
 from supervisors.config_schema import ConfigError, from_mapping
 
 __all__ = [
@@ -67,6 +79,7 @@ class UpbitSettings:
 
     rest: RestConfig = field(default_factory=RestConfig)
     rate_limit: RateLimitSettings = field(default_factory=RateLimitSettings)
+    websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +90,18 @@ class LifelineConfig:
     simulator: SimulatorSettings = field(default_factory=SimulatorSettings)
 
 
+_COMPONENT_ERRORS: tuple[type[Exception], ...] = (ValueError, TypeError, InvalidRequest)
+"""What the components raise for an impossible value (the quotation package: InvalidRequest)."""
+
+_FIXED: dict[type, frozenset[str]] = {
+    WebSocketConfig: frozenset({"connect_limits", "message_limits"}),
+}
+"""Fields that are not config keys: Upbit's own limits, not something to tune."""
+
+
 def parse_config(data: object) -> LifelineConfig:
     """Build the config from decoded YAML; ``ConfigError`` names the bad key path."""
-    return from_mapping(LifelineConfig, data)
+    return from_mapping(LifelineConfig, data, errors=_COMPONENT_ERRORS, fixed=_FIXED)
 
 
 def load_config(path: str | Path) -> LifelineConfig:

@@ -8,7 +8,14 @@ Supported field types: ``bool``, ``int``, ``float`` (an int is accepted),
 ``str``, ``Enum`` subclasses (by value), ``X | None``, ``tuple[X, ...]``,
 ``frozenset[X]`` and nested dataclasses. A field without a default is required.
 Dataclasses may validate their own invariants in ``__post_init__`` by raising
-``ValueError``; the message is reported with the key path.
+``ValueError`` (or any of the exception types passed as ``errors``); the message
+is reported with the key path. If the exception names the bad field in a
+``parameter`` attribute (as ``quotation.errors.InvalidRequest`` does), the path
+goes down to that key (``upbit.websocket.connect_timeout``), else it stops at the
+section (``upbit.rest``).
+
+``fixed`` lists, per dataclass, fields that are not config keys: they keep the
+component's default and giving one is an error (e.g. an exchange's hard limits).
 """
 
 from __future__ import annotations
@@ -17,8 +24,8 @@ import dataclasses
 import enum
 import types
 import typing
-from collections.abc import Mapping
-from typing import Any, TypeVar
+from collections.abc import Collection, Mapping
+from typing import Any, NamedTuple, TypeVar
 
 __all__ = ["ConfigError", "from_mapping"]
 
@@ -34,8 +41,28 @@ class ConfigError(ValueError):
         self.value = value
 
 
-def from_mapping(cls: type[T], data: object, path: str = "") -> T:
-    """Build dataclass ``cls`` from ``data``, rejecting unknown keys and wrong types."""
+class _Rules(NamedTuple):
+    errors: tuple[type[Exception], ...]
+    fixed: Mapping[type, Collection[str]]
+
+
+def from_mapping(
+    cls: type[T],
+    data: object,
+    path: str = "",
+    *,
+    errors: tuple[type[Exception], ...] = (ValueError, TypeError),
+    fixed: Mapping[type, Collection[str]] | None = None,
+) -> T:
+    """Build dataclass ``cls`` from ``data``, rejecting unknown keys and wrong types.
+
+    ``errors``: the exception types a dataclass raises for an impossible value
+    (reported as ``ConfigError``). ``fixed``: per dataclass, fields that are not keys.
+    """
+    return _from_mapping(cls, data, path, _Rules(errors, fixed or {}))
+
+
+def _from_mapping(cls: type[T], data: object, path: str, rules: _Rules) -> T:
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
     if data is None:
@@ -43,23 +70,32 @@ def from_mapping(cls: type[T], data: object, path: str = "") -> T:
     if not isinstance(data, Mapping):
         raise ConfigError(path, "expected a mapping of keys", data)
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    fixed = rules.fixed.get(cls, ())
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init and f.name not in fixed}
     unknown = sorted(set(data) - set(fields), key=str)
     if unknown:
+        key = unknown[0]
+        if key in fixed:
+            raise ConfigError(_join(path, str(key)), "fixed in the code, not a config key",
+                              data[key])
         known = ", ".join(sorted(fields))
-        raise ConfigError(_join(path, str(unknown[0])), f"unknown key (known keys: {known})",
-                          data[unknown[0]])
+        raise ConfigError(_join(path, str(key)), f"unknown key (known keys: {known})", data[key])
     kwargs: dict[str, Any] = {}
     for name, field in fields.items():
         key_path = _join(path, name)
         if name in data:
-            kwargs[name] = _convert(hints[name], data[name], key_path)
+            kwargs[name] = _convert(hints[name], data[name], key_path, rules)
         elif (field.default is dataclasses.MISSING
               and field.default_factory is dataclasses.MISSING):
             raise ConfigError(key_path, "required key is missing", None)
     try:
         return cls(**kwargs)
-    except (ValueError, TypeError) as exc:
+    except rules.errors as exc:
+        parameter = getattr(exc, "parameter", None)
+        if isinstance(parameter, str) and parameter in fields:
+            # The component named the bad field: report that key, and what was given there.
+            value = data.get(parameter, getattr(exc, "value", None))
+            raise ConfigError(_join(path, parameter), str(exc), value) from exc
         raise ConfigError(path or cls.__name__, str(exc), dict(data)) from exc
 
 
@@ -67,7 +103,7 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _convert(hint: Any, value: object, path: str) -> object:  # noqa: PLR0911, PLR0912
+def _convert(hint: Any, value: object, path: str, rules: _Rules) -> object:  # noqa: PLR0911, PLR0912
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
@@ -76,7 +112,7 @@ def _convert(hint: Any, value: object, path: str) -> object:  # noqa: PLR0911, P
         options = [a for a in args if a is not type(None)]
         for option in options:
             try:
-                return _convert(option, value, path)
+                return _convert(option, value, path, rules)
             except ConfigError:
                 continue
         raise ConfigError(path, f"expected {_describe(hint)}", value)
@@ -84,10 +120,10 @@ def _convert(hint: Any, value: object, path: str) -> object:  # noqa: PLR0911, P
         if not isinstance(value, list | tuple):
             raise ConfigError(path, f"expected a list for {_describe(hint)}", value)
         item = args[0]
-        items = [_convert(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
+        items = [_convert(item, v, f"{path}[{i}]", rules) for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else frozenset(items)
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return from_mapping(hint, value, path)
+        return _from_mapping(hint, value, path, rules)
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         try:
             return hint(value)

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
+import yaml
 
+from quotation.ws_backoff import BackoffPolicy
+from quotation.ws_config import WebSocketConfig
+from quotation.ws_liveness import KeepaliveMode, LivenessConfig
+from quotation.ws_subscription import DataType, Subscription, WsFormat
 from supervisors.config import load_config, parse_config
 from supervisors.config_schema import ConfigError
+
+pytestmark = pytest.mark.timeout(10)
 
 REPO = Path(__file__).resolve().parent.parent.parent
 
@@ -36,3 +44,94 @@ def test_an_impossible_value_is_refused_by_the_component() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config({"upbit": {"rest": {"read_timeout": -1}}})
     assert caught.value.path == "upbit.rest"
+
+
+def test_the_shipped_websocket_section_is_the_clients_defaults_with_every_key_shown() -> None:
+    config = load_config(REPO / "config.yaml")
+    assert config.upbit.websocket == WebSocketConfig()
+    section = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))["upbit"][
+        "websocket"
+    ]
+    fixed = {"connect_limits", "message_limits"}
+    assert set(section) == {f.name for f in dataclasses.fields(WebSocketConfig)} - fixed
+    assert set(section["liveness"]) == {f.name for f in dataclasses.fields(LivenessConfig)}
+    assert set(section["backoff"]) == {f.name for f in dataclasses.fields(BackoffPolicy)}
+
+
+def test_websocket_keys_parse_into_the_clients_config() -> None:
+    config = parse_config(
+        {
+            "upbit": {
+                "websocket": {
+                    "url": "ws://127.0.0.1:8080/websocket/v1",
+                    "format": "SIMPLE",
+                    "connect_timeout": 2,
+                    "subscriptions": [
+                        {"type": "trade", "codes": ["KRW-BTC", "KRW-ETH"]},
+                        {"type": "orderbook", "codes": ["KRW-BTC"], "depth": 15, "level": 0},
+                        {"type": "candle.1m", "codes": ["KRW-BTC"], "is_only_realtime": True},
+                    ],
+                    "liveness": {"ping_interval": 5, "pong_timeout": 2.5, "keepalive": "both"},
+                    "backoff": {"initial": 0.1, "cap": 5},
+                    "delivery_capacity": 10,
+                    "gap_fill_page_size": 500,
+                }
+            }
+        }
+    )
+    ws = config.upbit.websocket
+    assert ws.url == "ws://127.0.0.1:8080/websocket/v1"
+    assert ws.format is WsFormat.SIMPLE
+    assert ws.connect_timeout == 2.0
+    assert ws.subscriptions == (
+        Subscription(DataType.TRADE, ("KRW-BTC", "KRW-ETH")),
+        Subscription(DataType.ORDERBOOK, ("KRW-BTC",), depth=15, level=0.0),
+        Subscription(DataType.CANDLE_1M, ("KRW-BTC",), is_only_realtime=True),
+    )
+    assert ws.liveness == LivenessConfig(
+        ping_interval=5.0, pong_timeout=2.5, keepalive=KeepaliveMode.BOTH
+    )
+    assert ws.backoff == BackoffPolicy(initial=0.1, cap=5.0)
+    assert (ws.delivery_capacity, ws.gap_fill_page_size) == (10, 500)
+    assert ws.connect_limits == WebSocketConfig().connect_limits  # Upbit's, untouched
+
+
+@pytest.mark.parametrize(
+    ("section", "path", "value"),
+    [
+        ({"connect_timeout": -1}, "connect_timeout", -1),
+        ({"url": "https://api.upbit.com"}, "url", "https://api.upbit.com"),
+        ({"format": "XML"}, "format", "XML"),
+        ({"delivery_capacity": 0}, "delivery_capacity", 0),
+        ({"delivery_capacity": "many"}, "delivery_capacity", "many"),
+        ({"gap_fill_page_size": 501}, "gap_fill_page_size", 501),
+        ({"liveness": {"ping_interval": 0}}, "liveness.ping_interval", 0),
+        ({"liveness": {"keepalive": "udp"}}, "liveness.keepalive", "udp"),
+        ({"backoff": {"initial": 1.0, "cap": 0.5}}, "backoff.cap", 0.5),
+        ({"subscriptions": [{"type": "trade", "codes": ["krw-btc"]}]},
+         "subscriptions[0].codes", ["krw-btc"]),
+        ({"subscriptions": [{"type": "trades", "codes": ["KRW-BTC"]}]},
+         "subscriptions[0].type", "trades"),
+        ({"subscriptions": [{"type": "trade", "codes": ["KRW-BTC"]},
+                            {"type": "trade", "codes": ["KRW-ETH"]}]},
+         "subscriptions", None),
+        ({"ping_interval": 5}, "ping_interval", 5),
+    ],
+)
+def test_a_bad_websocket_value_is_an_error_naming_its_key(
+    section: dict[str, object], path: str, value: object
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"upbit": {"websocket": section}})
+    assert caught.value.path == f"upbit.websocket.{path}"
+    if value is not None:
+        assert caught.value.value == value
+
+
+def test_upbits_fixed_websocket_limits_are_not_config_keys() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(
+            {"upbit": {"websocket": {"connect_limits": [{"max_events": 50, "window": 1.0}]}}}
+        )
+    assert caught.value.path == "upbit.websocket.connect_limits"
+    assert "fixed" in str(caught.value)
