@@ -23,7 +23,7 @@ from quotation.models import CandleInterval
 from quotation.ratelimit import RateLimiter
 from quotation.rest import RestClient, RestConfig
 from quotation.simulator import Simulator
-from quotation.websocket import WebSocketClient, WebSocketConfig
+from quotation.websocket import WebSocketClient
 from quotation.ws_subscription import DataType, Subscription, WsFormat
 from supervisors.config import LifelineConfig, load_config
 
@@ -66,7 +66,8 @@ def run_demo(seed: int = 1, config_path: Path | None = None, out: TextIO = sys.s
         say(f"simulator: {sim.base_url} and {sim.ws_url} (seed {seed})")
         limiter = config.upbit.rate_limit.build()
         rest_config = dataclasses.replace(config.upbit.rest, base_url=sim.base_url)
-        ws_config = WebSocketConfig(
+        ws_config = dataclasses.replace(  # the file's liveness, backoff, capacities
+            config.upbit.websocket,
             url=sim.ws_url,
             format=WsFormat.SIMPLE,
             subscriptions=(
