@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from quotation.rest import RestConfig
 from quotation.ws_backoff import BackoffPolicy
 from quotation.ws_config import WebSocketConfig
 from quotation.ws_liveness import KeepaliveMode, LivenessConfig
 from quotation.ws_subscription import DataType, Subscription, WsFormat
-from supervisors.config import load_config, parse_config
+from supervisors.config import RateLimitSettings, load_config, parse_config
 from supervisors.config_schema import ConfigError
 
 pytestmark = pytest.mark.timeout(10)
@@ -56,6 +57,12 @@ def test_the_shipped_websocket_section_is_the_clients_defaults_with_every_key_sh
     assert set(section) == {f.name for f in dataclasses.fields(WebSocketConfig)} - fixed
     assert set(section["liveness"]) == {f.name for f in dataclasses.fields(LivenessConfig)}
     assert set(section["backoff"]) == {f.name for f in dataclasses.fields(BackoffPolicy)}
+
+
+def test_the_shipped_rest_and_limiter_sections_show_every_key() -> None:
+    upbit = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))["upbit"]
+    assert set(upbit["rest"]) == {f.name for f in dataclasses.fields(RestConfig)}
+    assert set(upbit["rate_limit"]) == {f.name for f in dataclasses.fields(RateLimitSettings)}
 
 
 def test_websocket_keys_parse_into_the_clients_config() -> None:
