@@ -165,7 +165,6 @@ class Supervisor(pykka.ThreadingActor):
         self._by_id = {child.id: child for child in self._children}
         self._restarts: tuple[float, ...] = ()
         self._to_start: set[int] = set()
-        self._starting: _Child | None = None
         self._group_ops: dict[int, list[_Child]] = {}
         self._initial = True
         self._giving_up: SupervisorGaveUp | None = None
@@ -256,8 +255,6 @@ class Supervisor(pykka.ThreadingActor):
             logger.debug("Supervisor: %s; ignored stale %r", self._name, message)
             return
         child.state = ChildState.RUNNING
-        if self._starting is child:
-            self._starting = None
         now = self._clock.monotonic()
         event: SupervisionEvent
         if child.ever_started:
@@ -337,8 +334,6 @@ class Supervisor(pykka.ThreadingActor):
                 continue
             if other.state in (ChildState.RUNNING, ChildState.STARTING) and other.ref:
                 other.state = ChildState.STOPPING
-                if self._starting is other:
-                    self._starting = None
                 to_stop.append(self._stop_item(other, other.ref))
                 members.append(other)
             elif other.state is ChildState.STOPPED:
@@ -360,8 +355,6 @@ class Supervisor(pykka.ThreadingActor):
         ).start()
 
     def _start_failed(self, child: _Child, reason: ExitReason) -> None:
-        if self._starting is child:
-            self._starting = None
         self._gone(child, child.instance or 0, reason, "start_error")
         if self._initial:
             # OTP: a child that fails to start while the supervisor starts fails the supervisor.
@@ -376,8 +369,8 @@ class Supervisor(pykka.ThreadingActor):
         check = add_restart(self._restarts, now, intensity=self._flags.intensity,
                             period=self._flags.period)
         self._restarts = check.restarts
-        threshold = now - self._flags.period
-        child.restarts = (*(at for at in child.restarts if at >= threshold), now)
+        child.restarts = add_restart(child.restarts, now, intensity=self._flags.intensity,
+                                     period=self._flags.period).restarts
         if not check.exceeded:
             return True
         self._publish(IntensityReached(self._name, self._flags.intensity, self._flags.period,
@@ -418,9 +411,9 @@ class Supervisor(pykka.ThreadingActor):
         while (
             self._giving_up is None
             and not self._shut_down
-            and self._starting is None
             and not self._group_ops
             and self._to_start
+            and not self._child_starting()
         ):
             child = self._children[min(self._to_start)]
             if child.backoff_token is not None:
@@ -430,14 +423,18 @@ class Supervisor(pykka.ThreadingActor):
         if (
             self._initial
             and self._giving_up is None
-            and self._starting is None
             and not self._to_start
             and not self._group_ops
+            and not self._child_starting()
         ):
             self._initial = False
             report_up = getattr(self, "_lifeline_report_up", None)
             if report_up is not None:
                 report_up()
+
+    def _child_starting(self) -> bool:
+        """Whether a child is between its start and its ``ChildUp`` (one at a time)."""
+        return any(child.state is ChildState.STARTING for child in self._children)
 
     def _start(self, child: _Child) -> None:
         if child.instance is not None:
@@ -453,8 +450,6 @@ class Supervisor(pykka.ThreadingActor):
         except BaseException as exc:  # noqa: BLE001 - the constructor raised: a start failure
             # (even a SystemExit: it would otherwise escape to pykka, which stops every actor)
             self._start_failed(child, ExitReason(ExitKind.START_FAILED, exc))
-            return
-        self._starting = child
 
     def _check_liveness(self) -> None:
         now = self._clock.monotonic()
