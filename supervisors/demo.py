@@ -81,7 +81,7 @@ def run_demo(seed: int = 1, config_path: Path | None = None, out: TextIO = sys.s
             _rest_steps(rest, step)
             say("\nWebSocket, realtime into the cache (SIMPLE format):")
             with WebSocketClient(ws_config, trade_source=rest) as ws:
-                _websocket_steps(sim, ws, step)
+                _websocket_steps(ws, step)
                 say("\nFaults rehearsed against the simulator:")
                 _fault_steps(sim, rest, rest_config, limiter=limiter, ws=ws, step=step)
                 status = ws.status()
@@ -147,7 +147,7 @@ def _rest_steps(rest: RestClient, step: _Step) -> None:
         step(name, action)
 
 
-def _websocket_steps(sim: Simulator, ws: WebSocketClient, step: _Step) -> None:
+def _websocket_steps(ws: WebSocketClient, step: _Step) -> None:
     def live() -> tuple[str, bool]:
         ok = ws.wait_live(timeout=10.0)
         return ("snapshot then realtime received" if ok else "no data within 10 s"), ok
