@@ -28,9 +28,6 @@ class FakeClock:
         with self._cond:
             return self._now
 
-    def time(self) -> float:
-        return 1_700_000_000.0 + self.monotonic()
-
     def sleep(self, seconds: float) -> None:
         with self._cond:
             self.sleeps.append(seconds)
@@ -73,11 +70,8 @@ class Events:
             return list(self._events)
 
     def of(self, kind: type[Any], **fields: Any) -> list[Any]:
-        return [
-            event for event in self.all()
-            if isinstance(event, kind)
-            and all(getattr(event, name) == value for name, value in fields.items())
-        ]
+        with self._cond:
+            return self._matching(kind, fields)
 
     def wait_for(
         self, kind: type[Any], count: int = 1, timeout: float = 10.0, **fields: Any
@@ -130,6 +124,12 @@ def scripts(journal: Journal) -> Iterator[Callable[..., Script]]:
     yield make
     for script in made:
         script.release.set()
+
+
+def script_of(spec: ChildSpec) -> Script:
+    """The ``Script`` a spec made by the ``child`` fixture runs."""
+    script: Script = spec.args[0]
+    return script
 
 
 @pytest.fixture

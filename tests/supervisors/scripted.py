@@ -48,7 +48,6 @@ class Script:
     journal: Journal
     fail_starts: frozenset[int] = frozenset()
     fail_starts_from: int | None = None
-    crash_on_message: int | None = None
     fail_in_init_from: int | None = None
     fail_inits: frozenset[int] = frozenset()
     fail_on_stop: bool = False
@@ -92,7 +91,6 @@ class ScriptedChild(pykka.ThreadingActor):
         super().__init__()
         self.script = script
         self.number = 0
-        self.received = 0
         init = script.next_init()
         if init in script.fail_inits or (
             script.fail_in_init_from is not None and init >= script.fail_in_init_from
@@ -123,9 +121,6 @@ class ScriptedChild(pykka.ThreadingActor):
         self.script.journal.add("failure", self.script.name, exception_value)
 
     def on_receive(self, message: Any) -> Any:
-        self.received += 1
-        if self.script.crash_on_message == self.received:
-            raise self.script.error(f"{self.script.name} message #{self.received}")
         if message == "crash":
             raise Boom(f"{self.script.name} crash")
         if isinstance(message, tuple) and message[0] == "raise":

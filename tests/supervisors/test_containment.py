@@ -24,22 +24,17 @@ from supervisors import (
     SupervisorFlags,
 )
 from supervisors import SupervisorHandle as Handle
-from tests.supervisors.conftest import Events
-from tests.supervisors.scripted import Journal, Script
+from tests.supervisors.conftest import Events, script_of
+from tests.supervisors.scripted import Journal
 
 pytestmark = pytest.mark.timeout(20)
 
 BASE_EXCEPTIONS = [SystemExit, KeyboardInterrupt, GeneratorExit]
 
 
-def _script(spec: ChildSpec) -> Script:
-    script: Script = spec.args[0]
-    return script
-
-
 def _join_instance(spec: ChildSpec, number: int) -> None:
     """Wait until the thread of the child's start ``number`` (1 = first) has ended."""
-    thread = _script(spec).threads[number - 1]
+    thread = script_of(spec).threads[number - 1]
     thread.join(timeout=10)
     assert not thread.is_alive()
 

@@ -19,16 +19,14 @@ from supervisors import (
     SupervisorFlags,
 )
 from supervisors import SupervisorHandle as Handle
-from tests.supervisors.conftest import Events, FakeClock
-from tests.supervisors.scripted import Script
+from tests.supervisors.conftest import Events, FakeClock, script_of
 
 pytestmark = pytest.mark.timeout(20)
 
 
 def _wait_hanging(spec: ChildSpec) -> None:
     """Wait until the scripted child is really stuck in its "hang" message."""
-    script: Script = spec.args[0]
-    assert script.hanging.wait(10)
+    assert script_of(spec).hanging.wait(10)
 
 
 def test_a_hung_child_is_replaced_once_its_deadline_passes_and_not_before(
@@ -114,8 +112,7 @@ def test_a_late_report_from_the_abandoned_instance_is_ignored(
     events.wait_for(ChildRestarted)
     [stuck] = [t for t in before if t.name.startswith("ScriptedChild")]
 
-    script: Script = spec.args[0]
-    script.release.set()  # the old instance wakes, finds its stop, reports its exit
+    script_of(spec).release.set()  # the old instance wakes, finds its stop, reports its exit
     stuck.join(timeout=10)
     assert not stuck.is_alive()
 

@@ -20,8 +20,8 @@ from supervisors import (
     SupervisorStopped,
 )
 from supervisors import SupervisorHandle as Handle
-from tests.supervisors.conftest import Events, FakeClock
-from tests.supervisors.scripted import Journal, Script
+from tests.supervisors.conftest import Events, FakeClock, script_of
+from tests.supervisors.scripted import Journal
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -77,7 +77,7 @@ def test_a_stop_while_a_child_is_still_starting_waits_for_it_then_stops_it(
 ) -> None:
     slow = child("slow", hang_in_start=True)
     sup = start_supervisor([slow, child("later")])
-    script: Script = slow.args[0]
+    script = script_of(slow)
     assert script.hanging.wait(10)
 
     stopped = sup.ref.stop(block=False)  # queued while "slow" is still in on_start
