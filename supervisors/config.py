@@ -58,6 +58,10 @@ class RateLimitSettings:
     margin: float = 0.05
     """Extra seconds kept between window edges against network and scheduling jitter."""
 
+    def __post_init__(self) -> None:
+        # The limiter checks its own arguments; building one here makes check-config see them.
+        self.build()
+
     def build(self, clock: Clock | None = None) -> RateLimiter:
         """The limiter these settings describe (create one per process and share it)."""
         return RateLimiter(clock, self.per_second, window=self.window, margin=self.margin)

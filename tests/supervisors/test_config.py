@@ -47,6 +47,18 @@ def test_an_impossible_value_is_refused_by_the_component() -> None:
     assert caught.value.path == "upbit.rest"
 
 
+@pytest.mark.parametrize(
+    ("key", "value"), [("per_second", 0), ("window", -1.0), ("margin", -0.5)]
+)
+def test_an_impossible_rate_limit_is_refused_when_the_file_is_checked(
+    key: str, value: float
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"upbit": {"rate_limit": {key: value}}})
+    assert caught.value.path == "upbit.rate_limit"
+    assert key in str(caught.value)
+
+
 def test_the_shipped_websocket_section_is_the_clients_defaults_with_every_key_shown() -> None:
     config = load_config(REPO / "config.yaml")
     assert config.upbit.websocket == WebSocketConfig()
