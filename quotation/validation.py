@@ -27,6 +27,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, time, timedelta, timezone
 from decimal import Decimal, InvalidOperation
+from functools import partial
 
 from quotation.errors import InvalidRequest
 from quotation.models import CandleInterval
@@ -100,14 +101,8 @@ def validate_markets(markets: object, *, parameter: str = "markets") -> tuple[st
 
     Duplicates are dropped, first occurrence kept, so each market is asked once.
     """
-
-    def market_code(item: object) -> str:
-        try:
-            return validate_market(item, parameter=parameter)
-        except InvalidRequest as exc:
-            raise InvalidRequest(str(exc), parameter=parameter, value=item) from None
-
-    return _unique_codes(markets, parameter, "market", market_code)
+    check = partial(validate_market, parameter=parameter)
+    return _unique_codes(markets, parameter, "market", check)
 
 
 def validate_quote_currencies(quotes: object) -> tuple[str, ...]:
