@@ -84,9 +84,6 @@ _SIDES: Mapping[str, Side] = {side.value: side for side in Side}
 _STREAM_TYPES: Mapping[str, StreamType] = {kind.value: kind for kind in StreamType}
 _SIGNS: Mapping[Change, float] = {Change.RISE: 1.0, Change.EVEN: 0.0, Change.FALL: -1.0}
 _MARKET_WARNINGS: Mapping[str, bool] = {"NONE": False, "CAUTION": True}
-_CANDLE_INTERVALS: Mapping[str, CandleInterval] = {
-    interval.ws_type: interval for interval in CandleInterval if interval.ws_type is not None
-}
 
 
 # --- strict builders (REST, and the WebSocket slow path) ------------------------------------
@@ -281,9 +278,8 @@ def _parse_ws_strict(message: Mapping[str, Any]) -> WsModel:
     """Parse one message with every check; the fast path's fallback and its reference."""
     simple = "ty" in message
     type_key = "ty" if simple else "type"
-    message_type = message.get(type_key)
-    kind = message_kind(message_type) if isinstance(message_type, str) else None
-    if kind is None:
+    message_type: object = message.get(type_key)
+    if not isinstance(message_type, str) or (kind := message_kind(message_type)) is None:
         raise FormatError(
             f"WebSocket message: field 'type' must be ticker, trade, orderbook or candle.*, "
             f"got {message_type!r}",
@@ -301,8 +297,8 @@ def _parse_ws_strict(message: Mapping[str, Any]) -> WsModel:
     if kind == "orderbook":
         return _build_orderbook(r, "code", ORDERBOOK_UNIT_SIMPLE_KEYS if simple else None)
     try:
-        interval = _CANDLE_INTERVALS[message_type]  # type: ignore[index]
-    except KeyError:
+        interval = CandleInterval.from_ws_type(message_type)
+    except ValueError:
         raise r.error("type", f"is not a known candle type: {message_type!r}") from None
     return _build_candle(r, interval, "code")
 
@@ -562,8 +558,10 @@ def _fast_parsers(simple: bool, fallback: _FastParser = _parse_ws_strict) -> dic
         "trade": _fast_trade(keys("trade"), fallback),
         "orderbook": _fast_orderbook(keys("orderbook"), unit_keys, fallback),
     }
-    for ws_type, interval in _CANDLE_INTERVALS.items():
-        parsers[ws_type] = _fast_candle(keys("candle"), interval, fallback)
+    candle_keys = keys("candle")
+    for interval in CandleInterval:
+        if interval.ws_type is not None:
+            parsers[interval.ws_type] = _fast_candle(candle_keys, interval, fallback)
     return parsers
 
 
