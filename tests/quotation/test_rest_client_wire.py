@@ -1,19 +1,17 @@
 """What the client puts on the wire and how it reads odd answers.
 
-A tiny recording HTTP server on 127.0.0.1 stands in for Upbit where a test needs
-to see the exact request (headers, query string, connection reuse) or to send an
-answer the simulator would never send (HTML 502, a body cut by the connection).
+A tiny recording HTTP server on 127.0.0.1 (``tests.quotation.fakes.RecordingServer``)
+stands in for Upbit where a test needs to see the exact request (headers, query
+string, connection reuse) or to send an answer the simulator would never send
+(HTML 502, a body cut by the connection).
 """
 
 from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -30,6 +28,7 @@ from quotation.errors import (
 from quotation.models import CandleInterval
 from quotation.ratelimit import RateLimiter
 from quotation.rest import RestClient, RestConfig, chunk_codes
+from tests.quotation.fakes import Answer, RecordingServer, serving
 
 TICKER = {
     "market": "KRW-BTC", "trade_date": "20260311", "trade_time": "144058",
@@ -46,75 +45,10 @@ TICKER = {
 }  # fmt: skip
 
 
-@dataclass
-class Answer:
-    status: int = 200
-    body: bytes = b"[]"
-    headers: dict[str, str] = field(
-        default_factory=lambda: {"Remaining-Req": "group=ticker; min=600; sec=9"}
-    )
-    content_length: int | None = None
-    """Declared length if it should differ from the body (a cut connection)."""
-
-
-@dataclass
-class Seen:
-    path: str
-    headers: dict[str, str]
-    client_port: int
-
-    @property
-    def query(self) -> dict[str, list[str]]:
-        return parse_qs(urlsplit(self.path).query, keep_blank_values=True)
-
-
-class RecordingServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.seen: list[Seen] = []
-        self.answer: Callable[[str], Answer] = lambda path: Answer()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: RecordingServer
-
-    def do_GET(self) -> None:
-        self.server.seen.append(Seen(self.path, dict(self.headers), self.client_address[1]))
-        answer = self.server.answer(self.path)
-        self.send_response(answer.status)
-        for name, value in answer.headers.items():
-            self.send_header(name, value)
-        length = answer.content_length if answer.content_length is not None else len(answer.body)
-        self.send_header("Content-Length", str(length))
-        self.end_headers()
-        self.wfile.write(answer.body)
-        if answer.content_length is not None:
-            self.close_connection = True
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def server() -> Iterator[RecordingServer]:
-    srv = RecordingServer()
-    thread = threading.Thread(
-        target=srv.serve_forever, args=(0.02,), name="recording-server", daemon=True
-    )
-    thread.start()
-    try:
+    with serving(RecordingServer()) as srv:
         yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        thread.join(5)
 
 
 @pytest.fixture

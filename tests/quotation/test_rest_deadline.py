@@ -4,9 +4,7 @@ client against the simulator's ``trickle`` fault: a body that keeps coming, but 
 from __future__ import annotations
 
 import gzip
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -15,7 +13,7 @@ from quotation.errors import TransportError
 from quotation.ratelimit import RateLimiter
 from quotation.rest import RestClient, RestConfig
 from quotation.simulator import Simulator
-from tests.quotation.fakes import ManualClock
+from tests.quotation.fakes import Answer, ManualClock, RecordingServer, serving
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -158,48 +156,6 @@ def test_an_error_answer_trickled_past_the_deadline_is_a_transport_error(
 # -- bodies the simulator does not send: compressed and chunked ------------------------------
 
 
-class _EncodedServer(ThreadingHTTPServer):
-    """Answers every GET with ``body``, gzip-compressed or in chunked transfer encoding."""
-
-    daemon_threads = True
-
-    def __init__(self, body: bytes, encoding: str) -> None:
-        super().__init__(("127.0.0.1", 0), _EncodedHandler)
-        self.body = body
-        self.encoding = encoding
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-
-class _EncodedHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _EncodedServer
-
-    def do_GET(self) -> None:
-        body = self.server.body
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json;charset=UTF-8")
-        self.send_header("Remaining-Req", "group=ticker; min=600; sec=9")
-        if self.server.encoding == "gzip":
-            packed = gzip.compress(body)
-            self.send_header("Content-Encoding", "gzip")
-            self.send_header("Content-Length", str(len(packed)))
-            self.end_headers()
-            self.wfile.write(packed)
-            return
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-        for start in range(0, len(body), 100):
-            piece = body[start : start + 100]
-            self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
-        self.wfile.write(b"0\r\n\r\n")
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.mark.parametrize("encoding", ["gzip", "chunked"])
 def test_compressed_and_chunked_answers_are_read_whole(
     sim: Simulator, limiter: RateLimiter, encoding: str
@@ -207,17 +163,19 @@ def test_compressed_and_chunked_answers_are_read_whole(
     body = requests.get(
         f"{sim.base_url}/ticker", params={"markets": ",".join(MARKETS)}, timeout=10
     ).content
-    server = _EncodedServer(body, encoding)
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    try:
+    headers = {
+        "Content-Type": "application/json;charset=UTF-8",
+        "Remaining-Req": "group=ticker; min=600; sec=9",
+    }
+    if encoding == "gzip":
+        answer = Answer(200, gzip.compress(body), {**headers, "Content-Encoding": "gzip"})
+    else:
+        answer = Answer(200, body, headers, chunk_size=100)
+    with serving(RecordingServer()) as server:
+        server.answer = lambda path: answer
         with RestClient(RestConfig(base_url=server.base_url), limiter=limiter) as rest:
             direct = client_for(sim, limiter, RestConfig(read_timeout=5.0, total_timeout=20.0))
             with direct:
                 expected = direct.get_tickers(MARKETS)
             for _ in range(2):
                 assert rest.get_tickers(MARKETS) == expected
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
