@@ -18,6 +18,7 @@ from quotation.backoff import Backoff
 from quotation.errors import Banned, RateLimited
 from quotation.ratelimit import Permit, RateLimiter, process_limiter
 from quotation.remaining_req import RemainingReq
+from quotation.simulator.limits import RateLimitPolicy, ServerRateLimiter, Verdict
 from tests.quotation.fakes import ManualClock
 
 COOLDOWN = 1.05  # window 1.0 + margin 0.05, the defaults
@@ -154,23 +155,20 @@ def test_a_release_from_another_thread_wakes_a_caller_waiting_for_an_in_flight_s
 
 
 class StrictServer:
-    """The simulator's rule: at most ``limit`` accepted arrivals in any 1.0 s; refusals not counted.
+    """The simulator's own limit: at most ``limit`` accepted arrivals in any 1.0 s, never a ban.
 
     Answers are decided in arrival order; each carries ``sec`` = room left.
     """
 
     def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.accepted: deque[float] = deque()
+        # ban_after is out of reach: the simulations count 429s, a ban would end them.
+        policy = RateLimitPolicy(per_second=limit, window=1.0, ban_after=1_000_000)
+        self._limits = ServerRateLimiter(policy)
 
     def arrive(self, at: float) -> int | None:
         """``sec`` after accepting a request arriving ``at``, or ``None`` for a 429."""
-        while self.accepted and self.accepted[0] <= at - 1.0:
-            self.accepted.popleft()
-        if len(self.accepted) >= self.limit:
-            return None
-        self.accepted.append(at)
-        return self.limit - len(self.accepted)
+        decision = self._limits.check("client", "ticker", at)
+        return decision.remaining if decision.verdict is Verdict.ALLOW else None
 
 
 @dataclass
