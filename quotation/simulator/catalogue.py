@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 __all__ = [
+    "CAUTION_KEYS",
     "QUOTES",
     "MarketInfo",
     "build_catalogue",
@@ -198,13 +199,14 @@ _COINS: tuple[tuple[str, str, str, float, str, int], ...] = (
 # How often a market trades relative to KRW-BTC, by tier; cross markets trade less.
 _TIER_ACTIVITY: dict[int, float] = {1: 1.0, 2: 0.12, 3: 0.025}
 _CROSS_ACTIVITY = 0.2
-_CAUTION_KEYS: tuple[str, ...] = (
+CAUTION_KEYS: tuple[str, ...] = (
     "PRICE_FLUCTUATIONS",
     "TRADING_VOLUME_SOARING",
     "DEPOSIT_AMOUNT_SOARING",
     "GLOBAL_PRICE_DIFFERENCES",
     "CONCENTRATION_OF_SMALL_ACCOUNTS",
 )
+"""The ``market_event.caution`` flags of ``market/all?is_details=true``, in Upbit's order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,10 +231,6 @@ class MarketInfo:
     @property
     def quote(self) -> str:
         return self.market.split("-", 1)[0]
-
-    @property
-    def base(self) -> str:
-        return self.market.split("-", 1)[1]
 
 
 def _bands(
@@ -310,7 +308,7 @@ def build_catalogue(seed: int) -> list[MarketInfo]:
             if (code, quote) in {("ETH", "BTC"), ("BTC", "USDT")}:
                 activity = _TIER_ACTIVITY[2]
             flagged = rng.random() < 0.04
-            cautions = tuple(key for key in _CAUTION_KEYS if flagged and rng.random() < 0.5)
+            cautions = tuple(key for key in CAUTION_KEYS if flagged and rng.random() < 0.5)
             markets.append(
                 MarketInfo(
                     market=f"{quote}-{code}",

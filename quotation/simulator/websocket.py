@@ -59,14 +59,7 @@ from quotation.simulator.engine import MarketEngine
 from quotation.simulator.records import MarketEvent
 from quotation.simulator.ws_controls import HubHttpControls
 from quotation.simulator.ws_injection import FrameInjector, MalformedKind, parse_recording
-from quotation.simulator.ws_messages import (  # noqa: F401 - render_* importable here as before
-    encode,
-    realtime_message,
-    render_candle,
-    render_orderbook,
-    render_ticker,
-    render_trade,
-)
+from quotation.simulator.ws_messages import encode, realtime_message
 from quotation.simulator.ws_session import Session
 from quotation.simulator.ws_state import DEFAULT_QUEUE_LIMIT, HubState, HubStats
 from quotation.ws_subscription import DataType, WsFormat

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from quotation.models import CandleInterval
-from quotation.simulator.catalogue import MarketInfo, format_decimal
+from quotation.simulator.catalogue import CAUTION_KEYS, MarketInfo, format_decimal
 from quotation.simulator.records import SimCandle, SimOrderbook, SimTicker, SimTrade
 
 __all__ = [
@@ -28,32 +28,28 @@ __all__ = [
     "orderbook_json",
     "ticker_json",
     "trade_json",
+    "utc_text",
     "whole_or_float",
+    "zero_as_int",
 ]
 
 KST_OFFSET_MS = 9 * 3_600_000
-_CAUTION_KEYS: tuple[str, ...] = (
-    "PRICE_FLUCTUATIONS",
-    "TRADING_VOLUME_SOARING",
-    "DEPOSIT_AMOUNT_SOARING",
-    "GLOBAL_PRICE_DIFFERENCES",
-    "CONCENTRATION_OF_SMALL_ACCOUNTS",
-)
 _PERIOD_INTERVALS = frozenset({CandleInterval.WEEK, CandleInterval.MONTH, CandleInterval.YEAR})
 
 
-def _fmt(ts_ms: int, pattern: str) -> str:
+def utc_text(ts_ms: int, pattern: str) -> str:
+    """``ts_ms`` (ms since the epoch) in UTC, formatted by ``time.strftime`` ``pattern``."""
     return time.strftime(pattern, time.gmtime(ts_ms // 1000))
 
 
 def date_utc(ts_ms: int) -> str:
     """``yyyy-MM-dd`` of ``ts_ms`` in UTC."""
-    return _fmt(ts_ms, "%Y-%m-%d")
+    return utc_text(ts_ms, "%Y-%m-%d")
 
 
 def datetime_text(ts_ms: int) -> str:
     """``yyyy-MM-ddTHH:mm:ss`` without a zone, as candles write their times."""
-    return _fmt(ts_ms, "%Y-%m-%dT%H:%M:%S")
+    return utc_text(ts_ms, "%Y-%m-%dT%H:%M:%S")
 
 
 def whole_or_float(value: float) -> int | float:
@@ -61,8 +57,8 @@ def whole_or_float(value: float) -> int | float:
     return int(value) if float(value).is_integer() else float(value)
 
 
-def _change_number(value: float) -> int | float:
-    """Ticker change fields: Upbit writes an unchanged price as the integer ``0``."""
+def zero_as_int(value: float) -> int | float:
+    """Change fields: Upbit writes an unchanged price as the integer ``0``, never ``0.0``."""
     return 0 if value == 0 else float(value)
 
 
@@ -75,7 +71,7 @@ def market_json(info: MarketInfo, *, details: bool) -> dict[str, Any]:
     if details:
         body["market_event"] = {
             "warning": info.warning,
-            "caution": {key: key in info.cautions for key in _CAUTION_KEYS},
+            "caution": {key: key in info.cautions for key in CAUTION_KEYS},
         }
     return body
 
@@ -84,10 +80,10 @@ def ticker_json(ticker: SimTicker) -> dict[str, Any]:
     ts = ticker.trade_timestamp
     return {
         "market": ticker.market,
-        "trade_date": _fmt(ts, "%Y%m%d"),
-        "trade_time": _fmt(ts, "%H%M%S"),
-        "trade_date_kst": _fmt(ts + KST_OFFSET_MS, "%Y%m%d"),
-        "trade_time_kst": _fmt(ts + KST_OFFSET_MS, "%H%M%S"),
+        "trade_date": utc_text(ts, "%Y%m%d"),
+        "trade_time": utc_text(ts, "%H%M%S"),
+        "trade_date_kst": utc_text(ts + KST_OFFSET_MS, "%Y%m%d"),
+        "trade_time_kst": utc_text(ts + KST_OFFSET_MS, "%H%M%S"),
         "trade_timestamp": ts,
         "opening_price": float(ticker.opening_price),
         "high_price": float(ticker.high_price),
@@ -95,10 +91,10 @@ def ticker_json(ticker: SimTicker) -> dict[str, Any]:
         "trade_price": float(ticker.trade_price),
         "prev_closing_price": float(ticker.prev_closing_price),
         "change": ticker.change.value,
-        "change_price": _change_number(ticker.change_price),
-        "change_rate": _change_number(ticker.change_rate),
-        "signed_change_price": _change_number(ticker.signed_change_price),
-        "signed_change_rate": _change_number(ticker.signed_change_rate),
+        "change_price": zero_as_int(ticker.change_price),
+        "change_rate": zero_as_int(ticker.change_rate),
+        "signed_change_price": zero_as_int(ticker.signed_change_price),
+        "signed_change_rate": zero_as_int(ticker.signed_change_rate),
         "trade_volume": float(ticker.trade_volume),
         "acc_trade_price": float(ticker.acc_trade_price),
         "acc_trade_price_24h": float(ticker.acc_trade_price_24h),
@@ -149,8 +145,8 @@ def trade_json(trade: SimTrade) -> dict[str, Any]:
     ts = trade.timestamp
     return {
         "market": trade.market,
-        "trade_date_utc": _fmt(ts, "%Y-%m-%d"),
-        "trade_time_utc": _fmt(ts, "%H:%M:%S"),
+        "trade_date_utc": utc_text(ts, "%Y-%m-%d"),
+        "trade_time_utc": utc_text(ts, "%H:%M:%S"),
         "timestamp": ts,
         "trade_price": float(trade.trade_price),
         "trade_volume": float(trade.trade_volume),

@@ -10,7 +10,6 @@ one-element list, always UTF-8 JSON bytes).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -24,6 +23,7 @@ from quotation.simulator.records import (
     SimTicker,
     SimTrade,
 )
+from quotation.simulator.wire import KST_OFFSET_MS, datetime_text, utc_text, zero_as_int
 from quotation.simulator.ws_request import FULL_DEPTH, SubscriptionSpec
 from quotation.wire_keys import to_simple_keys
 from quotation.ws_subscription import DataType, WsFormat
@@ -38,21 +38,10 @@ __all__ = [
     "snapshot_message",
 ]
 
-_KST = timedelta(hours=9)
-
-
-def _utc(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
-
-
-def _zero_as_int(value: float) -> int | float:
-    """Upbit writes a zero change as ``0``, never ``0.0`` (REST recordings, EVEN tickers)."""
-    return 0 if value == 0 else float(value)
-
 
 def render_trade(trade: SimTrade, stream_type: str) -> dict[str, Any]:
     """A WebSocket ``trade`` message with DEFAULT keys."""
-    at = _utc(trade.timestamp)
+    ts = trade.timestamp
     return {
         "type": "trade",
         "code": trade.market,
@@ -61,11 +50,11 @@ def render_trade(trade: SimTrade, stream_type: str) -> dict[str, Any]:
         "ask_bid": trade.ask_bid.value,
         "prev_closing_price": trade.prev_closing_price,
         "change": trade.change.value,
-        "change_price": _zero_as_int(abs(trade.change_price)),
-        "trade_date": at.strftime("%Y-%m-%d"),
-        "trade_time": at.strftime("%H:%M:%S"),
-        "trade_timestamp": trade.timestamp,
-        "timestamp": trade.timestamp,
+        "change_price": zero_as_int(abs(trade.change_price)),
+        "trade_date": utc_text(ts, "%Y-%m-%d"),
+        "trade_time": utc_text(ts, "%H:%M:%S"),
+        "trade_timestamp": ts,
+        "timestamp": ts,
         "sequential_id": trade.sequential_id,
         "best_ask_price": trade.best_ask_price,
         "best_ask_size": trade.best_ask_size,
@@ -77,7 +66,7 @@ def render_trade(trade: SimTrade, stream_type: str) -> dict[str, Any]:
 
 def render_ticker(ticker: SimTicker, stream_type: str) -> dict[str, Any]:
     """A WebSocket ``ticker`` message with DEFAULT keys."""
-    at = _utc(ticker.trade_timestamp)
+    ts = ticker.trade_timestamp
     return {
         "type": "ticker",
         "code": ticker.market,
@@ -87,18 +76,18 @@ def render_ticker(ticker: SimTicker, stream_type: str) -> dict[str, Any]:
         "trade_price": ticker.trade_price,
         "prev_closing_price": ticker.prev_closing_price,
         "change": ticker.change.value,
-        "change_price": _zero_as_int(ticker.change_price),
-        "signed_change_price": _zero_as_int(ticker.signed_change_price),
-        "change_rate": _zero_as_int(ticker.change_rate),
-        "signed_change_rate": _zero_as_int(ticker.signed_change_rate),
+        "change_price": zero_as_int(ticker.change_price),
+        "signed_change_price": zero_as_int(ticker.signed_change_price),
+        "change_rate": zero_as_int(ticker.change_rate),
+        "signed_change_rate": zero_as_int(ticker.signed_change_rate),
         "trade_volume": ticker.trade_volume,
         "acc_trade_volume": ticker.acc_trade_volume,
         "acc_trade_volume_24h": ticker.acc_trade_volume_24h,
         "acc_trade_price": ticker.acc_trade_price,
         "acc_trade_price_24h": ticker.acc_trade_price_24h,
-        "trade_date": at.strftime("%Y%m%d"),
-        "trade_time": at.strftime("%H%M%S"),
-        "trade_timestamp": ticker.trade_timestamp,
+        "trade_date": utc_text(ts, "%Y%m%d"),
+        "trade_time": utc_text(ts, "%H%M%S"),
+        "trade_timestamp": ts,
         "ask_bid": ticker.ask_bid.value,
         "acc_ask_volume": ticker.acc_ask_volume,
         "acc_bid_volume": ticker.acc_bid_volume,
@@ -139,12 +128,12 @@ def render_orderbook(book: SimOrderbook, depth: int, stream_type: str) -> dict[s
 
 def render_candle(candle: SimCandle, stream_type: str) -> dict[str, Any]:
     """A WebSocket ``candle.*`` message with DEFAULT keys."""
-    start = _utc(candle.start)
+    start = candle.start
     return {
         "type": candle.interval.ws_type,
         "code": candle.market,
-        "candle_date_time_utc": start.strftime("%Y-%m-%dT%H:%M:%S"),
-        "candle_date_time_kst": (start + _KST).strftime("%Y-%m-%dT%H:%M:%S"),
+        "candle_date_time_utc": datetime_text(start),
+        "candle_date_time_kst": datetime_text(start + KST_OFFSET_MS),
         "opening_price": candle.opening_price,
         "high_price": candle.high_price,
         "low_price": candle.low_price,

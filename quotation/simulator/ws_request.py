@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from quotation.simulator.orderbook import MAX_DEPTH
 from quotation.ws_subscription import ORDERBOOK_DEPTHS, DataType, WsFormat
 
 __all__ = [
@@ -29,8 +30,8 @@ __all__ = [
     "parse_request",
 ]
 
-FULL_DEPTH = 30
-"""Orderbook rows of a code without a (served) ``.N`` suffix, and of every engine book."""
+FULL_DEPTH = MAX_DEPTH
+"""Orderbook rows of a code without a (served) ``.N`` suffix: every row of an engine book."""
 
 
 class RequestError(Exception):
