@@ -25,13 +25,13 @@ import asyncio
 import bisect
 import contextlib
 import dataclasses
+import functools
 import itertools
 import logging
 import math
 import random
 import threading
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 
 from quotation.clock import Clock, SystemClock
 from quotation.models import CandleInterval, Change, Side
@@ -47,6 +47,7 @@ from quotation.simulator.records import (
     SimTicker,
     SimTrade,
 )
+from quotation.simulator.wire import date_utc
 
 __all__ = ["Listener", "MarketEngine"]
 
@@ -61,10 +62,6 @@ _HISTORY_PACE = 10.0
 """Trades per second (all markets) of the generated history, at most."""
 _SID_PER_MS = 1_000_000
 """``sequential_id = timestamp_ms * 10**6 + market_index * 1000 + n``: unique across markets."""
-
-
-def _date_text(ts_ms: int) -> str:
-    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("%Y-%m-%d")
 
 
 def _change(price: float, prev_close: float) -> Change:
@@ -385,8 +382,8 @@ class MarketEngine:
         return MarketEvent(
             trade=trade,
             ticker=self._ticker(state, trade.timestamp),
-            orderbook=self._current_book(state),
             candles=candles,
+            book_of=functools.partial(_book_after, state.info, trade, trade.timestamp),
         )
 
     # -- state --------------------------------------------------------------------------------
@@ -578,9 +575,9 @@ class MarketEngine:
             acc_trade_volume=acc_volume,
             acc_trade_volume_24h=max(0.0, state.win_volume),
             highest_52_week_price=state.high52,
-            highest_52_week_date=_date_text(state.high52_ts or state.day_start),
+            highest_52_week_date=date_utc(state.high52_ts or state.day_start),
             lowest_52_week_price=state.low52,
-            lowest_52_week_date=_date_text(state.low52_ts or state.day_start),
+            lowest_52_week_date=date_utc(state.low52_ts or state.day_start),
             timestamp=max(now, last.timestamp if last else now),
             ask_bid=last.ask_bid if last else Side.BID,
             acc_ask_volume=acc_ask,
@@ -598,18 +595,10 @@ class MarketEngine:
     ) -> SimOrderbook:
         info = state.info
         if state.trades:
-            trade = state.trades[-1]
-            seed = trade.sequential_id
-            top = (
-                trade.best_ask_price,
-                trade.best_ask_size,
-                trade.best_bid_price,
-                trade.best_bid_size,
-            )
-        else:  # a market that has not traded yet: quote around its start price
-            seed = state.index
-            rng = random.Random(f"book/{self.seed}/{info.market}")
-            top = touch(state.quote, state.last_price, Side.BID, info.typical_volume, rng)
+            return _book_after(info, state.trades[-1], timestamp, count, level)
+        # a market that has not traded yet: quote around its start price
+        rng = random.Random(f"book/{self.seed}/{info.market}")
+        top = touch(state.quote, state.last_price, Side.BID, info.typical_volume, rng)
         return build_orderbook(
             market=info.market,
             best_ask=top[0],
@@ -617,8 +606,26 @@ class MarketEngine:
             best_bid=top[2],
             best_bid_size=top[3],
             typical_volume=info.typical_volume,
-            seed=seed,
+            seed=state.index,
             timestamp=timestamp,
             count=count,
             level=level,
         )
+
+
+def _book_after(
+    info: MarketInfo, trade: SimTrade, timestamp: int, count: int = MAX_DEPTH, level: float = 0
+) -> SimOrderbook:
+    """The book of ``info``'s market right after ``trade``: a pure function of the trade."""
+    return build_orderbook(
+        market=info.market,
+        best_ask=trade.best_ask_price,
+        best_ask_size=trade.best_ask_size,
+        best_bid=trade.best_bid_price,
+        best_bid_size=trade.best_bid_size,
+        typical_volume=info.typical_volume,
+        seed=trade.sequential_id,
+        timestamp=timestamp,
+        count=count,
+        level=level,
+    )

@@ -11,7 +11,8 @@ one per new trade, carrying the trade and the state of its market right after it
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from quotation.models import CandleInterval, Change, Side
 
@@ -136,17 +137,29 @@ class MarketEvent:
     """Published once per new trade, on the simulator's event-loop thread.
 
     ``candles`` holds the updated candle of every WebSocket-streamed interval
-    (:data:`STREAMED_INTERVALS`, in that order) for the trade's market.
+    (:data:`STREAMED_INTERVALS`, in that order) for the trade's market. The book
+    is a pure function of the trade, so it is built by ``book_of`` on the first
+    read of :attr:`orderbook` (most events are never asked for one) and kept.
     """
 
     trade: SimTrade
     ticker: SimTicker
-    orderbook: SimOrderbook
     candles: tuple[SimCandle, ...]
+    book_of: Callable[[], SimOrderbook] = field(repr=False, compare=False)
+    _book: SimOrderbook | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def market(self) -> str:
         return self.trade.market
+
+    @property
+    def orderbook(self) -> SimOrderbook:
+        """The book right after the trade (built on first read, then kept)."""
+        book = self._book
+        if book is None:
+            book = self.book_of()
+            object.__setattr__(self, "_book", book)  # a cache: the event stays immutable
+        return book
 
     def candle(self, interval: CandleInterval) -> SimCandle | None:
         """The updated candle of ``interval`` (``None`` if that interval is not streamed)."""
