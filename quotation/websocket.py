@@ -223,7 +223,6 @@ class WebSocketClient:
         self._ingest = FrameIngest(
             cache=self._cache,
             dispatcher=self._dispatcher,
-            clock=self._clock,
             gap_filler=self._gap_filler,
             dedup_capacity=config.dedup_capacity,
             hold_capacity=config.gap_fill_hold_capacity,
@@ -419,16 +418,19 @@ class WebSocketClient:
         with self._changed:
             self._changed.notify_all()
 
-    def _pause(self, seconds: float, *, until_unsubscribed: bool = False) -> None:
-        """Sleep on the injected clock in short slices, returning early on stop.
+    def _pause(self, seconds: float, *, until_unsubscribed: bool = False) -> bool:
+        """Sleep on the injected clock in short slices; True once it all passed.
 
-        With ``until_unsubscribed`` (backoff, connect pacing) it also returns early
-        once the subscription set is emptied.
+        False (at once, or as soon as it happens) when the client is stopping and,
+        with ``until_unsubscribed`` (backoff, connect pacing), when the subscription
+        set is empty.
         """
         remaining = seconds
-        while remaining > 0 and not self._stop.is_set():
-            if until_unsubscribed and not self._subscriptions:
-                return
+        while True:
+            if self._stop.is_set() or (until_unsubscribed and not self._subscriptions):
+                return False
+            if remaining <= 0:
+                return True
             step = min(remaining, _MAX_PAUSE_SLICE)
             self._clock.sleep(step)
             remaining -= step
@@ -440,27 +442,18 @@ class WebSocketClient:
             while not self._stop.is_set():
                 if not self._subscriptions:
                     self._idle()
-                    if self._stop.is_set():
-                        break
                     failures, first = 0, True  # a fresh start: no backoff
+                    continue
+                # A pause cut short (stop, or emptied subscriptions) goes back to the top.
                 if not first:
                     self._set_state(ConnectionState.BACKING_OFF)
                     # After n failed attempts in a row, wait up to initial * multiplier**n.
-                    self._pause(
-                        backoff_delay(self._config.backoff, failures, self._random),
-                        until_unsubscribed=True,
-                    )
-                    if self._stop.is_set():
-                        break
-                    if not self._subscriptions:
+                    delay = backoff_delay(self._config.backoff, failures, self._random)
+                    if not self._pause(delay, until_unsubscribed=True):
                         continue
                 first = False
-                self._pause(
-                    self._connect_pacer.reserve(self._clock.monotonic()), until_unsubscribed=True
-                )
-                if self._stop.is_set():
-                    break
-                if not self._subscriptions:
+                delay = self._connect_pacer.reserve(self._clock.monotonic())
+                if not self._pause(delay, until_unsubscribed=True):
                     continue
                 recovered = self._connect_and_serve()
                 if self._last_close is CloseReason.REJECTED:
@@ -529,7 +522,7 @@ class WebSocketClient:
         self._connected_at = self._clock.monotonic()
         self._message_pacer.reset()
         if reconnect:
-            self._ingest.expect_gaps(_realtime_trade_markets(self._subscriptions))
+            self._ingest.expect_gaps()
         live = False
         reason = CloseReason.CONNECTION_LOST
         try:

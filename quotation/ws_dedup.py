@@ -3,8 +3,9 @@
 Upbit's ``sequential_id`` is unique per market but not ordered, so duplicates
 (a reconnect's snapshot, a REST gap fill overlapping the stream) are found by
 membership, not by comparison. :class:`TradeDeduper` remembers the last
-``capacity`` ids per market (oldest forgotten first) and the newest trade seen
-per market (by trade time), which is where a gap fill after a reconnect starts.
+``capacity`` ids per market (oldest forgotten first). Where a gap fill after a
+reconnect starts (the newest trade per market) is the ingest's business
+(:class:`~quotation.ws_ingest.FrameIngest`), not this module's.
 
 Used from one thread only (the receive thread); not locked.
 """
@@ -22,7 +23,7 @@ __all__ = ["TradeDeduper"]
 class TradeDeduper:
     """Remembers recent trade ids per market; :meth:`add` says whether a trade is new."""
 
-    __slots__ = ("_capacity", "_ids", "_last", "_order")
+    __slots__ = ("_capacity", "_ids", "_order")
 
     def __init__(self, capacity: int = 20_000) -> None:
         if capacity < 1:
@@ -30,7 +31,6 @@ class TradeDeduper:
         self._capacity = capacity
         self._ids: dict[str, set[int]] = {}
         self._order: dict[str, deque[int]] = {}
-        self._last: dict[str, Trade] = {}
 
     def seen(self, market: str, sequential_id: int) -> bool:
         """True if this trade id was already accepted (and is still remembered)."""
@@ -52,14 +52,7 @@ class TradeDeduper:
         order.append(sid)
         if len(order) > self._capacity:
             ids.discard(order.popleft())
-        last = self._last.get(market)
-        if last is None or trade.timestamp >= last.timestamp:
-            self._last[market] = trade
         return True
-
-    def last(self, market: str) -> Trade | None:
-        """The newest accepted trade of ``market`` (by trade time), or ``None``."""
-        return self._last.get(market)
 
     def __len__(self) -> int:
         return sum(len(ids) for ids in self._ids.values())

@@ -46,7 +46,6 @@ from typing import Any
 
 import orjson
 
-from quotation.clock import Clock
 from quotation.errors import FormatError, SubscriptionError
 from quotation.models import StreamType, Trade, TradeGap
 from quotation.parsing import parse_ws_message
@@ -81,7 +80,6 @@ class FrameIngest:
         *,
         cache: StreamCache,
         dispatcher: BatchDispatcher[StreamItem],
-        clock: Clock,
         gap_filler: GapFillWorker | None = None,
         dedup_capacity: int = 20_000,
         hold_capacity: int = 5_000,
@@ -91,7 +89,6 @@ class FrameIngest:
     ) -> None:
         self._cache = cache
         self._dispatcher = dispatcher
-        self._clock = clock
         self._filler = gap_filler
         self._dedup = TradeDeduper(dedup_capacity)
         self._hold_capacity = hold_capacity
@@ -144,15 +141,14 @@ class FrameIngest:
             self._needs_fill.pop(market, None)
         self._tracked = tracked
 
-    def expect_gaps(self, markets: Iterable[str]) -> None:
+    def expect_gaps(self) -> None:
         """A reconnect happened: fill each market's hole at its first new trade.
 
-        Only markets with an anchor (tracked and seen since) can have a hole.
+        Only markets with an anchor (tracked and seen since) can have a hole; the
+        markets the reconnect's request drops are forgotten when it is sent
+        (:meth:`track_trades`).
         """
-        anchors = self._anchors
-        self._needs_fill = {
-            market: last for market in markets if (last := anchors.get(market)) is not None
-        }
+        self._needs_fill = dict(self._anchors)
 
     def ingest(self, data: bytes | str, now: float) -> bool:
         """Take one frame received at ``now``; True if it carried data."""
@@ -216,8 +212,7 @@ class FrameIngest:
             anchor = self._anchors.get(market)
             if anchor is None or trade.timestamp >= anchor.timestamp:
                 self._anchors[market] = trade
-        dedup = self._dedup
-        if dedup.seen(market, trade.sequential_id):
+        if not self._dedup.add(trade):
             self.duplicates += 1
             if trade.stream_type is StreamType.SNAPSHOT:
                 # The newest trade at subscribe time is one we had: nothing was missed.
@@ -227,7 +222,6 @@ class FrameIngest:
             last_known = self._needs_fill.pop(market, None)
             if last_known is not None:
                 self._start_fill(last_known, trade, now)
-        dedup.add(trade)
         self.messages += 1
         if self._held:
             held = self._held.get(market)

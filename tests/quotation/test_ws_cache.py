@@ -1,10 +1,11 @@
-"""The realtime cache: latest values with receive times, candles upserted by start, bounds."""
+"""The realtime cache (latest values with receive times, candles upserted by start, bounds),
+trade de-duplication, and where the hole after a reconnect starts."""
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import timedelta
 
+import orjson
 import pytest
 
 from quotation.models import (
@@ -18,8 +19,10 @@ from quotation.models import (
 )
 from quotation.ws_cache import StreamCache
 from quotation.ws_dedup import TradeDeduper
+from quotation.ws_delivery import BatchDispatcher
+from quotation.ws_ingest import FrameIngest
 from quotation.ws_subscription import DataType
-from tests.quotation.examples import T0, example_trade
+from tests.quotation.examples import T0, WS_TRADE, changed, example_trade
 
 pytestmark = pytest.mark.timeout(5)
 
@@ -110,13 +113,32 @@ def test_deduper_rejects_repeats_and_forgets_oldest_beyond_capacity() -> None:
     assert not dedup.seen("KRW-BTC", 1)  # forgotten: memory stays bounded
     assert dedup.seen("KRW-BTC", 4)
     assert len(dedup) == 3
-    last = dedup.last("KRW-BTC")
-    assert last is not None and last.sequential_id == 4
 
 
-def test_deduper_last_trade_is_newest_by_time_not_by_id() -> None:
-    dedup = TradeDeduper()
-    dedup.add(trade(50, 2.0))
-    dedup.add(dataclasses.replace(trade(99, 1.0)))
-    last = dedup.last("KRW-BTC")
-    assert last is not None and last.sequential_id == 50
+def _ws_trade(sid: int, millis: int) -> bytes:
+    return orjson.dumps(changed(WS_TRADE, sequential_id=sid, trade_timestamp=millis))
+
+
+def _hole_after(*received: tuple[int, int], dedup_capacity: int = 20_000) -> int:
+    """Where the hole after a reconnect starts: the trade id its gap is marked after.
+
+    ``received`` are (id, trade time in ms) frames before the drop; no REST source,
+    so the hole is marked at the first new trade.
+    """
+    cache = StreamCache()
+    ingest = FrameIngest(cache=cache, dispatcher=BatchDispatcher(), dedup_capacity=dedup_capacity)
+    ingest.track_trades(["KRW-BTC"])
+    for sid, millis in received:
+        assert ingest.ingest(_ws_trade(sid, millis), 1.0)
+    ingest.expect_gaps()
+    assert ingest.ingest(_ws_trade(1000, 10_000), 2.0)
+    [gap] = cache.gaps("KRW-BTC")
+    return gap.after_sequential_id
+
+
+def test_the_hole_starts_at_the_newest_trade_even_after_older_ids_are_forgotten() -> None:
+    assert _hole_after((1, 1000), (2, 2000), (3, 3000), (4, 4000), dedup_capacity=3) == 4
+
+
+def test_the_hole_starts_at_the_newest_trade_by_time_not_by_id() -> None:
+    assert _hole_after((50, 2000), (99, 1000)) == 50
