@@ -27,7 +27,13 @@ from quotation.websocket import (
 from quotation.ws_cache import StreamItem
 from quotation.ws_liveness import KeepaliveMode, LivenessConfig
 from quotation.ws_subscription import DataType, Subscription, WsFormat
-from tests.quotation.ws_support import WAIT, MakeClient, making_clients
+from tests.quotation.ws_support import (
+    WAIT,
+    MakeClient,
+    drop_and_trade_meanwhile,
+    making_clients,
+    sids,
+)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -203,18 +209,10 @@ def test_no_trade_is_lost_or_duplicated_across_a_forced_reconnect(
             trade_source=rest,
             gap_fill_page_size=10,
         )
-        assert client.wait_live(WAIT)
-        first = quiet_sim.engine.step_market(MARKET, 5)
-        assert got.wait_for(lambda items: first[-1].sequential_id in _sids(items))
-
-        quiet_sim.ws.set_accepting(False)
-        assert quiet_sim.ws.drop_all() == 1
-        assert client.wait_until(lambda s: s.connect_failures >= 1, WAIT)
-        missed = quiet_sim.engine.step_market(MARKET, 37)  # traded while we were away
-        quiet_sim.ws.set_accepting(True)
+        _, missed = drop_and_trade_meanwhile(quiet_sim, client, got, MARKET, missed=37)
         assert client.wait_until(lambda s: s.recoveries >= 1, WAIT)
         after = quiet_sim.engine.step_market(MARKET, 5)
-        assert got.wait_for(lambda items: after[-1].sequential_id in _sids(items))
+        assert got.wait_for(lambda items: after[-1].sequential_id in sids(items))
     finally:
         rest.close()
 
@@ -237,7 +235,7 @@ def test_a_hole_that_cannot_be_filled_is_marked(
     )  # no trade source: missed trades cannot be fetched
     assert client.wait_live(WAIT)
     before = quiet_sim.engine.step_market(MARKET, 1)[0]
-    assert got.wait_for(lambda items: before.sequential_id in _sids(items))
+    assert got.wait_for(lambda items: before.sequential_id in sids(items))
     quiet_sim.ws.set_accepting(False)
     quiet_sim.ws.drop_all()
     assert client.wait_until(lambda s: s.connect_failures >= 1, WAIT)
@@ -346,10 +344,6 @@ class _TicketStripper:
 
 def _frames_at_least(count: int) -> Callable[[WebSocketStatus], bool]:
     return lambda status: status.frames >= count
-
-
-def _sids(items: list[StreamItem]) -> set[int]:
-    return {i.sequential_id for i in items if isinstance(i, Trade)}
 
 
 def test_reconnect_on_request_resubscribes_and_recovers(

@@ -16,12 +16,18 @@ from quotation.errors import TransportError
 from quotation.models import Orderbook, StreamType, Ticker, Trade, TradeGap
 from quotation.rest import RestClient, RestConfig
 from quotation.simulator import Simulator
-from quotation.websocket import ConnectionState, WebSocketClient
+from quotation.websocket import ConnectionState
 from quotation.ws_cache import StreamItem
 from quotation.ws_gapfill import TradeSource
 from quotation.ws_liveness import LivenessConfig
 from quotation.ws_subscription import DataType, Subscription
-from tests.quotation.ws_support import WAIT, Collector, MakeClient, making_clients, sids
+from tests.quotation.ws_support import (
+    WAIT,
+    MakeClient,
+    drop_and_trade_meanwhile,
+    making_clients,
+    sids,
+)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -83,24 +89,6 @@ def make_client() -> Iterator[MakeClient]:
     yield from making_clients(TRADES_ONLY)
 
 
-def _drop_and_trade_meanwhile(
-    sim: Simulator, client: WebSocketClient, got: Collector, missed: int
-) -> tuple[list[int], list[int]]:
-    """Trade, drop the socket, trade ``missed`` times while away, let the client back in.
-
-    Returns the ids delivered before the drop and the ids traded while away.
-    """
-    assert client.wait_live(WAIT)
-    before = sim.engine.step_market(MARKET, 5)
-    assert got.wait_for(lambda items: before[-1].sequential_id in sids(items))
-    sim.ws.set_accepting(False)
-    assert sim.ws.drop_all() == 1
-    assert client.wait_until(lambda s: s.connect_failures >= 1, WAIT)
-    away = sim.engine.step_market(MARKET, missed)
-    sim.ws.set_accepting(True)
-    return [t.sequential_id for t in got.trades()], [t.sequential_id for t in away]
-
-
 def _stream(items: list[StreamItem]) -> list[int | str]:
     """Trades by id and gaps as ``"gap"``, in delivery order."""
     return [
@@ -131,7 +119,7 @@ def test_a_slow_gap_fill_does_not_stop_the_socket_from_being_read(
             liveness=PINGING,
             gap_fill_page_size=10,
         )
-        delivered, away = _drop_and_trade_meanwhile(quiet_sim, client, got, missed=23)
+        delivered, away = drop_and_trade_meanwhile(quiet_sim, client, got, MARKET, missed=23)
         # The reconnect's snapshot trade (the newest one missed) starts the fill; REST hangs.
         assert source.entered.wait(WAIT)
         assert client.wait_until(lambda s: s.gap_fills_pending == 1 and s.held_trades == 1, WAIT)
@@ -179,7 +167,7 @@ def test_a_failing_trade_source_marks_the_hole_and_live_trades_continue(
 ) -> None:
     source = FailingTrades()
     client, got = make_client(quiet_sim, trade_source=source)
-    delivered, away = _drop_and_trade_meanwhile(quiet_sim, client, got, missed=6)
+    delivered, away = drop_and_trade_meanwhile(quiet_sim, client, got, MARKET, missed=6)
     assert got.wait_for(lambda items: any(isinstance(i, TradeGap) for i in items))
     live = [t.sequential_id for t in quiet_sim.engine.step_market(MARKET, 3)]
     assert got.wait_for(lambda items: live[-1] in sids(items))
@@ -203,7 +191,7 @@ def test_a_fill_that_outlasts_the_hold_buffer_is_abandoned_and_its_hole_marked(
         client, got = make_client(
             quiet_sim, trade_source=source, liveness=PINGING, gap_fill_hold_capacity=3
         )
-        delivered, away = _drop_and_trade_meanwhile(quiet_sim, client, got, missed=6)
+        delivered, away = drop_and_trade_meanwhile(quiet_sim, client, got, MARKET, missed=6)
         assert source.entered.wait(WAIT)
         assert client.wait_until(lambda s: s.held_trades == 1, WAIT)
         live = [t.sequential_id for t in quiet_sim.engine.step_market(MARKET, 5)]
@@ -239,7 +227,7 @@ def test_stop_does_not_wait_for_a_gap_fill_stuck_in_rest(
     source = GatedTrades(rest)
     try:
         client, got = make_client(quiet_sim, trade_source=source)
-        delivered, away = _drop_and_trade_meanwhile(quiet_sim, client, got, missed=4)
+        delivered, away = drop_and_trade_meanwhile(quiet_sim, client, got, MARKET, missed=4)
         assert source.entered.wait(WAIT)
         assert client.wait_until(lambda s: s.gap_fills_pending == 1, WAIT)
         client.stop(timeout=0.2)  # returns although REST never answers
@@ -264,7 +252,7 @@ def test_a_second_reconnect_while_a_fill_is_pending_queues_its_fill_behind_the_f
     source = GatedTrades(rest)
     try:
         client, got = make_client(quiet_sim, trade_source=source, gap_fill_page_size=10)
-        delivered, away = _drop_and_trade_meanwhile(quiet_sim, client, got, missed=12)
+        delivered, away = drop_and_trade_meanwhile(quiet_sim, client, got, MARKET, missed=12)
         assert source.entered.wait(WAIT)
         live = [t.sequential_id for t in quiet_sim.engine.step_market(MARKET, 3)]
         assert client.wait_until(lambda s: s.held_trades == 4, WAIT)

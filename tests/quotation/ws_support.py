@@ -13,7 +13,15 @@ from quotation.ws_backoff import BackoffPolicy
 from quotation.ws_cache import StreamItem
 from quotation.ws_subscription import Subscription
 
-__all__ = ["FAST_BACKOFF", "WAIT", "Collector", "MakeClient", "making_clients", "sids"]
+__all__ = [
+    "FAST_BACKOFF",
+    "WAIT",
+    "Collector",
+    "MakeClient",
+    "drop_and_trade_meanwhile",
+    "making_clients",
+    "sids",
+]
 
 WAIT = 10.0
 FAST_BACKOFF = BackoffPolicy(initial=0.05, multiplier=2.0, cap=0.2)
@@ -77,3 +85,21 @@ def making_clients(default_subscriptions: tuple[Subscription, ...]) -> Iterator[
 def sids(items: list[StreamItem]) -> set[int]:
     """The sequential ids of the trades among ``items``."""
     return {i.sequential_id for i in items if isinstance(i, Trade)}
+
+
+def drop_and_trade_meanwhile(
+    sim: Simulator, client: WebSocketClient, got: Collector, market: str, missed: int
+) -> tuple[list[int], list[int]]:
+    """Trade, drop the socket, trade ``missed`` times while away, let the client back in.
+
+    Returns the ids delivered before the drop and the ids traded while away.
+    """
+    assert client.wait_live(WAIT)
+    before = sim.engine.step_market(market, 5)
+    assert got.wait_for(lambda items: before[-1].sequential_id in sids(items))
+    sim.ws.set_accepting(False)
+    assert sim.ws.drop_all() == 1
+    assert client.wait_until(lambda s: s.connect_failures >= 1, WAIT)
+    away = sim.engine.step_market(market, missed)
+    sim.ws.set_accepting(True)
+    return [t.sequential_id for t in got.trades()], [t.sequential_id for t in away]
