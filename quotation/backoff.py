@@ -7,9 +7,23 @@ count. Tests assert the exact waits with plain numbers.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-__all__ = ["Backoff"]
+__all__ = ["Backoff", "capped_exponential"]
+
+
+def capped_exponential(first: float, multiplier: float, cap: float, steps: int) -> float:
+    """``min(cap, first * multiplier ** steps)``, without overflow however large ``steps`` is.
+
+    The one capped-exponential rule of the package: the REST 429 pauses
+    (:class:`Backoff`) and the WebSocket reconnect ceilings
+    (:func:`quotation.ws_backoff.backoff_ceiling`) both use it.
+    """
+    # Compare exponents first so huge step counts cannot overflow.
+    if multiplier > 1 and steps > math.log(cap / first, multiplier):
+        return cap
+    return min(cap, first * multiplier**steps)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +50,4 @@ class Backoff:
         """The pause after ``failures`` consecutive failures (0 failures → no pause)."""
         if failures <= 0:
             return 0.0
-        # Stop growing once past the cap: no float overflow after many failures.
-        delay = self.base
-        for _ in range(failures - 1):
-            delay *= self.factor
-            if delay >= self.cap:
-                return self.cap
-        return min(delay, self.cap)
+        return capped_exponential(self.base, self.factor, self.cap, failures - 1)

@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from quotation.backoff import capped_exponential
 from quotation.errors import InvalidRequest
 
 __all__ = ["BackoffPolicy", "backoff_ceiling", "backoff_delay"]
@@ -44,10 +45,7 @@ def backoff_ceiling(policy: BackoffPolicy, attempt: int) -> float:
     """The largest delay attempt ``attempt`` (0-based) may wait."""
     if attempt < 0:
         raise InvalidRequest("attempt must be >= 0", parameter="attempt", value=attempt)
-    # Compare exponents first so huge attempt numbers cannot overflow.
-    if policy.multiplier > 1 and attempt > math.log(policy.cap / policy.initial, policy.multiplier):
-        return policy.cap
-    return min(policy.cap, policy.initial * policy.multiplier**attempt)
+    return capped_exponential(policy.initial, policy.multiplier, policy.cap, attempt)
 
 
 def backoff_delay(policy: BackoffPolicy, attempt: int, random: Callable[[], float]) -> float:
