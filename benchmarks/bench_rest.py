@@ -26,8 +26,8 @@ from pathlib import Path
 import orjson
 import requests
 
-from quotation.ratelimit import RateLimiter
-from quotation.rest import RestClient, RestConfig
+from quotation.rest.client import RestClient, RestConfig
+from quotation.rest.ratelimit import RateLimiter
 
 RAISED_LIMIT = 1_000_000
 MARKET = "KRW-BTC"
@@ -35,8 +35,8 @@ GOAL = 1.15
 
 _SERVER = f"""
 import sys
-from quotation.simulator import Simulator
-from quotation.simulator.limits import RateLimitPolicy
+from upbit_sim import Simulator
+from upbit_sim.limits import RateLimitPolicy
 sim = Simulator(seed=1, auto_trade=False, rate_limit=RateLimitPolicy(per_second={RAISED_LIMIT}))
 sim.start()
 print(sim.base_url, flush=True)

@@ -31,8 +31,13 @@ from multiprocessing.connection import Connection
 import requests
 import websocket
 
-from quotation.websocket import ConnectionState, WebSocketClient, WebSocketConfig, WebSocketLike
-from quotation.ws_subscription import DataType, Subscription, WsFormat, build_request
+from quotation.websocket.client import (
+    ConnectionState,
+    WebSocketClient,
+    WebSocketConfig,
+    WebSocketLike,
+)
+from quotation.websocket.subscription import DataType, Subscription, WsFormat, build_request
 
 MARKET = "KRW-BTC"
 FRAMES = int(sys.argv[1]) if len(sys.argv) > 1 else 150_000
@@ -57,7 +62,7 @@ WORKLOADS: dict[str, tuple[WsFormat, tuple[Subscription, ...]]] = {
 
 
 def _serve(conn: Connection) -> None:
-    from quotation.simulator import Simulator  # noqa: PLC0415 - child process only
+    from upbit_sim import Simulator  # noqa: PLC0415 - child process only
 
     with Simulator(seed=1, auto_trade=False, rate_limit=None) as sim:
         conn.send(sim.port)

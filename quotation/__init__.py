@@ -1,10 +1,16 @@
-"""Upbit Quotation API: canonical model, REST and WebSocket clients, rate limiter, simulator."""
+"""Upbit's Quotation API: the canonical model, the REST and WebSocket clients, the rate limiter.
+
+Upbit's protocol only (it imports nothing else of Lifeline): ``models``, ``errors``,
+``clock``, ``backoff``, ``parsing`` and ``wire_keys`` here; the REST client in
+``quotation.rest``, the WebSocket client in ``quotation.websocket``.
+"""
 
 from quotation.clock import Clock, SystemClock
 from quotation.errors import (
     Banned,
     FormatError,
     InvalidRequest,
+    InvalidValue,
     QuotationError,
     RateLimited,
     ServerError,
@@ -25,6 +31,8 @@ from quotation.models import (
     Ticker,
     Trade,
 )
+from quotation.rest import RateLimiter, RestClient, RestConfig
+from quotation.websocket import WebSocketClient, WebSocketConfig
 
 __all__ = [
     "Banned",
@@ -34,12 +42,16 @@ __all__ = [
     "Clock",
     "FormatError",
     "InvalidRequest",
+    "InvalidValue",
     "Market",
     "Orderbook",
     "OrderbookInstrument",
     "OrderbookLevel",
     "QuotationError",
     "RateLimited",
+    "RateLimiter",
+    "RestClient",
+    "RestConfig",
     "ServerError",
     "Side",
     "StreamType",
@@ -48,5 +60,7 @@ __all__ = [
     "Ticker",
     "Trade",
     "TransportError",
+    "WebSocketClient",
+    "WebSocketConfig",
     "WebSocketError",
 ]

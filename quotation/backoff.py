@@ -18,7 +18,7 @@ def capped_exponential(first: float, multiplier: float, cap: float, steps: int) 
 
     The one capped-exponential rule of the package: the REST 429 pauses
     (:class:`Backoff`) and the WebSocket reconnect ceilings
-    (:func:`quotation.ws_backoff.backoff_ceiling`) both use it.
+    (:func:`quotation.websocket.backoff.backoff_ceiling`) both use it.
     """
     # Compare exponents first so huge step counts cannot overflow.
     if multiplier > 1 and steps > math.log(cap / first, multiplier):

@@ -3,7 +3,9 @@
 ::
 
     QuotationError                 base of everything raised here
-    ├── InvalidRequest             the caller's mistake: bad parameter, unknown market
+    ├── InvalidValue               a setting is impossible (a config or constructor value:
+    │                              ``field``, ``value``); also a ``ValueError``
+    ├── InvalidRequest             the caller's mistake: bad request parameter, unknown market
     │                              (Upbit 400/404 "Code not found"); never a router failure
     ├── RateLimited                HTTP 429: that group is paused (``group``, ``retry_after``)
     ├── Banned                     HTTP 418: every REST call is paused until ``until``
@@ -23,6 +25,7 @@ __all__ = [
     "Banned",
     "FormatError",
     "InvalidRequest",
+    "InvalidValue",
     "QuotationError",
     "RateLimited",
     "ServerError",
@@ -34,6 +37,22 @@ __all__ = [
 
 class QuotationError(Exception):
     """Base class of every error raised by the ``quotation`` package."""
+
+
+class InvalidValue(QuotationError, ValueError):
+    """A setting is impossible: ``field`` names it (dotted for nested ones, e.g.
+    ``liveness.ping_interval``), ``value`` is what was given.
+
+    Raised by the frozen settings dataclasses (``RestConfig``, ``WebSocketConfig``,
+    ``Backoff``, ...) when they are built, through :mod:`quotation.values`; the config loader
+    turns it into a ``ConfigError`` with the full key path. Request parameters raise
+    :class:`InvalidRequest` instead.
+    """
+
+    def __init__(self, message: str, *, field: str, value: object) -> None:
+        super().__init__(message)
+        self.field = field
+        self.value = value
 
 
 class InvalidRequest(QuotationError):

@@ -1,4 +1,4 @@
-"""Erlang/OTP-style supervision on pykka, and the Lifeline host-facing layer.
+"""Erlang/OTP-style supervision on pykka (generic: it knows no market data).
 
 A supervised child is a plain pykka ``ThreadingActor``; a ``Supervisor`` starts it from a
 ``ChildSpec`` and applies OTP's rules from outside: restart strategies (``Strategy``),

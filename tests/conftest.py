@@ -1,11 +1,14 @@
-"""Shared fixtures: where the real Upbit recordings lie."""
+"""Shared fixtures: where the real Upbit recordings lie, and real simulators on 127.0.0.1."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from upbit_sim import Simulator
 
 RECORDINGS_ENV = "LIFELINE_RECORDINGS"
 _DEFAULT_RECORDINGS = Path(__file__).resolve().parent.parent.parent / "shared" / "upbit-recordings"
@@ -26,3 +29,26 @@ def recordings_dir() -> Path:
             f"(set {RECORDINGS_ENV} to the upbit-recordings folder)"
         )
     return path
+
+
+
+@pytest.fixture
+def sim_factory() -> Iterator[Callable[..., Simulator]]:
+    """Start simulators with custom parameters; every one is stopped after the test."""
+    started: list[Simulator] = []
+
+    def start(**kwargs: object) -> Simulator:
+        sim = Simulator(**kwargs)  # type: ignore[arg-type]
+        sim.start()
+        started.append(sim)
+        return sim
+
+    yield start
+    for sim in reversed(started):
+        sim.stop()
+
+
+@pytest.fixture
+def sim(sim_factory: Callable[..., Simulator]) -> Simulator:
+    """A started simulator (seed 1), faults off."""
+    return sim_factory(seed=1)

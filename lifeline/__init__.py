@@ -1,0 +1,13 @@
+"""Lifeline, the application a trading host and an operator touch.
+
+Modules: ``config`` (``config.yaml`` into frozen dataclasses) and ``config_schema``
+(the strict loader that names the key path of a bad value), ``cli`` (the
+``lifeline`` command: ``demo``, ``sim``, ``check-config``) and ``demo`` (the
+rehearsal against the embedded simulator). The ``MarketDataSystem`` facade, the
+failure levels and the supervision tree of the exit strategy grow here.
+"""
+
+from lifeline.config import LifelineConfig, load_config, parse_config
+from lifeline.config_schema import ConfigError
+
+__all__ = ["ConfigError", "LifelineConfig", "load_config", "parse_config"]

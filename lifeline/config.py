@@ -1,0 +1,119 @@
+"""``config.yaml``: parsed once, strictly, into frozen dataclasses.
+
+The file's sections map onto the dataclasses the components already take, so a
+key in the file is the same name as the keyword in the code::
+
+    upbit:
+      rest:        quotation.rest.client.RestConfig
+      rate_limit:  RateLimitSettings  (quotation.rest.ratelimit.RateLimiter's arguments)
+      websocket:   quotation.websocket.config.WebSocketConfig
+                   (liveness: quotation.websocket.liveness.LivenessConfig,
+                    backoff: quotation.websocket.backoff.BackoffPolicy)
+    simulator:     SimulatorSettings
+
+A missing section or key takes the component's own default (stated once, in
+the component). An unknown key, a wrong type or an impossible value raises
+:class:`~lifeline.config_schema.ConfigError` naming the key path (down to the
+key when the component names the bad field, e.g. ``upbit.websocket.connect_timeout``).
+
+Upbit's fixed WebSocket limits (``connect_limits``, ``message_limits``) are not
+keys: they are facts about the exchange, not tuning. ``upbit.websocket.subscriptions``
+may be given (a list of ``{type, codes, ...}`` as
+:class:`~quotation.websocket.subscription.Subscription`)
+but normally stays empty: the WebSocket fallback subscribes from code, and a client
+without subscriptions stays idle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from lifeline.config_schema import ConfigError, from_mapping
+from quotation.clock import Clock
+from quotation.errors import InvalidRequest
+from quotation.rest.client import RestConfig
+from quotation.rest.ratelimit import RateLimiter
+from quotation.websocket.config import WebSocketConfig
+
+__all__ = [
+    "LifelineConfig",
+    "RateLimitSettings",
+    "SimulatorSettings",
+    "UpbitSettings",
+    "load_config",
+    "parse_config",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitSettings:
+    """The process-wide REST rate limiter (one budget per Upbit group)."""
+
+    per_second: int = 10
+    """Requests per group per window (Upbit: 10 per second per IP for every quotation group)."""
+    window: float = 1.0
+    """The sliding window, seconds."""
+    margin: float = 0.05
+    """Extra seconds kept between window edges against network and scheduling jitter."""
+
+    def __post_init__(self) -> None:
+        # The limiter checks its own arguments; building one here makes check-config see them.
+        self.build()
+
+    def build(self, clock: Clock | None = None) -> RateLimiter:
+        """The limiter these settings describe (create one per process and share it)."""
+        return RateLimiter(clock, self.per_second, window=self.window, margin=self.margin)
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorSettings:
+    """The local Upbit-compatible simulator used by ``lifeline sim`` and the demo."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    """0 picks a free port."""
+    seed: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class UpbitSettings:
+    """How to reach Upbit (defaults: the real Upbit hosts)."""
+
+    rest: RestConfig = field(default_factory=RestConfig)
+    rate_limit: RateLimitSettings = field(default_factory=RateLimitSettings)
+    websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class LifelineConfig:
+    """The whole configuration."""
+
+    upbit: UpbitSettings = field(default_factory=UpbitSettings)
+    simulator: SimulatorSettings = field(default_factory=SimulatorSettings)
+
+
+_COMPONENT_ERRORS: tuple[type[Exception], ...] = (ValueError, TypeError, InvalidRequest)
+"""What the components raise for an impossible value (the quotation package: InvalidRequest)."""
+
+_FIXED: dict[type, frozenset[str]] = {
+    WebSocketConfig: frozenset({"connect_limits", "message_limits"}),
+}
+"""Fields that are not config keys: Upbit's own limits, not something to tune."""
+
+
+def parse_config(data: object) -> LifelineConfig:
+    """Build the config from decoded YAML; ``ConfigError`` names the bad key path."""
+    return from_mapping(LifelineConfig, data, errors=_COMPONENT_ERRORS, fixed=_FIXED)
+
+
+def load_config(path: str | Path) -> LifelineConfig:
+    """Read and parse a YAML config file."""
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError("", f"{path}: not valid YAML: {exc}") from exc
+    return parse_config(data)

@@ -1,0 +1,605 @@
+"""The Upbit Quotation REST client: every public endpoint, typed answers, typed errors.
+
+::
+
+    with RestClient(RestConfig(base_url=sim.base_url), limiter=limiter) as client:
+        client.get_tickers(["KRW-BTC", "KRW-ETH"])
+        client.get_candles("KRW-BTC", "1m", count=500)   # oldest first, paged
+
+Layers: parameters are checked by :mod:`quotation.rest.validation` (an
+:class:`~quotation.errors.InvalidRequest` before any network call), every
+request takes a slot from the shared :class:`~quotation.rest.ratelimit.RateLimiter`
+under its endpoint's group, goes out on one ``requests.Session`` (keep-alive)
+with a (connect, read) timeout, and the decoded JSON becomes models through
+:mod:`quotation.parsing`.
+
+Errors (all :class:`~quotation.errors.QuotationError`):
+
+=================  ====================================================================
+InvalidRequest     bad parameter (before sending); Upbit 400, 404 ``Code not found``
+                   (``status`` set; for 404 ``parameter`` is the market parameter)
+RateLimited        429 (the group is paused with backoff), or no limiter slot within
+                   ``RestConfig.max_wait``
+Banned             418: every REST call of the process is paused until ``until``
+ServerError        5xx or another unexpected status (``status``, ``body``)
+TransportError     connect/read/total timeout, refused, reset, black hole, broken body
+FormatError        the body is not JSON, or not the payload the endpoint promises
+=================  ====================================================================
+
+Retries: by default the client retries only a 429, once, after the group's
+pause, and only if the pause fits in ``max_wait``; it never retries a 4xx, a
+418 or a malformed answer. 5xx and transport retries are off by default (the
+caller — the router or the fallback — decides) and can be turned on in
+:class:`RestConfig`.
+
+How long a call can take: every HTTP exchange (one attempt) has a hard
+``total_timeout``, counted on the injected clock from handing the request to
+the session (connecting included) to the last byte of the body. The body is
+read as it arrives, the deadline checked before every read, and the socket's
+read timeout shrunk to the time left, so a server that trickles its answer a
+byte at a time is cut off about at the deadline (a ``TransportError`` naming
+the total timeout and the path; the connection is closed, not reused).
+Independently, ``read_timeout`` is the longest silence while waiting or reading
+(``requests`` semantics; capped at ``total_timeout``), so a black hole ends after
+it and ``connect_timeout`` bounds connecting. A call therefore ends within about
+``max_wait`` plus ``total_timeout`` per attempt. One gap: while the status line
+and headers arrive only silences are bounded, so a server dripping its *headers*
+is cut off just after they are complete.
+
+Order of results: candles are returned **oldest first** (ascending
+``start``), however many pages they took; tickers, orderbooks and instruments
+in the server's order; trades **newest first**, as Upbit sends them (their
+``sequential_id`` is not an order, so the client does not re-sort them; page
+back with ``cursor=trades[-1].sequential_id``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, time
+from types import TracebackType
+from typing import TypeVar
+from urllib.parse import quote, urlencode
+
+import orjson
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+
+from quotation.clock import Clock, SystemClock
+from quotation.errors import (
+    Banned,
+    FormatError,
+    InvalidRequest,
+    RateLimited,
+    ServerError,
+    TransportError,
+)
+from quotation.models import (
+    Candle,
+    CandleInterval,
+    Market,
+    Orderbook,
+    OrderbookInstrument,
+    Ticker,
+    Trade,
+)
+from quotation.parsing import (
+    parse_candles,
+    parse_markets,
+    parse_orderbook_instruments,
+    parse_orderbooks,
+    parse_tickers,
+    parse_trades,
+)
+from quotation.rest.answers import (
+    AnswerKind,
+    ban_duration,
+    classify_status,
+    parse_error_body,
+    retry_after_seconds,
+)
+from quotation.rest.ratelimit import RateLimiter
+from quotation.rest.remaining_req import parse_remaining_req
+from quotation.rest.validation import (
+    CANDLES_PER_REQUEST,
+    format_candle_to,
+    validate_candle_count,
+    validate_candle_to,
+    validate_converting_price_unit,
+    validate_cursor,
+    validate_days_ago,
+    validate_interval,
+    validate_is_details,
+    validate_level,
+    validate_market,
+    validate_markets,
+    validate_orderbook_count,
+    validate_quote_currencies,
+    validate_trades_count,
+    validate_trades_to,
+)
+
+__all__ = ["UPBIT_REST_URL", "RestClient", "RestConfig", "chunk_codes"]
+
+logger = logging.getLogger(__name__)
+
+UPBIT_REST_URL = "https://api.upbit.com/v1"
+"""Upbit's Quotation REST base (Korea)."""
+
+_READ_SIZE = 65536
+"""Most bytes taken from the connection per read (an explicit size makes urllib3 check that
+the whole ``Content-Length`` came, so a cut body is a ``TransportError``, not a short body)."""
+
+_T = TypeVar("_T")
+Params = list[tuple[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class RestConfig:
+    """How the client talks to Upbit. Every default is stated here once."""
+
+    base_url: str = UPBIT_REST_URL
+    connect_timeout: float = 3.05
+    """Seconds to establish a connection."""
+    read_timeout: float = 5.0
+    """Longest silence while waiting for or reading an answer (a black hole ends after it)."""
+    total_timeout: float = 15.0
+    """Longest one HTTP exchange may take, from sending to the last byte of the body; a
+    server that trickles bytes is cut off (``TransportError``) once it is passed."""
+    max_wait: float = 10.0
+    """Longest total wait for the rate limiter (slots, 429 pauses, bans) within one call."""
+    rate_limit_retries: int = 1
+    """Retries of a 429 after the group's pause (only if the pause fits in ``max_wait``)."""
+    server_error_retries: int = 0
+    """Retries of a 5xx answer (off: the caller decides)."""
+    transport_error_retries: int = 0
+    """Retries after a timeout, refused or reset connection (off: the caller decides)."""
+    default_ban: float = 60.0
+    """Assumed ban length when a 418 answer does not say."""
+    max_markets_per_request: int = 100
+    """Markets per ``/ticker``, ``/orderbook`` request; more are split into several."""
+    max_query_length: int = 2000
+    """Longest ``markets=`` value in characters; longer lists are split."""
+    pool_size: int = 10
+    """Keep-alive connections kept per host (threads beyond it open short-lived ones)."""
+    user_agent: str = "lifeline-quotation/0.1"
+
+    def __post_init__(self) -> None:
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"RestConfig.base_url must be an http(s) URL, got {self.base_url!r}")
+        for name in ("connect_timeout", "read_timeout", "total_timeout"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"RestConfig.{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("max_wait", "default_ban"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"RestConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+        for name in ("rate_limit_retries", "server_error_retries", "transport_error_retries"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"RestConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+        for name in ("max_markets_per_request", "max_query_length", "pool_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"RestConfig.{name} must be >= 1, got {getattr(self, name)!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Endpoint:
+    path: str
+    group: str
+    """The rate-limit group expected before the first ``Remaining-Req`` says otherwise."""
+    payload: str
+    """The payload name used in FormatError."""
+    market_parameter: str | None = None
+
+
+_MARKETS = _Endpoint("/market/all", "market", "market")
+_TICKER = _Endpoint("/ticker", "ticker", "ticker", "markets")
+_TICKER_ALL = _Endpoint("/ticker/all", "ticker", "ticker", "quote_currencies")
+_TRADES = _Endpoint("/trades/ticks", "crix-trades", "trade", "market")
+_ORDERBOOK = _Endpoint("/orderbook", "orderbook", "orderbook", "markets")
+_INSTRUMENTS = _Endpoint("/orderbook/instruments", "orderbook", "orderbook_instrument", "markets")
+
+
+def _candle_endpoint(interval: CandleInterval) -> _Endpoint:
+    return _Endpoint(interval.rest_path, "candles", "candle", "market")
+
+
+def chunk_codes(codes: Sequence[str], max_count: int, max_chars: int) -> list[list[str]]:
+    """Split codes into lists of at most ``max_count`` whose comma-joined length ≤ ``max_chars``.
+
+    A single code longer than ``max_chars`` still gets a list of its own.
+    """
+    chunks: list[list[str]] = []
+    current: list[str] = []
+    length = 0
+    for code in codes:
+        added = len(code) + (1 if current else 0)
+        if current and (len(current) >= max_count or length + added > max_chars):
+            chunks.append(current)
+            current, length = [], 0
+            added = len(code)
+        current.append(code)
+        length += added
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _query(params: Params) -> str:
+    # quote (not quote_plus): ':' → %3A, '+' → %2B, ' ' → %20; commas between codes stay.
+    return urlencode(params, safe=",", quote_via=quote)
+
+
+class RestClient:
+    """A blocking Upbit Quotation REST client, safe to share between threads.
+
+    ``limiter`` must be the process's one shared :class:`RateLimiter` when more
+    than one client (or actor) calls the same Upbit host; without one the client
+    makes a private limiter, which is right only if it is the process's sole
+    caller. ``session`` may be given (the caller then owns it and :meth:`close`
+    leaves it open; the client removes its ``Origin`` header and sets
+    ``User-Agent`` and ``Accept``); otherwise the client makes one and
+    :meth:`close` closes it.
+    """
+
+    def __init__(
+        self,
+        config: RestConfig | None = None,
+        *,
+        limiter: RateLimiter | None = None,
+        clock: Clock | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        self._config = config if config is not None else RestConfig()
+        if clock is None:
+            clock = limiter.clock if limiter is not None else SystemClock()
+        self._clock = clock
+        self._limiter = limiter if limiter is not None else RateLimiter(clock)
+        self._owns_session = session is None
+        if session is None:
+            session = requests.Session()
+            adapter = HTTPAdapter(
+                pool_connections=1, pool_maxsize=self._config.pool_size, max_retries=0
+            )
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+        # Upbit throttles requests that carry an Origin header to 1 per 10 s.
+        session.headers.pop("Origin", None)
+        session.headers["User-Agent"] = self._config.user_agent
+        session.headers["Accept"] = "application/json"
+        self._session = session
+        self._base = self._config.base_url.rstrip("/")
+        self._read_timeout = min(self._config.read_timeout, self._config.total_timeout)
+        self._timeout = (self._config.connect_timeout, self._read_timeout)
+
+    @property
+    def config(self) -> RestConfig:
+        return self._config
+
+    @property
+    def limiter(self) -> RateLimiter:
+        return self._limiter
+
+    def close(self) -> None:
+        """Close the session's connections if the client made it (idempotent)."""
+        if self._owns_session:
+            self._session.close()
+
+    def __enter__(self) -> RestClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- endpoints ---------------------------------------------------------------
+
+    def get_markets(self, is_details: bool = False) -> list[Market]:
+        """Every trading pair (``/market/all``); ``is_details`` adds warning and cautions."""
+        details = validate_is_details(is_details)
+        params = [("is_details", "true" if details else "false")]
+        return self._fetch(_MARKETS, params, parse_markets)
+
+    def get_tickers(self, markets: Iterable[str] | str) -> list[Ticker]:
+        """Current tickers of ``markets`` (split into several requests if the list is long)."""
+        codes = validate_markets(markets)
+        return self._fetch_chunked(_TICKER, "markets", codes, [], parse_tickers)
+
+    def get_tickers_by_quote(self, quote_currencies: Iterable[str] | str) -> list[Ticker]:
+        """Tickers of every market quoted in the given currencies (``/ticker/all``)."""
+        quotes = validate_quote_currencies(quote_currencies)
+        return self._fetch(_TICKER_ALL, [("quote_currencies", ",".join(quotes))], parse_tickers)
+
+    def get_candles(
+        self,
+        market: str,
+        interval: CandleInterval | str,
+        *,
+        count: int = 1,
+        to: datetime | str | None = None,
+        converting_price_unit: str | None = None,
+    ) -> list[Candle]:
+        """Up to ``count`` candles ending before ``to`` (exclusive; ``None`` = now), oldest first.
+
+        More than 200 are fetched page by page backwards (each page's ``to`` is
+        the oldest candle so far), without duplicates. Fewer come back when
+        Upbit has no more (buckets without trades do not exist; seconds candles
+        only cover three months). ``converting_price_unit='KRW'`` is for day
+        candles only.
+        """
+        code = validate_market(market)
+        kind = validate_interval(interval)
+        wanted = validate_candle_count(count)
+        end = validate_candle_to(to)
+        unit = validate_converting_price_unit(converting_price_unit, kind)
+        endpoint = _candle_endpoint(kind)
+        found: dict[datetime, Candle] = {}
+        bound: datetime | None = None
+        while len(found) < wanted:
+            size = min(CANDLES_PER_REQUEST, wanted - len(found))
+            params: Params = [("market", code), ("count", str(size))]
+            if end is not None:
+                params.append(("to", end))
+            if unit is not None:
+                params.append(("converting_price_unit", unit))
+            page = self._fetch(endpoint, params, lambda payload: parse_candles(payload, kind))
+            fresh = 0
+            for candle in page:
+                if candle.start in found or (bound is not None and candle.start >= bound):
+                    continue
+                found[candle.start] = candle
+                fresh += 1
+            if len(page) < size or fresh == 0:
+                break
+            bound = min(candle.start for candle in page)
+            end = format_candle_to(bound)
+        ordered = sorted(found.values(), key=lambda candle: candle.start)
+        return ordered[-wanted:]
+
+    def get_trades(
+        self,
+        market: str,
+        *,
+        count: int = 1,
+        to: str | time | None = None,
+        cursor: int | None = None,
+        days_ago: int | None = None,
+    ) -> list[Trade]:
+        """Recent trades of ``market``, newest first (Upbit's order).
+
+        ``to`` is a UTC time of day (``HHmmss``/``HH:mm:ss`` or a ``time``); ``cursor`` a
+        ``sequential_id`` to page back from; ``days_ago`` 1–7.
+        """
+        params: Params = [
+            ("market", validate_market(market)),
+            ("count", str(validate_trades_count(count))),
+        ]
+        end = validate_trades_to(to)
+        since = validate_cursor(cursor)
+        days = validate_days_ago(days_ago)
+        if end is not None:
+            params.append(("to", end))
+        if since is not None:
+            params.append(("cursor", str(since)))
+        if days is not None:
+            params.append(("days_ago", str(days)))
+        return self._fetch(_TRADES, params, parse_trades)
+
+    def get_orderbooks(
+        self,
+        markets: Iterable[str] | str,
+        *,
+        count: int | None = None,
+        level: object = None,
+    ) -> list[Orderbook]:
+        """Order books of ``markets``: ``count`` levels (1–30, Upbit's default 30).
+
+        ``level`` aggregates prices (KRW markets only; 0 = native tick).
+        """
+        codes = validate_markets(markets)
+        depth = validate_orderbook_count(count)
+        aggregation = validate_level(level, codes)
+        extra: Params = []
+        if aggregation is not None:
+            extra.append(("level", aggregation))
+        if depth is not None:
+            extra.append(("count", str(depth)))
+        return self._fetch_chunked(_ORDERBOOK, "markets", codes, extra, parse_orderbooks)
+
+    def get_orderbook_instruments(self, markets: Iterable[str] | str) -> list[OrderbookInstrument]:
+        """Tick size and supported ``level`` values of ``markets``."""
+        codes = validate_markets(markets)
+        return self._fetch_chunked(_INSTRUMENTS, "markets", codes, [], parse_orderbook_instruments)
+
+    # -- plumbing ----------------------------------------------------------------
+
+    def _fetch_chunked(
+        self,
+        endpoint: _Endpoint,
+        name: str,
+        codes: Sequence[str],
+        extra: Params,
+        parse: Callable[[object], list[_T]],
+    ) -> list[_T]:
+        config = self._config
+        result: list[_T] = []
+        for chunk in chunk_codes(codes, config.max_markets_per_request, config.max_query_length):
+            result.extend(self._fetch(endpoint, [(name, ",".join(chunk)), *extra], parse))
+        return result
+
+    def _fetch(
+        self, endpoint: _Endpoint, params: Params, parse: Callable[[object], list[_T]]
+    ) -> list[_T]:
+        body = self._request(endpoint, params)
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise FormatError(
+                f"{endpoint.path}: the answer is not JSON ({exc}); starts {body[:80]!r}",
+                payload=endpoint.payload,
+            ) from None
+        return parse(payload)
+
+    def _request(self, endpoint: _Endpoint, params: Params) -> bytes:
+        """One logical GET: limiter slot, send, status → body or typed error, retries."""
+        config = self._config
+        clock = self._clock
+        url = f"{self._base}{endpoint.path}?{_query(params)}"
+        wait_until = clock.monotonic() + config.max_wait
+        rate_limited = server_errors = transport_errors = 0
+        while True:
+            permit = self._limiter.acquire(
+                endpoint.group, timeout=max(0.0, wait_until - clock.monotonic())
+            )
+            try:
+                response, body = self._exchange(url)
+            except (requests.RequestException, urllib3.exceptions.HTTPError, _TotalTimeout) as exc:
+                permit.release(success=False)
+                if transport_errors < config.transport_error_retries:
+                    transport_errors += 1
+                    logger.debug("GET %s failed (%s); retrying", endpoint.path, exc)
+                    continue
+                raise _transport_error(endpoint.path, exc, config.total_timeout) from exc
+            except BaseException:
+                permit.release(success=False)
+                raise
+            status = response.status_code
+            kind = classify_status(status)
+            remaining = parse_remaining_req(response.headers.get("Remaining-Req"))
+            permit.release(remaining, success=kind is AnswerKind.OK)
+            if kind is AnswerKind.OK:
+                return body
+            error = parse_error_body(body)
+            if kind is AnswerKind.RATE_LIMITED:
+                group = remaining.group if remaining is not None else permit.group
+                pause = self._limiter.on_rate_limited(
+                    group, retry_after=retry_after_seconds(response.headers)
+                )
+                left = wait_until - clock.monotonic()
+                if rate_limited < config.rate_limit_retries and pause <= left:
+                    rate_limited += 1
+                    logger.info("GET %s: 429, retrying after %.2f s", endpoint.path, pause)
+                    continue
+                raise RateLimited(
+                    f"GET {endpoint.path}: HTTP 429 ({error.message}); "
+                    f"group {group!r} paused {pause:.2f} s",
+                    group=group,
+                    retry_after=pause,
+                )
+            if kind is AnswerKind.BANNED:
+                stated = ban_duration(error, response.headers)
+                duration = stated if stated is not None else config.default_ban
+                until = self._limiter.on_banned(duration)
+                raise Banned(
+                    f"GET {endpoint.path}: HTTP 418 ({error.message}); "
+                    f"REST paused {duration:.1f} s",
+                    until=until,
+                    duration=duration,
+                )
+            if kind is AnswerKind.INVALID:
+                parameter = endpoint.market_parameter if status == 404 else None
+                value = dict(params).get(parameter) if parameter is not None else None
+                raise InvalidRequest(
+                    f"GET {endpoint.path}: HTTP {status}: {error.message}",
+                    parameter=parameter,
+                    value=value,
+                    status=status,
+                )
+            if server_errors < config.server_error_retries:
+                server_errors += 1
+                logger.debug("GET %s: HTTP %d; retrying", endpoint.path, status)
+                continue
+            raise ServerError(
+                f"GET {endpoint.path}: HTTP {status}: {error.message}",
+                status=status,
+                body=error.message,
+            )
+
+    def _exchange(self, url: str) -> tuple[requests.Response, bytes]:
+        """One GET and its whole body, within ``total_timeout`` (:class:`_TotalTimeout` if not).
+
+        The body is read with ``read1`` (whatever has arrived, one socket read at a
+        time), so the deadline is checked between reads however slowly bytes come;
+        once less than ``read_timeout`` is left, the socket's timeout is shrunk to
+        what is left, so a read waiting for a silent server ends at the deadline too.
+        Reading to the end hands the connection back to the pool (keep-alive);
+        giving up closes it.
+        """
+        deadline = self._clock.monotonic() + self._config.total_timeout
+        try:
+            response = self._session.get(
+                url, timeout=self._timeout, allow_redirects=False, stream=True
+            )
+        except requests.exceptions.ReadTimeout:
+            if self._read_timeout < self._config.read_timeout:
+                # The wait for the headers was capped at total_timeout: the deadline passed.
+                raise _TotalTimeout("no answer") from None
+            raise
+        try:
+            parts, complete = self._read_body(response.raw, deadline)
+        except BaseException:
+            response.close()
+            raise
+        if not complete:
+            response.close()
+            raise _TotalTimeout(_progress(parts, response))
+        return response, parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _read_body(
+        self, raw: urllib3.BaseHTTPResponse, deadline: float
+    ) -> tuple[list[bytes], bool]:
+        """The body's pieces so far, and whether it is complete (``False``: the deadline passed)."""
+        clock = self._clock
+        parts: list[bytes] = []
+        shrunk = False
+        try:
+            while True:
+                left = deadline - clock.monotonic()
+                if left <= 0:
+                    return parts, False
+                if left < self._read_timeout:
+                    shrunk = _shrink_read_timeout(raw, left) or shrunk
+                chunk = raw.read1(_READ_SIZE, decode_content=True)
+                if not chunk:
+                    return parts, True
+                parts.append(chunk)
+        except urllib3.exceptions.ReadTimeoutError:
+            if shrunk:  # the socket timed out at the deadline, not after read_timeout
+                return parts, False
+            raise
+
+
+class _TotalTimeout(Exception):
+    """An exchange passed ``RestConfig.total_timeout`` (the message says how far it got)."""
+
+
+def _transport_error(path: str, exc: Exception, total_timeout: float) -> TransportError:
+    if isinstance(exc, _TotalTimeout):
+        return TransportError(f"GET {path}: total timeout of {total_timeout:g} s exceeded ({exc})")
+    return TransportError(f"GET {path} failed: {type(exc).__name__}: {exc}")
+
+
+def _progress(parts: list[bytes], response: requests.Response) -> str:
+    received = sum(len(part) for part in parts)
+    expected = response.headers.get("Content-Length")
+    of = f" of {expected}" if expected is not None else ""
+    return f"HTTP {response.status_code}, {received}{of} body bytes received"
+
+
+def _shrink_read_timeout(raw: urllib3.BaseHTTPResponse, seconds: float) -> bool:
+    """Lower the socket timeout of the connection ``raw`` reads from; whether it was done."""
+    connection = raw.connection if isinstance(raw, urllib3.HTTPResponse) else None
+    sock = connection.sock if connection is not None else None
+    if sock is None:
+        return False
+    try:
+        sock.settimeout(seconds)
+    except OSError:
+        return False
+    return True

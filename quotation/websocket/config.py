@@ -1,0 +1,95 @@
+"""The WebSocket client's configuration: one frozen dataclass, validated once.
+
+Every default is stated here once and is Upbit's production value: the public
+endpoint, Upbit's connect and message limits, the keepalive thresholds of
+:class:`~quotation.websocket.liveness.LivenessConfig` and the reconnect backoff of
+:class:`~quotation.websocket.backoff.BackoffPolicy`. A wrong value raises
+:class:`~quotation.errors.InvalidRequest` naming the field.
+
+``subscriptions`` defaults to none: a client without subscriptions starts idle
+and connects only once it is given some (``WebSocketClient.set_subscriptions``),
+which is how the WebSocket fallback stands by. A non-empty set is validated as
+the wire will see it (no data type twice).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from quotation.errors import InvalidRequest
+from quotation.websocket.backoff import BackoffPolicy
+from quotation.websocket.liveness import LivenessConfig
+from quotation.websocket.pacing import UPBIT_CONNECT_LIMITS, UPBIT_MESSAGE_LIMITS, RateWindow
+from quotation.websocket.subscription import Subscription, WsFormat, build_request
+
+__all__ = ["UPBIT_WEBSOCKET_URL", "WebSocketConfig"]
+
+UPBIT_WEBSOCKET_URL = "wss://api.upbit.com/websocket/v1"
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketConfig:
+    """Everything about one client, parsed once. Defaults are Upbit's production values."""
+
+    subscriptions: tuple[Subscription, ...] = ()
+    """What to subscribe at start; empty: the client stays idle (no connection) until
+    ``set_subscriptions`` gives it a non-empty set."""
+    url: str = UPBIT_WEBSOCKET_URL
+    format: WsFormat = WsFormat.DEFAULT
+    connect_timeout: float = 10.0
+    liveness: LivenessConfig = field(default_factory=LivenessConfig)
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    connect_limits: tuple[RateWindow, ...] = UPBIT_CONNECT_LIMITS
+    message_limits: tuple[RateWindow, ...] = UPBIT_MESSAGE_LIMITS
+    delivery_capacity: int = 100_000
+    """Items that may wait for consumers before new ones are dropped (and counted)."""
+    recent_trades: int = 1000
+    """Trades kept per market in the cache."""
+    candles_per_interval: int = 500
+    dedup_capacity: int = 20_000
+    """Trade ids remembered per market for de-duplication."""
+    gap_fill_page_size: int = 200
+    gap_fill_max_pages: int = 10
+    gap_fill_hold_capacity: int = 5_000
+    """Trades of one market held back while its gap fill is pending; beyond, the fill is
+    abandoned (its hole marked with a ``TradeGap``) and the held trades are delivered."""
+    gap_fill_queue_capacity: int = 1_000
+    """Gap fills that may wait for the gap-fill worker; beyond, the hole is marked at once."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.subscriptions, tuple):
+            raise InvalidRequest(
+                "subscriptions must be a tuple of Subscription",
+                parameter="subscriptions",
+                value=self.subscriptions,
+            )
+        if self.subscriptions:
+            # Validates the set (no type twice) the way the wire will see it.
+            build_request(self.subscriptions, ticket="check", fmt=self.format)
+        if not self.url.startswith(("ws://", "wss://")):
+            raise InvalidRequest("url must be ws:// or wss://", parameter="url", value=self.url)
+        if not self.connect_timeout > 0:
+            raise InvalidRequest(
+                "connect_timeout must be > 0",
+                parameter="connect_timeout",
+                value=self.connect_timeout,
+            )
+        for name in (
+            "delivery_capacity",
+            "recent_trades",
+            "candles_per_interval",
+            "dedup_capacity",
+            "gap_fill_page_size",
+            "gap_fill_max_pages",
+            "gap_fill_hold_capacity",
+            "gap_fill_queue_capacity",
+        ):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 1):
+                raise InvalidRequest(f"{name} must be an int >= 1", parameter=name, value=value)
+        if self.gap_fill_page_size > 500:
+            raise InvalidRequest(
+                "gap_fill_page_size must be <= 500 (Upbit's trades/ticks maximum)",
+                parameter="gap_fill_page_size",
+                value=self.gap_fill_page_size,
+            )

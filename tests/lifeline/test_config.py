@@ -1,0 +1,156 @@
+"""config.yaml is parsed strictly: unknown keys and wrong types name their key path."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lifeline.config import RateLimitSettings, load_config, parse_config
+from lifeline.config_schema import ConfigError
+from quotation.rest.client import RestConfig
+from quotation.websocket.backoff import BackoffPolicy
+from quotation.websocket.config import WebSocketConfig
+from quotation.websocket.liveness import KeepaliveMode, LivenessConfig
+from quotation.websocket.subscription import DataType, Subscription, WsFormat
+
+pytestmark = pytest.mark.timeout(10)
+
+REPO = Path(__file__).resolve().parent.parent.parent
+
+
+def test_the_shipped_config_yaml_parses_into_the_components_defaults() -> None:
+    config = load_config(REPO / "config.yaml")
+    assert config.upbit.rest.base_url == "https://api.upbit.com/v1"
+    assert config.upbit.rate_limit.per_second == 10
+    assert config == parse_config({})
+
+
+def test_an_unknown_key_is_an_error_naming_its_path() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"upbit": {"rest": {"read_timout": 5}}})
+    assert caught.value.path == "upbit.rest.read_timout"
+
+
+def test_a_wrong_type_is_an_error_naming_its_path_and_value() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"upbit": {"rate_limit": {"per_second": "ten"}}})
+    assert caught.value.path == "upbit.rate_limit.per_second"
+    assert caught.value.value == "ten"
+
+
+def test_an_impossible_value_is_refused_by_the_component() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"upbit": {"rest": {"read_timeout": -1}}})
+    assert caught.value.path == "upbit.rest"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("per_second", 0), ("window", -1.0), ("margin", -0.5)]
+)
+def test_an_impossible_rate_limit_is_refused_when_the_file_is_checked(
+    key: str, value: float
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"upbit": {"rate_limit": {key: value}}})
+    assert caught.value.path == "upbit.rate_limit"
+    assert key in str(caught.value)
+
+
+def test_the_shipped_websocket_section_is_the_clients_defaults_with_every_key_shown() -> None:
+    config = load_config(REPO / "config.yaml")
+    assert config.upbit.websocket == WebSocketConfig()
+    section = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))["upbit"][
+        "websocket"
+    ]
+    fixed = {"connect_limits", "message_limits"}
+    assert set(section) == {f.name for f in dataclasses.fields(WebSocketConfig)} - fixed
+    assert set(section["liveness"]) == {f.name for f in dataclasses.fields(LivenessConfig)}
+    assert set(section["backoff"]) == {f.name for f in dataclasses.fields(BackoffPolicy)}
+
+
+def test_the_shipped_rest_and_limiter_sections_show_every_key() -> None:
+    upbit = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))["upbit"]
+    assert set(upbit["rest"]) == {f.name for f in dataclasses.fields(RestConfig)}
+    assert set(upbit["rate_limit"]) == {f.name for f in dataclasses.fields(RateLimitSettings)}
+
+
+def test_websocket_keys_parse_into_the_clients_config() -> None:
+    config = parse_config(
+        {
+            "upbit": {
+                "websocket": {
+                    "url": "ws://127.0.0.1:8080/websocket/v1",
+                    "format": "SIMPLE",
+                    "connect_timeout": 2,
+                    "subscriptions": [
+                        {"type": "trade", "codes": ["KRW-BTC", "KRW-ETH"]},
+                        {"type": "orderbook", "codes": ["KRW-BTC"], "depth": 15, "level": 0},
+                        {"type": "candle.1m", "codes": ["KRW-BTC"], "is_only_realtime": True},
+                    ],
+                    "liveness": {"ping_interval": 5, "pong_timeout": 2.5, "keepalive": "both"},
+                    "backoff": {"initial": 0.1, "cap": 5},
+                    "delivery_capacity": 10,
+                    "gap_fill_page_size": 500,
+                }
+            }
+        }
+    )
+    ws = config.upbit.websocket
+    assert ws.url == "ws://127.0.0.1:8080/websocket/v1"
+    assert ws.format is WsFormat.SIMPLE
+    assert ws.connect_timeout == 2.0
+    assert ws.subscriptions == (
+        Subscription(DataType.TRADE, ("KRW-BTC", "KRW-ETH")),
+        Subscription(DataType.ORDERBOOK, ("KRW-BTC",), depth=15, level=0.0),
+        Subscription(DataType.CANDLE_1M, ("KRW-BTC",), is_only_realtime=True),
+    )
+    assert ws.liveness == LivenessConfig(
+        ping_interval=5.0, pong_timeout=2.5, keepalive=KeepaliveMode.BOTH
+    )
+    assert ws.backoff == BackoffPolicy(initial=0.1, cap=5.0)
+    assert (ws.delivery_capacity, ws.gap_fill_page_size) == (10, 500)
+    assert ws.connect_limits == WebSocketConfig().connect_limits  # Upbit's, untouched
+
+
+@pytest.mark.parametrize(
+    ("section", "path", "value"),
+    [
+        ({"connect_timeout": -1}, "connect_timeout", -1),
+        ({"url": "https://api.upbit.com"}, "url", "https://api.upbit.com"),
+        ({"format": "XML"}, "format", "XML"),
+        ({"delivery_capacity": 0}, "delivery_capacity", 0),
+        ({"delivery_capacity": "many"}, "delivery_capacity", "many"),
+        ({"gap_fill_page_size": 501}, "gap_fill_page_size", 501),
+        ({"liveness": {"ping_interval": 0}}, "liveness.ping_interval", 0),
+        ({"liveness": {"keepalive": "udp"}}, "liveness.keepalive", "udp"),
+        ({"backoff": {"initial": 1.0, "cap": 0.5}}, "backoff.cap", 0.5),
+        ({"subscriptions": [{"type": "trade", "codes": ["krw-btc"]}]},
+         "subscriptions[0].codes", ["krw-btc"]),
+        ({"subscriptions": [{"type": "trades", "codes": ["KRW-BTC"]}]},
+         "subscriptions[0].type", "trades"),
+        ({"subscriptions": [{"type": "trade", "codes": ["KRW-BTC"]},
+                            {"type": "trade", "codes": ["KRW-ETH"]}]},
+         "subscriptions", None),
+        ({"ping_interval": 5}, "ping_interval", 5),
+    ],
+)
+def test_a_bad_websocket_value_is_an_error_naming_its_key(
+    section: dict[str, object], path: str, value: object
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"upbit": {"websocket": section}})
+    assert caught.value.path == f"upbit.websocket.{path}"
+    if value is not None:
+        assert caught.value.value == value
+
+
+def test_upbits_fixed_websocket_limits_are_not_config_keys() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(
+            {"upbit": {"websocket": {"connect_limits": [{"max_events": 50, "window": 1.0}]}}}
+        )
+    assert caught.value.path == "upbit.websocket.connect_limits"
+    assert "fixed" in str(caught.value)

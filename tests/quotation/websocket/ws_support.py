@@ -1,0 +1,105 @@
+"""Shared helpers for the WebSocket client tests: a collecting consumer and a client factory."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from quotation.models import Trade
+from quotation.websocket.backoff import BackoffPolicy
+from quotation.websocket.cache import StreamItem
+from quotation.websocket.client import WebSocketClient, WebSocketConfig
+from quotation.websocket.subscription import Subscription
+from upbit_sim import Simulator
+
+__all__ = [
+    "FAST_BACKOFF",
+    "WAIT",
+    "Collector",
+    "MakeClient",
+    "drop_and_trade_meanwhile",
+    "making_clients",
+    "sids",
+]
+
+WAIT = 10.0
+FAST_BACKOFF = BackoffPolicy(initial=0.05, multiplier=2.0, cap=0.2)
+
+
+class Collector:
+    """A consumer that records every item and wakes waiters."""
+
+    def __init__(self) -> None:
+        self.items: list[StreamItem] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, batch: tuple[StreamItem, ...]) -> None:
+        with self._cond:
+            self.items.extend(batch)
+            self._cond.notify_all()
+
+    def wait_for(
+        self, predicate: Callable[[list[StreamItem]], bool], timeout: float = WAIT
+    ) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: predicate(self.items), timeout)
+
+    def snapshot(self) -> list[StreamItem]:
+        with self._cond:
+            return list(self.items)
+
+    def trades(self) -> list[Trade]:
+        with self._cond:
+            return [i for i in self.items if isinstance(i, Trade)]
+
+
+MakeClient = Callable[..., tuple[WebSocketClient, Collector]]
+"""``make(sim, subscriptions=..., trade_source=..., connector=..., **config)``."""
+
+
+def making_clients(default_subscriptions: tuple[Subscription, ...]) -> Iterator[MakeClient]:
+    """Body of a ``make_client`` fixture: started clients, every one stopped afterwards."""
+    clients: list[WebSocketClient] = []
+
+    def make(
+        sim: Simulator,
+        subscriptions: tuple[Subscription, ...] = default_subscriptions,
+        **kwargs: Any,
+    ) -> tuple[WebSocketClient, Collector]:
+        extra = {key: kwargs.pop(key) for key in ("trade_source", "connector") if key in kwargs}
+        kwargs.setdefault("backoff", FAST_BACKOFF)
+        config = WebSocketConfig(subscriptions=subscriptions, url=sim.ws_url, **kwargs)
+        client = WebSocketClient(config, **extra)
+        collector = Collector()
+        client.add_consumer(collector)
+        clients.append(client)
+        client.start()
+        return client, collector
+
+    yield make
+    for client in clients:
+        client.stop()
+
+
+def sids(items: list[StreamItem]) -> set[int]:
+    """The sequential ids of the trades among ``items``."""
+    return {i.sequential_id for i in items if isinstance(i, Trade)}
+
+
+def drop_and_trade_meanwhile(
+    sim: Simulator, client: WebSocketClient, got: Collector, market: str, missed: int
+) -> tuple[list[int], list[int]]:
+    """Trade, drop the socket, trade ``missed`` times while away, let the client back in.
+
+    Returns the ids delivered before the drop and the ids traded while away.
+    """
+    assert client.wait_live(WAIT)
+    before = sim.engine.step_market(market, 5)
+    assert got.wait_for(lambda items: before[-1].sequential_id in sids(items))
+    sim.ws.set_accepting(False)
+    assert sim.ws.drop_all() == 1
+    assert client.wait_until(lambda s: s.connect_failures >= 1, WAIT)
+    away = sim.engine.step_market(market, missed)
+    sim.ws.set_accepting(True)
+    return [t.sequential_id for t in got.trades()], [t.sequential_id for t in away]
