@@ -295,7 +295,7 @@ class RestApi:
     # -- parameters -------------------------------------------------------------------------
 
     def _markets_param(self, request: web.Request, name: str = "markets") -> list[str]:
-        raw = request.query.get(name)
+        raw = _list_param(request, name)
         if raw is None:
             raise _ApiError(400, MISSING_PARAMETER)
         codes = [code.strip() for code in raw.split(",") if code.strip()]
@@ -331,7 +331,7 @@ class RestApi:
         return [ticker_json(ticker) for ticker in self.engine.tickers(codes)]
 
     def _ticker_all(self, request: web.Request) -> Payload:
-        raw = request.query.get("quote_currencies")
+        raw = _list_param(request, "quote_currencies")
         if raw is None:
             raise _ApiError(400, MISSING_PARAMETER)
         quotes = [quote.strip() for quote in raw.split(",") if quote.strip()]
@@ -536,6 +536,17 @@ def _drift(data: list[dict[str, Any]]) -> list[dict[str, Any]]:
         changed.update(DRIFT_ADDED)
         drifted.append(changed)
     return drifted
+
+
+def _list_param(request: web.Request, name: str) -> str | None:
+    """A list parameter as one comma-separated value, ``None`` when absent.
+
+    Upbit answers every market named, whether the list comes comma-separated
+    (``markets=A,B``) or as repeated parameters (``markets=A&markets=B``, as some
+    widely used clients send it), so repeated values are joined.
+    """
+    values = request.query.getall(name, [])
+    return ",".join(values) if values else None
 
 
 def _bool_param(request: web.Request, name: str, *, default: bool) -> bool:
