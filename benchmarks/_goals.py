@@ -184,13 +184,14 @@ class Verdict:
             detail = "; ".join(part for part in (goal.what, outcome.figures) if part)
             lines.append(f"  {'':<{width}}  {detail}")
         missed = [outcome.goal.name for outcome in outcomes if not outcome.met]
+        goals = f"{len(outcomes)} goal{'s' if len(outcomes) != 1 else ''}"
         if missed:
             lines.append(
-                f"{self.benchmark}: {len(missed)} of {len(outcomes)} goals MISSED "
+                f"{self.benchmark}: {len(missed)} of {goals} MISSED "
                 f"({', '.join(missed)}); exit status {EXIT_MISSED}"
             )
         else:
-            lines.append(f"{self.benchmark}: all {len(outcomes)} goals met")
+            lines.append(f"{self.benchmark}: {goals} met")
         return lines
 
     def finish(self) -> int:
