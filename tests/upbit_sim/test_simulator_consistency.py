@@ -253,22 +253,20 @@ def test_events_arrive_in_trade_order_while_two_threads_trade(
 ) -> None:
     sim = sim_factory(seed=1, auto_trade=True, trades_per_second=200.0, rate_limit=None)
     seen: dict[str, list[int]] = {}
-    seen_lock = threading.Lock()
-    target: list[int] = []
-    done = threading.Event()
+    delivered: set[int] = set()
+    arrived = threading.Condition()  # the auto-trade thread keeps delivering while we check
 
     def on_event(event: MarketEvent) -> None:
-        with seen_lock:  # the auto-trade thread keeps delivering while we check
+        with arrived:
             seen.setdefault(event.market, []).append(event.trade.sequential_id)
-        if target and event.trade.sequential_id == target[0]:
-            done.set()
+            delivered.add(event.trade.sequential_id)
+            arrived.notify_all()
 
     sim.engine.add_listener(on_event)
     trades = [trade for _ in range(5) for trade in sim.engine.step(300)]
-    target.append(trades[-1].sequential_id)
-    sim.engine.step(1)  # the target may have been delivered before it was recorded
-    assert done.wait(10) or trades[-1].sequential_id in seen.get(trades[-1].market, [])
-    with seen_lock:
+    last = trades[-1].sequential_id
+    with arrived:  # returns as soon as the last stepped trade is delivered, whenever that was
+        assert arrived.wait_for(lambda: last in delivered, timeout=10)
         snapshot = {market: list(sids) for market, sids in seen.items()}
     for market, sids in snapshot.items():
         logged = [t.sequential_id for t in sim.engine.trades(market)]
