@@ -7,7 +7,13 @@ rehearsal against the embedded simulator). The ``MarketDataSystem`` facade, the
 failure levels and the supervision tree of the exit strategy grow here.
 """
 
+import logging
+
 from lifeline.config import LifelineConfig, load_config, parse_config
 from lifeline.config_schema import ConfigError
 
 __all__ = ["ConfigError", "LifelineConfig", "load_config", "parse_config"]
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+"""The library never configures logging (only the ``lifeline`` CLI does): without a
+handler of the host's, nothing of ours reaches stderr."""

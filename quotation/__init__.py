@@ -5,6 +5,8 @@ Upbit's protocol only (it imports nothing else of Lifeline): ``models``, ``error
 ``quotation.rest``, the WebSocket client in ``quotation.websocket``.
 """
 
+import logging
+
 from quotation.clock import Clock, SystemClock
 from quotation.errors import (
     Banned,
@@ -64,3 +66,7 @@ __all__ = [
     "WebSocketConfig",
     "WebSocketError",
 ]
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+"""The library never configures logging (only the ``lifeline`` CLI does): without a
+handler of the host's, nothing of ours reaches stderr."""

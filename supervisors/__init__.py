@@ -3,10 +3,13 @@
 A supervised child is a plain pykka ``ThreadingActor``; a ``Supervisor`` starts it from a
 ``ChildSpec`` and applies OTP's rules from outside: restart strategies (``Strategy``),
 restart types (``Restart``), restart intensity, escalation, reverse-order shutdown, plus a
-liveness deadline for hung children and stable addressing by id (``ChildHandle``).
+liveness deadline for hung children, an optional restart delay (``RestartBackoff``:
+anything with ``delay(attempt, draw)``) and stable addressing by id (``ChildHandle``).
 
 Names and defaults follow OTP's ``supervisor`` module; see ``supervisors.spec``.
 """
+
+import logging
 
 from supervisors.addressing import ChildHandle
 from supervisors.clock import MonotonicClock, SystemMonotonicClock
@@ -35,11 +38,17 @@ from supervisors.events import (
 )
 from supervisors.handle import SupervisorHandle
 from supervisors.messages import ChildCounts, ChildInfo, ChildState
-from supervisors.spec import Backoff, ChildSpec, ChildType, Restart, Strategy, SupervisorFlags
+from supervisors.spec import (
+    ChildSpec,
+    ChildType,
+    Restart,
+    RestartBackoff,
+    Strategy,
+    SupervisorFlags,
+)
 from supervisors.supervisor import Supervisor, supervisor_child
 
 __all__ = [
-    "Backoff",
     "ChildAborted",
     "ChildCounts",
     "ChildExited",
@@ -61,6 +70,7 @@ __all__ = [
     "Listener",
     "MonotonicClock",
     "Restart",
+    "RestartBackoff",
     "SpecError",
     "Strategy",
     "SupervisionEvent",
@@ -74,3 +84,7 @@ __all__ = [
     "UnknownChild",
     "supervisor_child",
 ]
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+"""The library never configures logging (only the ``lifeline`` CLI does): without a
+handler of the host's, nothing of ours reaches stderr."""

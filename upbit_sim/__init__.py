@@ -16,6 +16,8 @@ and ``/_sim/``), ``faults``, ``limits`` (the server-side rate limit),
 (``lifeline sim``); ``ws/`` is the WebSocket side.
 """
 
+import logging
+
 from upbit_sim.catalogue import MarketInfo
 from upbit_sim.engine import Listener, MarketEngine
 from upbit_sim.faults import (
@@ -59,3 +61,7 @@ __all__ = [
     "Simulator",
     "Verdict",
 ]
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+"""The library never configures logging (only the ``lifeline`` CLI does): without a
+handler of the host's, nothing of ours reaches stderr."""
