@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from quotation.rest.ratelimit import RateLimiter
 from upbit_sim import Simulator
 
 RECORDINGS_ENV = "LIFELINE_RECORDINGS"
@@ -52,3 +53,13 @@ def sim_factory() -> Iterator[Callable[..., Simulator]]:
 def sim(sim_factory: Callable[..., Simulator]) -> Simulator:
     """A started simulator (seed 1), faults off."""
     return sim_factory(seed=1)
+
+
+@pytest.fixture
+def limiter() -> RateLimiter:
+    """A rate limiter of the test's own (system clock).
+
+    A ``RestClient`` built without one shares the process-wide limiter, whose slots,
+    429 pauses and bans would carry over into later tests; pass this one instead.
+    """
+    return RateLimiter()

@@ -68,11 +68,12 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
-from quotation.clock import Clock, SystemClock
+from quotation.clock import Clock
 from quotation.errors import (
     Banned,
     FormatError,
     InvalidRequest,
+    InvalidValue,
     RateLimited,
     ServerError,
     TransportError,
@@ -101,7 +102,7 @@ from quotation.rest.answers import (
     parse_error_body,
     retry_after_seconds,
 )
-from quotation.rest.ratelimit import RateLimiter
+from quotation.rest.ratelimit import RateLimiter, process_limiter
 from quotation.rest.remaining_req import parse_remaining_req
 from quotation.rest.validation import (
     CANDLES_PER_REQUEST,
@@ -235,12 +236,17 @@ def _query(params: Params) -> str:
 class RestClient:
     """A blocking Upbit Quotation REST client, safe to share between threads.
 
-    ``limiter`` must be the process's one shared :class:`RateLimiter` when more
-    than one client (or actor) calls the same Upbit host; without one the client
-    makes a private limiter, which is right only if it is the process's sole
-    caller. ``session`` may be given (the caller then owns it and :meth:`close`
-    leaves it open; the client removes its ``Origin`` header and sets
-    ``User-Agent`` and ``Accept``); otherwise the client makes one and
+    ``limiter`` defaults to :func:`~quotation.rest.ratelimit.process_limiter`, the
+    one process-wide limiter (system clock, Upbit's 10 req/s per group): every
+    client built without a limiter shares that one budget, as Upbit counts per
+    IP. That is process-global state (its pauses and bans outlast the client);
+    pass your own :class:`RateLimiter` to isolate a client, e.g. in a test or
+    for a second host with its own budget. ``clock`` times each exchange's
+    ``total_timeout``; it defaults to the limiter's clock, and a clock without a
+    limiter is refused (:class:`~quotation.errors.InvalidValue`): the process
+    limiter cannot run on it. ``session`` may be given (the caller then owns it
+    and :meth:`close` leaves it open; the client removes its ``Origin`` header
+    and sets ``User-Agent`` and ``Accept``); otherwise the client makes one and
     :meth:`close` closes it.
     """
 
@@ -253,10 +259,20 @@ class RestClient:
         session: requests.Session | None = None,
     ) -> None:
         self._config = config if config is not None else RestConfig()
-        if clock is None:
-            clock = limiter.clock if limiter is not None else SystemClock()
-        self._clock = clock
-        self._limiter = limiter if limiter is not None else RateLimiter(clock)
+        if limiter is None:
+            if clock is not None:
+                # The process limiter sleeps on the system clock: waits on one clock and
+                # deadlines on another would agree on neither. Say which limiter is meant.
+                raise InvalidValue(
+                    "RestClient: a clock needs a limiter on the same clock "
+                    "(limiter=RateLimiter(clock)); without both, the process-wide "
+                    "limiter and the system clock are used",
+                    field="limiter",
+                    value=None,
+                )
+            limiter = process_limiter()
+        self._limiter = limiter
+        self._clock = clock if clock is not None else limiter.clock
         self._owns_session = session is None
         if session is None:
             session = requests.Session()

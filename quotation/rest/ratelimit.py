@@ -4,8 +4,10 @@ Upbit limits each group (``market``, ``ticker``, ``candles``, ``crix-trades``,
 ``orderbook``, … as named by the ``Remaining-Req`` header) to 10 requests per
 second per IP, counted on arrival in a sliding window. All callers in a process
 share one IP, so they must share one :class:`RateLimiter`: two limiters for one
-budget silently double the rate. Pass the same instance to every client
-(:func:`process_limiter` offers one, explicitly).
+budget silently double the rate. :func:`process_limiter` is that one limiter:
+a :class:`~quotation.rest.client.RestClient` built without a limiter uses it,
+so two default clients share one budget. Pass your own instance to give a
+client a budget of its own (a test, or a limiter on a fake clock).
 
 How a budget works — slots that cool down after the answer
 -----------------------------------------------------------
@@ -491,8 +493,12 @@ _process_lock = threading.Lock()
 def process_limiter() -> RateLimiter:
     """The one limiter of this process (system clock, Upbit's defaults), made on first use.
 
-    Nothing uses it implicitly: pass it to every client that talks to the same
-    Upbit host from this process.
+    Every :class:`~quotation.rest.client.RestClient` built without ``limiter=``
+    uses it, so all such clients share one budget per group, as Upbit counts per
+    IP. It is process-global state: it lives until the process ends, and what it
+    learnt — slots in use, 429 pauses, a 418 ban, group aliases — carries over
+    to every later default client (across tests, too). It is never reset or
+    replaced; a caller that needs isolation passes its own :class:`RateLimiter`.
     """
     global _process_limiter  # noqa: PLW0603 - the one explicit process-wide instance
     with _process_lock:

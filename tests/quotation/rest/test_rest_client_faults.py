@@ -147,10 +147,11 @@ def test_field_drift_does_not_break_any_endpoint(sim: Simulator, client: RestCli
 
 
 def test_a_stopped_simulator_gives_a_transport_error(
-    sim_factory: Callable[..., Simulator],
+    sim_factory: Callable[..., Simulator], limiter: RateLimiter
 ) -> None:
     sim = sim_factory(seed=2)
     base_url = sim.base_url
     sim.stop()
-    with RestClient(RestConfig(base_url=base_url)) as rest, pytest.raises(TransportError):
+    rest = RestClient(RestConfig(base_url=base_url), limiter=limiter)
+    with rest, pytest.raises(TransportError):
         rest.get_markets()

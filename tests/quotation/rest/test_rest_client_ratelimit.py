@@ -10,9 +10,10 @@ import pytest
 import requests
 
 from quotation.backoff import Backoff
-from quotation.errors import Banned, QuotationError, RateLimited
+from quotation.errors import Banned, InvalidValue, QuotationError, RateLimited
 from quotation.rest.client import RestClient, RestConfig
-from quotation.rest.ratelimit import RateLimiter
+from quotation.rest.ratelimit import RateLimiter, process_limiter
+from tests.fakes import ManualClock
 from upbit_sim import Simulator
 from upbit_sim.limits import RateLimitPolicy
 
@@ -131,3 +132,57 @@ def test_one_client_shared_by_four_threads_serves_them_all(sim: Simulator) -> No
     assert errors == []
     assert sorted(set(markets)) == ["BTC-ETH", "KRW-BTC", "KRW-ETH", "USDT-BTC"]
     assert len(markets) == 24
+
+
+# -- the default limiter is the process's one ---------------------------------------------
+
+
+@pytest.mark.timeout(30)
+def test_two_default_clients_never_exceed_10_requests_per_second_per_group_together(
+    sim: Simulator,
+) -> None:
+    # The simulator refuses (429) any request beyond 10 per 1 s sliding window of arrivals
+    # per group; without retries a single refusal surfaces as RateLimited.
+    config = RestConfig(base_url=sim.base_url, rate_limit_retries=0, max_wait=20.0)
+    first, second = RestClient(config), RestClient(config)
+    assert first.limiter is second.limiter is process_limiter()
+    calls = {"ticker": 0, "orderbook": 0}
+    errors: list[QuotationError] = []
+    lock = threading.Lock()
+
+    def work(client: RestClient) -> None:
+        for _ in range(5):
+            for group, call in (
+                ("ticker", client.get_tickers),
+                ("orderbook", client.get_orderbooks),
+            ):
+                try:
+                    call("KRW-BTC")
+                except QuotationError as exc:
+                    with lock:
+                        errors.append(exc)
+                else:
+                    with lock:
+                        calls[group] += 1
+
+    threads = [threading.Thread(target=work, args=(client,))
+               for client in (first, second) for _ in range(3)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(25)
+    elapsed = time.monotonic() - started
+    first.close()
+    second.close()
+    assert errors == []
+    assert calls == {"ticker": 30, "orderbook": 30}
+    # 30 arrivals per group, at most 10 in any 1 s window, span more than 2 s.
+    assert elapsed > 2.0
+
+
+@pytest.mark.timeout(5)
+def test_a_client_given_a_clock_but_no_limiter_is_refused_naming_the_limiter() -> None:
+    with pytest.raises(InvalidValue, match="limiter=RateLimiter") as caught:
+        RestClient(RestConfig(), clock=ManualClock())
+    assert caught.value.field == "limiter"

@@ -52,8 +52,9 @@ def server() -> Iterator[RecordingServer]:
 
 
 @pytest.fixture
-def client(server: RecordingServer) -> Iterator[RestClient]:
-    with RestClient(RestConfig(base_url=server.base_url, read_timeout=3.0)) as rest:
+def client(server: RecordingServer, limiter: RateLimiter) -> Iterator[RestClient]:
+    config = RestConfig(base_url=server.base_url, read_timeout=3.0)
+    with RestClient(config, limiter=limiter) as rest:
         yield rest
 
 
@@ -78,11 +79,14 @@ def test_requests_carry_no_origin_header_and_name_the_client(
     assert headers["accept"] == "application/json"
 
 
-def test_an_origin_header_on_a_given_session_is_removed(server: RecordingServer) -> None:
+def test_an_origin_header_on_a_given_session_is_removed(
+    server: RecordingServer, limiter: RateLimiter
+) -> None:
     session = requests.Session()
     session.headers["Origin"] = "https://example.com"
     server.answer = json_answer([TICKER])
-    with RestClient(RestConfig(base_url=server.base_url), session=session) as rest:
+    with RestClient(RestConfig(base_url=server.base_url), session=session,
+                    limiter=limiter) as rest:
         rest.get_tickers("KRW-BTC")
     session.close()
     assert "origin" not in {name.lower() for name in server.seen[0].headers}
@@ -131,7 +135,7 @@ def test_calls_reuse_one_kept_alive_connection(server: RecordingServer, client: 
 
 
 def test_a_long_market_list_is_split_into_requests_with_short_urls(
-    server: RecordingServer,
+    server: RecordingServer, limiter: RateLimiter
 ) -> None:
     markets = [f"KRW-C{i:03d}" for i in range(250)]
 
@@ -142,7 +146,7 @@ def test_a_long_market_list_is_split_into_requests_with_short_urls(
 
     server.answer = answer
     config = RestConfig(base_url=server.base_url, max_markets_per_request=100)
-    with RestClient(config) as rest:
+    with RestClient(config, limiter=limiter) as rest:
         tickers = rest.get_tickers(markets)
     assert [ticker.market for ticker in tickers] == markets
     assert [len(seen.query["markets"][0].split(",")) for seen in server.seen] == [100, 100, 50]
@@ -157,8 +161,10 @@ def test_chunks_respect_both_the_count_and_the_length_limit() -> None:
     assert chunk_codes([], 10, 5) == []
 
 
-def test_the_base_url_may_end_with_a_slash(server: RecordingServer) -> None:
-    with RestClient(RestConfig(base_url=server.base_url + "/")) as rest:
+def test_the_base_url_may_end_with_a_slash(
+    server: RecordingServer, limiter: RateLimiter
+) -> None:
+    with RestClient(RestConfig(base_url=server.base_url + "/"), limiter=limiter) as rest:
         rest.get_markets()
     assert server.seen[0].path == "/v1/market/all?is_details=false"
 
@@ -229,13 +235,13 @@ def test_a_400_is_an_invalid_request_with_upbits_message(
 
 
 def test_a_429_with_retry_after_pauses_the_group_at_least_that_long(
-    server: RecordingServer,
+    server: RecordingServer, limiter: RateLimiter
 ) -> None:
     server.answer = lambda path: Answer(
         429, b"Too many API requests.", {"Retry-After": "3", "Content-Type": "text/plain"}
     )
     config = RestConfig(base_url=server.base_url, rate_limit_retries=0)
-    with RestClient(config) as rest, pytest.raises(RateLimited) as caught:
+    with RestClient(config, limiter=limiter) as rest, pytest.raises(RateLimited) as caught:
         rest.get_tickers("KRW-BTC")
     assert caught.value.group == "ticker"
     assert caught.value.retry_after == pytest.approx(3.0, abs=0.05)
@@ -253,11 +259,11 @@ def test_a_418_states_its_ban_in_retry_after_even_without_a_body(
 
 
 def test_a_418_that_says_nothing_bans_for_the_configured_default(
-    server: RecordingServer,
+    server: RecordingServer, limiter: RateLimiter
 ) -> None:
     server.answer = lambda path: Answer(418, b"I'm a teapot", {})
     config = RestConfig(base_url=server.base_url, default_ban=42.0)
-    with RestClient(config) as rest, pytest.raises(Banned) as caught:
+    with RestClient(config, limiter=limiter) as rest, pytest.raises(Banned) as caught:
         rest.get_markets()
     assert caught.value.duration == 42.0
 
@@ -288,18 +294,20 @@ def test_a_body_cut_off_by_the_connection_closing_is_a_transport_error(
         client.get_tickers("KRW-BTC")
 
 
-def test_a_refused_connection_is_a_transport_error() -> None:
+def test_a_refused_connection_is_a_transport_error(limiter: RateLimiter) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     # Nothing listens on that port any more.
     config = RestConfig(base_url=f"http://127.0.0.1:{port}/v1", connect_timeout=2.0)
-    with RestClient(config) as rest, pytest.raises(TransportError) as caught:
+    with RestClient(config, limiter=limiter) as rest, pytest.raises(TransportError) as caught:
         rest.get_markets()
     assert isinstance(caught.value.__cause__, requests.ConnectionError)
 
 
-def test_transport_retries_are_made_when_configured(server: RecordingServer) -> None:
+def test_transport_retries_are_made_when_configured(
+    server: RecordingServer, limiter: RateLimiter
+) -> None:
     calls = 0
     body = json.dumps([TICKER]).encode()
 
@@ -312,22 +320,25 @@ def test_transport_retries_are_made_when_configured(server: RecordingServer) -> 
 
     server.answer = answer
     config = RestConfig(base_url=server.base_url, transport_error_retries=1)
-    with RestClient(config) as rest:
+    with RestClient(config, limiter=limiter) as rest:
         assert rest.get_tickers("KRW-BTC")[0].market == "KRW-BTC"
     assert calls == 2
 
 
-def test_server_error_retries_are_made_when_configured(server: RecordingServer) -> None:
+def test_server_error_retries_are_made_when_configured(
+    server: RecordingServer, limiter: RateLimiter
+) -> None:
     answers = iter([Answer(503, b"busy"), Answer(200, json.dumps([TICKER]).encode())])
     server.answer = lambda path: next(answers)
     config = RestConfig(base_url=server.base_url, server_error_retries=1)
-    with RestClient(config) as rest:
+    with RestClient(config, limiter=limiter) as rest:
         assert len(rest.get_tickers("KRW-BTC")) == 1
     assert len(server.seen) == 2
 
 
-def test_every_permit_is_returned_whatever_the_answer(server: RecordingServer) -> None:
-    limiter = RateLimiter()
+def test_every_permit_is_returned_whatever_the_answer(
+    server: RecordingServer, limiter: RateLimiter
+) -> None:
     answers = iter(
         [Answer(500, b"x"), Answer(404, b"{}"), Answer(200, b"nope"), Answer(200, b"[]")]
     )

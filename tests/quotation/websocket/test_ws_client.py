@@ -15,6 +15,7 @@ import websocket as ws_lib
 
 from quotation.models import Candle, Orderbook, StreamType, Ticker, Trade, TradeGap
 from quotation.rest.client import RestClient, RestConfig
+from quotation.rest.ratelimit import RateLimiter
 from quotation.websocket.cache import StreamItem
 from quotation.websocket.client import (
     CloseReason,
@@ -199,9 +200,9 @@ def test_malformed_frames_are_skipped_while_the_connection_stays_up(
 
 
 def test_no_trade_is_lost_or_duplicated_across_a_forced_reconnect(
-    quiet_sim: Simulator, make_client: MakeClient
+    quiet_sim: Simulator, make_client: MakeClient, limiter: RateLimiter
 ) -> None:
-    rest = RestClient(RestConfig(base_url=quiet_sim.base_url))
+    rest = RestClient(RestConfig(base_url=quiet_sim.base_url), limiter=limiter)
     try:
         client, got = make_client(
             quiet_sim,

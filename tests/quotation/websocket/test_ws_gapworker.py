@@ -15,6 +15,7 @@ import pytest
 from quotation.errors import TransportError
 from quotation.models import Orderbook, StreamType, Ticker, Trade, TradeGap
 from quotation.rest.client import RestClient, RestConfig
+from quotation.rest.ratelimit import RateLimiter
 from quotation.websocket.cache import StreamItem
 from quotation.websocket.client import ConnectionState
 from quotation.websocket.gapfill import TradeSource
@@ -78,8 +79,8 @@ def quiet_sim(sim_factory: Callable[..., Simulator]) -> Simulator:
 
 
 @pytest.fixture
-def rest(quiet_sim: Simulator) -> Iterator[RestClient]:
-    client = RestClient(RestConfig(base_url=quiet_sim.base_url))
+def rest(quiet_sim: Simulator, limiter: RateLimiter) -> Iterator[RestClient]:
+    client = RestClient(RestConfig(base_url=quiet_sim.base_url), limiter=limiter)
     yield client
     client.close()
 

@@ -23,6 +23,7 @@ from quotation.clock import SystemClock
 from quotation.errors import InvalidRequest
 from quotation.models import StreamType, TradeGap
 from quotation.rest.client import RestClient, RestConfig
+from quotation.rest.ratelimit import RateLimiter
 from quotation.websocket.client import (
     CloseReason,
     ConnectionState,
@@ -134,8 +135,8 @@ def make_client() -> Iterator[MakeIdleClient]:
 
 
 @pytest.fixture
-def rest(quiet_sim: Simulator) -> Iterator[RestClient]:
-    client = RestClient(RestConfig(base_url=quiet_sim.base_url))
+def rest(quiet_sim: Simulator, limiter: RateLimiter) -> Iterator[RestClient]:
+    client = RestClient(RestConfig(base_url=quiet_sim.base_url), limiter=limiter)
     yield client
     client.close()
 
