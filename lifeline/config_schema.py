@@ -7,12 +7,17 @@ key path (``upbit.rest.read_timeout``) and the value that was given.
 Supported field types: ``bool``, ``int``, ``float`` (an int is accepted),
 ``str``, ``Enum`` subclasses (by value), ``X | None``, ``tuple[X, ...]``,
 ``frozenset[X]`` and nested dataclasses. A field without a default is required.
-Dataclasses may validate their own invariants in ``__post_init__`` by raising
-``ValueError`` (or any of the exception types passed as ``errors``); the message
-is reported with the key path. If the exception names the bad field in a
-``parameter`` attribute (as ``quotation.errors.InvalidRequest`` does), the path
-goes down to that key (``upbit.websocket.connect_timeout``), else it stops at the
-section (``upbit.rest``).
+A nested section given in part changes only its keys in the default it replaces (the
+parent's default for that field): ``upbit.websocket.backoff: {cap: 5}`` keeps the rest
+of the WebSocket client's reconnect backoff, its jitter too.
+Dataclasses validate their own invariants in ``__post_init__`` by raising one of the
+exception types passed as ``errors``; the exception names the bad field in a ``field``
+attribute (``quotation.errors.InvalidValue``, ``supervisors.errors.SpecError``) or a
+``parameter`` attribute (``quotation.errors.InvalidRequest``, for request parameters
+such as subscriptions given in the file). The field joins onto the section's path, dotted
+or indexed as the component wrote it (``liveness.ping_interval`` under ``upbit.websocket``
+is ``upbit.websocket.liveness.ping_interval``), and the value shown is the one given at
+that key. Only an exception that names no key of the section is reported at the section.
 
 ``fixed`` lists, per dataclass, fields that are not config keys: they keep the
 component's default and giving one is an error (e.g. an exchange's hard limits).
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 import types
 import typing
 from collections.abc import Collection, Mapping
@@ -36,7 +42,9 @@ class ConfigError(ValueError):
     """A config value is wrong: ``path`` is the dotted key path, ``value`` what was given."""
 
     def __init__(self, path: str, message: str, value: object = None) -> None:
-        super().__init__(f"{path}: {message} (got {value!r})" if path else message)
+        shown = f"got {value!r}"
+        text = message if shown in message else f"{message} ({shown})"  # the value, once
+        super().__init__(f"{path}: {text}" if path else message)
         self.path = path
         self.value = value
 
@@ -62,7 +70,7 @@ def from_mapping(
     return _from_mapping(cls, data, path, _Rules(errors, fixed or {}))
 
 
-def _from_mapping(cls: type[T], data: object, path: str, rules: _Rules) -> T:
+def _from_mapping(cls: type[T], data: object, path: str, rules: _Rules, base: Any = None) -> T:
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
     if data is None:
@@ -83,20 +91,51 @@ def _from_mapping(cls: type[T], data: object, path: str, rules: _Rules) -> T:
     kwargs: dict[str, Any] = {}
     for name, field in fields.items():
         key_path = _join(path, name)
-        if name in data:
-            kwargs[name] = _convert(hints[name], data[name], key_path, rules)
-        elif (field.default is dataclasses.MISSING
-              and field.default_factory is dataclasses.MISSING):
+        hint = hints[name]
+        if name in data and isinstance(data[name], Mapping | None) and _is_dataclass_type(hint):
+            # A section given in part: its other keys keep the default it replaces.
+            default = _default(field, base)
+            kwargs[name] = _from_mapping(hint, data[name], key_path, rules,
+                                         default if isinstance(default, hint) else None)
+        elif name in data:
+            kwargs[name] = _convert(hint, data[name], key_path, rules)
+        elif base is None and (field.default is dataclasses.MISSING
+                               and field.default_factory is dataclasses.MISSING):
             raise ConfigError(key_path, "required key is missing", None)
     try:
-        return cls(**kwargs)
+        return cls(**kwargs) if base is None else dataclasses.replace(base, **kwargs)
     except rules.errors as exc:
-        parameter = getattr(exc, "parameter", None)
-        if isinstance(parameter, str) and parameter in fields:
+        named = getattr(exc, "field", None) or getattr(exc, "parameter", None)
+        if isinstance(named, str) and re.split(r"[.\[]", named)[0] in fields:
             # The component named the bad field: report that key, and what was given there.
-            value = data.get(parameter, getattr(exc, "value", None))
-            raise ConfigError(_join(path, parameter), str(exc), value) from exc
-        raise ConfigError(path or cls.__name__, str(exc), dict(data)) from exc
+            value = _value_at(data, named, getattr(exc, "value", None))
+            raise ConfigError(_join(path, named), str(exc), value) from exc
+        raise ConfigError(path or cls.__name__, str(exc)) from exc
+
+
+def _value_at(data: Mapping[Any, Any], field: str, default: object) -> object:
+    """What ``data`` holds at the dotted ``field``; ``default`` if that is not a key path."""
+    node: object = data
+    for key in field.split("."):
+        if not isinstance(node, Mapping) or key not in node:
+            return default
+        node = node[key]
+    return node
+
+
+def _is_dataclass_type(hint: object) -> bool:
+    return isinstance(hint, type) and dataclasses.is_dataclass(hint)
+
+
+def _default(field: dataclasses.Field[Any], base: object) -> object:
+    """The value ``field`` takes when its key is missing: ``base``'s, else its own default."""
+    if base is not None:
+        return getattr(base, field.name)
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return None
 
 
 def _join(path: str, key: str) -> str:

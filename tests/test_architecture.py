@@ -35,6 +35,7 @@ SIMULATOR_VOCABULARY = (
     "quotation.clock",
     "quotation.wire_keys",
     "quotation.websocket.subscription",  # DataType, WsFormat, ORDERBOOK_DEPTHS: the protocol's
+    "quotation.values",  # the one range check for settings (InvalidValue)
 )
 """What the simulator may take from ``quotation``: its vocabulary, never a client."""
 

@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 
 from quotation.clock import Clock, SystemClock
 from quotation.models import CandleInterval, Change, Side
+from quotation.values import check
 from upbit_sim.candles import CandleSeries, bucket_bounds
 from upbit_sim.catalogue import MarketInfo, build_catalogue, round_to_tick
 from upbit_sim.history import prehistory
@@ -126,13 +127,9 @@ class MarketEngine:
         prehistory_days: int = 400,
         max_trades_per_market: int = 200_000,
     ) -> None:
-        for name, value, valid in (
-            ("history_seconds", history_seconds, history_seconds >= 0),
-            ("trades_per_second", trades_per_second, trades_per_second > 0),
-            ("prehistory_days", prehistory_days, prehistory_days >= 0),
-        ):
-            if not valid:
-                raise ValueError(f"{name} out of range: {value!r}")
+        check("history_seconds", history_seconds, at_least=0)
+        check("trades_per_second", trades_per_second, above=0)
+        check("prehistory_days", prehistory_days, at_least=0, integer=True)
         self.seed = seed
         self._clock: Clock = clock or SystemClock()
         self._history_ms = int(history_seconds * 1000)

@@ -31,7 +31,6 @@ away or the server stops.
 from __future__ import annotations
 
 import enum
-import math
 import random
 import threading
 from collections.abc import Mapping
@@ -39,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from quotation.clock import Clock, SystemClock
+from quotation.values import check
 
 __all__ = [
     "DRIFT_ADDED",
@@ -147,7 +147,7 @@ class FaultController:
 
     def set_latency(self, seconds: float, *, path_prefix: str | None = None) -> None:
         """Delay every (matching) answer by ``seconds``; 0 switches it off."""
-        _check_number("latency.seconds", seconds, minimum=0.0)
+        check("latency.seconds", seconds, at_least=0)
         self._set(
             "latency", _Rule(path_prefix, params={"seconds": float(seconds)}) if seconds else None
         )
@@ -158,7 +158,7 @@ class FaultController:
 
     def ban_418(self, seconds: float, *, path_prefix: str | None = None) -> None:
         """Answer 418 (banned) for the next ``seconds``; 0 lifts it."""
-        _check_number("ban_418.seconds", seconds, minimum=0.0)
+        check("ban_418.seconds", seconds, at_least=0)
         until = self._clock.monotonic() + seconds
         self._set("ban_418", _Rule(path_prefix, params={"until": until}) if seconds else None)
 
@@ -177,7 +177,7 @@ class FaultController:
         self, fraction: float, status: int = 500, *, path_prefix: str | None = None
     ) -> None:
         """Answer ``status`` to a seeded random ``fraction`` of requests (0 switches it off)."""
-        _check_number("error.fraction", fraction, minimum=0.0, maximum=1.0)
+        check("error.fraction", fraction, at_least=0, at_most=1)
         _check_status(status)
         rule = _Rule(path_prefix, fraction=fraction, params={"status": status})
         self._set("error", rule if fraction else None)
@@ -193,7 +193,7 @@ class FaultController:
         """Spoil the next ``count`` bodies (``None``: all, or a seeded ``fraction``)."""
         _check_count("malformed.count", count)
         if fraction is not None:
-            _check_number("malformed.fraction", fraction, minimum=0.0, maximum=1.0)
+            check("malformed.fraction", fraction, at_least=0, at_most=1)
         mode = BodyFault.TRUNCATED if truncated else BodyFault.MALFORMED
         self._set(
             "malformed",
@@ -216,9 +216,8 @@ class FaultController:
 
         Status and headers go out at once; ``interval`` 0 switches it off.
         """
-        if isinstance(chunk_bytes, bool) or not isinstance(chunk_bytes, int) or chunk_bytes < 1:
-            raise ValueError(f"trickle.chunk_bytes must be a positive integer, got {chunk_bytes!r}")
-        _check_number("trickle.interval", interval, minimum=0.0)
+        check("trickle.chunk_bytes", chunk_bytes, at_least=1, integer=True)
+        check("trickle.interval", interval, at_least=0)
         _check_count("trickle.count", count)
         params: dict[str, Any] = {"chunk_bytes": chunk_bytes, "interval": float(interval)}
         self._set(
@@ -499,24 +498,11 @@ def _number(kind: str, key: str, raw: Any, options: dict[str, Any]) -> float:
     return float(value)
 
 
-def _check_number(
-    name: str, value: object, *, minimum: float, maximum: float | None = None
-) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if value < minimum or (maximum is not None and value > maximum):
-        raise ValueError(f"{name} out of range: {value!r}")
-
-
 def _check_count(name: str, value: object) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    """``None`` (every request) or a count of at least one."""
+    if value is not None:
+        check(name, value, at_least=1, integer=True)
 
 
 def _check_status(status: object) -> None:
-    if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
-        raise ValueError(f"error.status must be an HTTP error status (400-599), got {status!r}")
+    check("error.status", status, at_least=400, at_most=599, integer=True)

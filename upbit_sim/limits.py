@@ -16,6 +16,8 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 
+from quotation.values import check, check_all
+
 __all__ = ["Decision", "RateLimitPolicy", "ServerRateLimiter", "Verdict"]
 
 
@@ -33,13 +35,9 @@ class RateLimitPolicy:
     ban_max_seconds: float = 3600.0
 
     def __post_init__(self) -> None:
-        if self.per_second < 1:
-            raise ValueError(f"per_second must be >= 1, got {self.per_second!r}")
-        for name in ("window", "ban_window", "ban_seconds", "ban_max_seconds"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        if self.ban_after < 1 or self.ban_growth < 1:
-            raise ValueError("ban_after and ban_growth must be >= 1")
+        check_all(self, ("per_second", "ban_after"), at_least=1, integer=True)
+        check_all(self, ("window", "ban_window", "ban_seconds", "ban_max_seconds"), above=0)
+        check("ban_growth", self.ban_growth, at_least=1)
 
 
 class Verdict(enum.Enum):

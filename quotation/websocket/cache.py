@@ -19,8 +19,8 @@ from datetime import datetime
 from threading import Lock
 from typing import Generic, TypeVar
 
-from quotation.errors import InvalidRequest
 from quotation.models import Candle, CandleInterval, Orderbook, Ticker, Trade, TradeGap
+from quotation.values import check
 from quotation.websocket.subscription import DataType
 
 __all__ = ["Cached", "StreamCache", "StreamItem"]
@@ -55,13 +55,9 @@ class StreamCache:
     def __init__(
         self, *, max_trades: int = 1000, max_candles: int = 500, max_gaps: int = 100
     ) -> None:
-        for name, value in (
-            ("max_trades", max_trades),
-            ("max_candles", max_candles),
-            ("max_gaps", max_gaps),
-        ):
-            if value < 1:
-                raise InvalidRequest(f"{name} must be >= 1", parameter=name, value=value)
+        check("max_trades", max_trades, at_least=1, integer=True)
+        check("max_candles", max_candles, at_least=1, integer=True)
+        check("max_gaps", max_gaps, at_least=1, integer=True)
         self._max_trades = max_trades
         self._max_candles = max_candles
         self._max_gaps = max_gaps

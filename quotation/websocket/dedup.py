@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections import deque
 
-from quotation.errors import InvalidRequest
 from quotation.models import Trade
+from quotation.values import check
 
 __all__ = ["TradeDeduper"]
 
@@ -26,8 +26,7 @@ class TradeDeduper:
     __slots__ = ("_capacity", "_ids", "_order")
 
     def __init__(self, capacity: int = 20_000) -> None:
-        if capacity < 1:
-            raise InvalidRequest("capacity must be >= 1", parameter="capacity", value=capacity)
+        check("capacity", capacity, at_least=1, integer=True)
         self._capacity = capacity
         self._ids: dict[str, set[int]] = {}
         self._order: dict[str, deque[int]] = {}

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from quotation.errors import InvalidRequest
+from quotation.values import check
 
 __all__ = ["BatchConsumer", "BatchDispatcher"]
 
@@ -34,8 +34,7 @@ class BatchDispatcher(Generic[T]):
     """Delivers offered items to consumers in batches on its own thread."""
 
     def __init__(self, *, capacity: int = 100_000, name: str = "ws-delivery") -> None:
-        if capacity < 1:
-            raise InvalidRequest("capacity must be >= 1", parameter="capacity", value=capacity)
+        check("capacity", capacity, at_least=1, integer=True)
         self._capacity = capacity
         self._name = name
         lock = threading.Lock()

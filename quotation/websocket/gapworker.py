@@ -28,8 +28,8 @@ from collections import deque
 from dataclasses import dataclass
 
 from quotation.clock import Clock
-from quotation.errors import InvalidRequest
 from quotation.models import Trade
+from quotation.values import check
 from quotation.websocket.gapfill import GapFill, TradeSource, fill_trade_gap, unfilled_gap
 
 __all__ = ["FillOutcome", "FillRequest", "GapFillWorker"]
@@ -68,8 +68,9 @@ class GapFillWorker:
         capacity: int = 1000,
         name: str = "ws-gapfill",
     ) -> None:
-        if capacity < 1:
-            raise InvalidRequest("capacity must be >= 1", parameter="capacity", value=capacity)
+        check("page_size", page_size, at_least=1, integer=True)
+        check("max_pages", max_pages, at_least=1, integer=True)
+        check("capacity", capacity, at_least=1, integer=True)
         self._source = source
         self._clock = clock
         self._page_size = page_size

@@ -23,10 +23,10 @@ Two different questions, never mixed:
 from __future__ import annotations
 
 import enum
-import math
 from dataclasses import dataclass
 
-from quotation.errors import InvalidRequest
+from quotation.errors import InvalidValue
+from quotation.values import check_all
 
 __all__ = ["KeepaliveMode", "LivenessConfig", "Verdict", "assess"]
 
@@ -69,14 +69,10 @@ class LivenessConfig:
     keepalive: KeepaliveMode = KeepaliveMode.PROTOCOL
 
     def __post_init__(self) -> None:
-        for name in ("ping_interval", "pong_timeout", "idle_timeout"):
-            value = getattr(self, name)
-            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-                raise InvalidRequest(f"{name} must be > 0", parameter=name, value=value)
+        check_all(self, ("ping_interval", "pong_timeout", "idle_timeout"), above=0)
         if not isinstance(self.keepalive, KeepaliveMode):
-            raise InvalidRequest(
-                "keepalive must be a KeepaliveMode", parameter="keepalive", value=self.keepalive
-            )
+            raise InvalidValue(f"keepalive must be a KeepaliveMode, got {self.keepalive!r}",
+                               field="keepalive", value=self.keepalive)
 
     @property
     def tick(self) -> float:

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from quotation.errors import InvalidRequest
+from quotation.values import check
 
 __all__ = [
     "UPBIT_CONNECT_LIMITS",
@@ -34,12 +34,8 @@ class RateWindow:
     window: float
 
     def __post_init__(self) -> None:
-        if self.max_events < 1:
-            raise InvalidRequest(
-                "max_events must be >= 1", parameter="max_events", value=self.max_events
-            )
-        if not self.window > 0:
-            raise InvalidRequest("window must be > 0", parameter="window", value=self.window)
+        check("max_events", self.max_events, at_least=1, integer=True)
+        check("window", self.window, above=0)
 
 
 UPBIT_CONNECT_LIMITS: tuple[RateWindow, ...] = (RateWindow(5, 1.0),)

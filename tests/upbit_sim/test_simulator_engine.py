@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from quotation.errors import InvalidValue
 from quotation.models import CandleInterval, Side
 from tests.fakes import ManualClock
 from upbit_sim import MarketEngine
@@ -233,6 +234,7 @@ def test_a_failing_listener_does_not_stop_the_others() -> None:
     assert seen == [trade.sequential_id for trade in trades]
 
 
-def test_invalid_engine_parameters_are_refused() -> None:
-    with pytest.raises(ValueError, match="trades_per_second"):
+def test_invalid_engine_parameters_are_refused_naming_the_field() -> None:
+    with pytest.raises(InvalidValue) as caught:
         MarketEngine(1, trades_per_second=0)
+    assert (caught.value.field, caught.value.value) == ("trades_per_second", 0)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import requests
 
+from quotation.errors import InvalidValue
 from tests.fakes import ManualClock
 from upbit_sim import RateLimitPolicy, ServerRateLimiter, Simulator, Verdict
 
@@ -93,11 +95,15 @@ def test_reset_forgets_windows_and_bans() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"per_second": 0}, {"window": 0}, {"ban_after": 0}, {"ban_seconds": -1}, {"ban_growth": 0.5}],
+    [{"per_second": 0}, {"window": 0}, {"ban_after": 0}, {"ban_seconds": -1}, {"ban_growth": 0.5},
+     {"ban_window": math.inf}, {"ban_max_seconds": math.nan}],
 )
 def test_impossible_policies_are_refused_naming_the_field(kwargs: dict[str, Any]) -> None:
-    with pytest.raises(ValueError, match=next(iter(kwargs))):
+    with pytest.raises(InvalidValue) as caught:
         RateLimitPolicy(**kwargs)
+    [(field, value)] = kwargs.items()
+    assert caught.value.field == field
+    assert caught.value.value is value
 
 
 # -- over HTTP ------------------------------------------------------------------------------

@@ -55,6 +55,7 @@ from typing import TypeVar
 from aiohttp import WSCloseCode, web
 
 from quotation.clock import Clock
+from quotation.values import check
 from quotation.websocket.subscription import DataType, WsFormat
 from upbit_sim.engine import MarketEngine
 from upbit_sim.records import MarketEvent
@@ -169,8 +170,7 @@ class WebSocketHub:
 
     def set_queue_limit(self, limit: int) -> None:
         """Per-connection send queue size for connections opened from now on."""
-        if limit < 1:
-            raise ValueError("queue limit must be >= 1")
+        check("queue_limit", limit, at_least=1, integer=True)
         self._state.queue_limit = limit
 
     def inject_malformed(self, count: int = 1, kind: MalformedKind = MalformedKind.GARBAGE) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from quotation.errors import InvalidRequest
+from quotation.errors import InvalidValue
 from quotation.websocket.liveness import LivenessConfig, Verdict, assess
 
 pytestmark = pytest.mark.timeout(5)
@@ -40,7 +40,9 @@ def test_nothing_received_for_the_idle_timeout_is_silent() -> None:
     assert verdict is Verdict.SILENT
 
 
-def test_config_names_the_bad_threshold() -> None:
-    with pytest.raises(InvalidRequest) as info:
-        LivenessConfig(pong_timeout=0.0)
-    assert info.value.parameter == "pong_timeout"
+@pytest.mark.parametrize("value", [0.0, -1.0, float("inf"), float("nan")])
+def test_config_names_the_bad_threshold_and_its_value(value: float) -> None:
+    with pytest.raises(InvalidValue) as info:
+        LivenessConfig(pong_timeout=value)
+    assert info.value.field == "pong_timeout"
+    assert info.value.value is value
