@@ -13,8 +13,10 @@ key in the file is the same name as the keyword in the code::
 
 A missing section or key takes the component's own default (stated once, in
 the component). An unknown key, a wrong type or an impossible value raises
-:class:`~lifeline.config_schema.ConfigError` naming the key path (down to the
-key when the component names the bad field, e.g. ``upbit.websocket.connect_timeout``).
+:class:`~lifeline.config_schema.ConfigError` naming the full key path and the value
+given there: the components name the bad field (``InvalidValue.field``, ``SpecError.field``),
+so ``read_timeout: .inf`` is ``upbit.rest.read_timeout`` and ``ping_interval: 0`` is
+``upbit.websocket.liveness.ping_interval``.
 
 Upbit's fixed WebSocket limits (``connect_limits``, ``message_limits``) are not
 keys: they are facts about the exchange, not tuning. ``upbit.websocket.subscriptions``
@@ -33,12 +35,14 @@ import yaml
 
 from lifeline.config_schema import ConfigError, from_mapping
 from quotation.clock import Clock
-from quotation.errors import InvalidRequest
+from quotation.errors import InvalidRequest, InvalidValue
 from quotation.rest.client import RestConfig
 from quotation.rest.ratelimit import RateLimiter
 from quotation.websocket.config import WebSocketConfig
+from supervisors.errors import SpecError
 
 __all__ = [
+    "COMPONENT_ERRORS",
     "LifelineConfig",
     "RateLimitSettings",
     "SimulatorSettings",
@@ -60,7 +64,8 @@ class RateLimitSettings:
     """Extra seconds kept between window edges against network and scheduling jitter."""
 
     def __post_init__(self) -> None:
-        # The limiter checks its own arguments; building one here makes check-config see them.
+        # The limiter checks its own arguments (InvalidValue naming the keyword, which is the
+        # key: upbit.rate_limit.per_second); building one here makes check-config see them.
         self.build()
 
     def build(self, clock: Clock | None = None) -> RateLimiter:
@@ -95,8 +100,13 @@ class LifelineConfig:
     simulator: SimulatorSettings = field(default_factory=SimulatorSettings)
 
 
-_COMPONENT_ERRORS: tuple[type[Exception], ...] = (ValueError, TypeError, InvalidRequest)
-"""What the components raise for an impossible value (the quotation package: InvalidRequest)."""
+COMPONENT_ERRORS: tuple[type[Exception], ...] = (
+    InvalidValue, SpecError, InvalidRequest, ValueError, TypeError
+)
+"""What the components raise for an impossible value, reported as ``ConfigError``: the
+settings' ``InvalidValue`` and the supervisor specs' ``SpecError`` (both name the field);
+``InvalidRequest`` only for request parameters written in the file (``subscriptions``);
+any other ``ValueError`` or ``TypeError`` is reported at its section."""
 
 _FIXED: dict[type, frozenset[str]] = {
     WebSocketConfig: frozenset({"connect_limits", "message_limits"}),
@@ -106,7 +116,7 @@ _FIXED: dict[type, frozenset[str]] = {
 
 def parse_config(data: object) -> LifelineConfig:
     """Build the config from decoded YAML; ``ConfigError`` names the bad key path."""
-    return from_mapping(LifelineConfig, data, errors=_COMPONENT_ERRORS, fixed=_FIXED)
+    return from_mapping(LifelineConfig, data, errors=COMPONENT_ERRORS, fixed=_FIXED)
 
 
 def load_config(path: str | Path) -> LifelineConfig:

@@ -122,6 +122,7 @@ from quotation.rest.validation import (
     validate_trades_count,
     validate_trades_to,
 )
+from quotation.values import check_all
 
 __all__ = ["UPBIT_REST_URL", "RestClient", "RestConfig", "chunk_codes"]
 
@@ -169,20 +170,16 @@ class RestConfig:
     user_agent: str = "lifeline-quotation/0.1"
 
     def __post_init__(self) -> None:
-        if not self.base_url.startswith(("http://", "https://")):
-            raise ValueError(f"RestConfig.base_url must be an http(s) URL, got {self.base_url!r}")
-        for name in ("connect_timeout", "read_timeout", "total_timeout"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"RestConfig.{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("max_wait", "default_ban"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"RestConfig.{name} must be >= 0, got {getattr(self, name)!r}")
-        for name in ("rate_limit_retries", "server_error_retries", "transport_error_retries"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"RestConfig.{name} must be >= 0, got {getattr(self, name)!r}")
-        for name in ("max_markets_per_request", "max_query_length", "pool_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"RestConfig.{name} must be >= 1, got {getattr(self, name)!r}")
+        if not (isinstance(self.base_url, str)
+                and self.base_url.startswith(("http://", "https://"))):
+            raise InvalidValue(f"base_url must be an http(s) URL, got {self.base_url!r}",
+                               field="base_url", value=self.base_url)
+        check_all(self, ("connect_timeout", "read_timeout", "total_timeout"), above=0)
+        check_all(self, ("max_wait", "default_ban"), at_least=0)
+        check_all(self, ("rate_limit_retries", "server_error_retries", "transport_error_retries"),
+                  at_least=0, integer=True)
+        check_all(self, ("max_markets_per_request", "max_query_length", "pool_size"),
+                  at_least=1, integer=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,6 +64,7 @@ from quotation.backoff import Backoff
 from quotation.clock import Clock, SystemClock
 from quotation.errors import Banned, RateLimited
 from quotation.rest.remaining_req import RemainingReq
+from quotation.values import check
 
 __all__ = [
     "GroupStatus",
@@ -280,15 +281,12 @@ class RateLimiter:
         limits: Mapping[str, int] | None = None,
         backoff: Backoff | None = None,
     ) -> None:
-        if per_second < 1:
-            raise ValueError(f"per_second must be >= 1, got {per_second!r}")
-        if not window > 0:
-            raise ValueError(f"window must be > 0, got {window!r}")
-        if not margin >= 0:
-            raise ValueError(f"margin must be >= 0, got {margin!r}")
+        # Field names are the keywords (and config keys): upbit.rate_limit.per_second, ...
+        check("per_second", per_second, at_least=1, integer=True)
+        check("window", window, above=0)
+        check("margin", margin, at_least=0)
         for name, limit in (limits or {}).items():
-            if limit < 1:
-                raise ValueError(f"limits[{name!r}] must be >= 1, got {limit!r}")
+            check(f"limits[{name!r}]", limit, at_least=1, integer=True)
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._per_second = per_second
         self._cooldown = window + margin

@@ -4,7 +4,8 @@ Every default is stated here once and is Upbit's production value: the public
 endpoint, Upbit's connect and message limits, the keepalive thresholds of
 :class:`~quotation.websocket.liveness.LivenessConfig` and the reconnect backoff of
 :class:`~quotation.websocket.backoff.BackoffPolicy`. A wrong value raises
-:class:`~quotation.errors.InvalidRequest` naming the field.
+:class:`~quotation.errors.InvalidValue` naming the field; the subscriptions are request
+parameters and raise :class:`~quotation.errors.InvalidRequest`.
 
 ``subscriptions`` defaults to none: a client without subscriptions starts idle
 and connects only once it is given some (``WebSocketClient.set_subscriptions``),
@@ -16,7 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from quotation.errors import InvalidRequest
+from quotation.errors import InvalidRequest, InvalidValue
+from quotation.values import check, check_all
 from quotation.websocket.backoff import BackoffPolicy
 from quotation.websocket.liveness import LivenessConfig
 from quotation.websocket.pacing import UPBIT_CONNECT_LIMITS, UPBIT_MESSAGE_LIMITS, RateWindow
@@ -66,30 +68,23 @@ class WebSocketConfig:
         if self.subscriptions:
             # Validates the set (no type twice) the way the wire will see it.
             build_request(self.subscriptions, ticket="check", fmt=self.format)
-        if not self.url.startswith(("ws://", "wss://")):
-            raise InvalidRequest("url must be ws:// or wss://", parameter="url", value=self.url)
-        if not self.connect_timeout > 0:
-            raise InvalidRequest(
-                "connect_timeout must be > 0",
-                parameter="connect_timeout",
-                value=self.connect_timeout,
-            )
-        for name in (
-            "delivery_capacity",
-            "recent_trades",
-            "candles_per_interval",
-            "dedup_capacity",
-            "gap_fill_page_size",
-            "gap_fill_max_pages",
-            "gap_fill_hold_capacity",
-            "gap_fill_queue_capacity",
-        ):
-            value = getattr(self, name)
-            if not (isinstance(value, int) and value >= 1):
-                raise InvalidRequest(f"{name} must be an int >= 1", parameter=name, value=value)
-        if self.gap_fill_page_size > 500:
-            raise InvalidRequest(
-                "gap_fill_page_size must be <= 500 (Upbit's trades/ticks maximum)",
-                parameter="gap_fill_page_size",
-                value=self.gap_fill_page_size,
-            )
+        if not (isinstance(self.url, str) and self.url.startswith(("ws://", "wss://"))):
+            raise InvalidValue(f"url must be a ws:// or wss:// URL, got {self.url!r}",
+                               field="url", value=self.url)
+        check("connect_timeout", self.connect_timeout, above=0)
+        check_all(
+            self,
+            (
+                "delivery_capacity",
+                "recent_trades",
+                "candles_per_interval",
+                "dedup_capacity",
+                "gap_fill_max_pages",
+                "gap_fill_hold_capacity",
+                "gap_fill_queue_capacity",
+            ),
+            at_least=1,
+            integer=True,
+        )
+        # At most 500: Upbit's trades/ticks maximum per page.
+        check("gap_fill_page_size", self.gap_fill_page_size, at_least=1, at_most=500, integer=True)

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import typing
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import yaml
 
-from lifeline.config import RateLimitSettings, load_config, parse_config
-from lifeline.config_schema import ConfigError
+from lifeline.config import COMPONENT_ERRORS, RateLimitSettings, load_config, parse_config
+from lifeline.config_schema import ConfigError, from_mapping
 from quotation.rest.client import RestConfig
 from quotation.websocket.backoff import BackoffPolicy
 from quotation.websocket.config import WebSocketConfig
 from quotation.websocket.liveness import KeepaliveMode, LivenessConfig
 from quotation.websocket.subscription import DataType, Subscription, WsFormat
+from supervisors.spec import Strategy, SupervisorFlags
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -41,10 +45,12 @@ def test_a_wrong_type_is_an_error_naming_its_path_and_value() -> None:
     assert caught.value.value == "ten"
 
 
-def test_an_impossible_value_is_refused_by_the_component() -> None:
+def test_an_impossible_value_is_refused_by_the_component_naming_the_full_key_path() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config({"upbit": {"rest": {"read_timeout": -1}}})
-    assert caught.value.path == "upbit.rest"
+    assert caught.value.path == "upbit.rest.read_timeout"
+    assert caught.value.value == -1
+    assert str(caught.value) == "upbit.rest.read_timeout: read_timeout must be > 0, got -1.0"
 
 
 @pytest.mark.parametrize(
@@ -55,8 +61,8 @@ def test_an_impossible_rate_limit_is_refused_when_the_file_is_checked(
 ) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config({"upbit": {"rate_limit": {key: value}}})
-    assert caught.value.path == "upbit.rate_limit"
-    assert key in str(caught.value)
+    assert caught.value.path == f"upbit.rate_limit.{key}"
+    assert caught.value.value == value
 
 
 def test_the_shipped_websocket_section_is_the_clients_defaults_with_every_key_shown() -> None:
@@ -154,3 +160,105 @@ def test_upbits_fixed_websocket_limits_are_not_config_keys() -> None:
         )
     assert caught.value.path == "upbit.websocket.connect_limits"
     assert "fixed" in str(caught.value)
+
+
+# -- every impossible number names its full key path -----------------------------------------
+
+
+def _numeric_keys(cls: type, path: str) -> list[tuple[str, type]]:
+    """(key path, int or float) for every number key of ``cls``, nested sections included."""
+    hints = typing.get_type_hints(cls)
+    keys: list[tuple[str, type]] = []
+    for key in dataclasses.fields(cls):
+        hint = hints[key.name]
+        if hint in (int, float):
+            keys.append((f"{path}.{key.name}", hint))
+        elif isinstance(hint, type) and dataclasses.is_dataclass(hint):
+            keys.extend(_numeric_keys(hint, f"{path}.{key.name}"))
+    return keys
+
+
+NUMERIC_KEYS = [
+    *_numeric_keys(RestConfig, "upbit.rest"),
+    *_numeric_keys(RateLimitSettings, "upbit.rate_limit"),
+    *_numeric_keys(WebSocketConfig, "upbit.websocket"),
+]
+"""Every number key of the three Upbit sections: a field added later is covered at once."""
+
+IMPOSSIBLE = [(path, -1) for path, _ in NUMERIC_KEYS] + [
+    (path, math.inf) for path, kind in NUMERIC_KEYS if kind is float
+]
+
+
+def _nested(path: str, value: object) -> dict[str, object]:
+    *sections, key = path.split(".")
+    data: dict[str, object] = {key: value}
+    for section in reversed(sections):
+        data = {section: data}
+    return data
+
+
+def test_the_number_keys_cover_every_section_and_nested_section() -> None:
+    paths = {path for path, _ in NUMERIC_KEYS}
+    assert {"upbit.rest.read_timeout", "upbit.rest.pool_size", "upbit.rate_limit.per_second",
+            "upbit.websocket.gap_fill_page_size", "upbit.websocket.liveness.ping_interval",
+            "upbit.websocket.backoff.initial"} <= paths
+
+
+@pytest.mark.parametrize(("path", "value"), IMPOSSIBLE)
+def test_an_impossible_number_is_a_config_error_at_its_full_key_path_with_its_value(
+    path: str, value: float
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(_nested(path, value))
+    assert caught.value.path == path
+    assert caught.value.value == value
+
+
+def test_an_infinite_read_timeout_in_the_file_is_refused(tmp_path: Path) -> None:
+    # RestConfig once took it, and then every call failed with OverflowError.
+    config = tmp_path / "config.yaml"
+    config.write_text("upbit:\n  rest:\n    read_timeout: .inf\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    assert (caught.value.path, caught.value.value) == ("upbit.rest.read_timeout", math.inf)
+
+
+def test_a_bad_base_url_names_its_key_and_shows_only_its_value() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"upbit": {"rest": {"base_url": "api.upbit.com", "pool_size": 4}}})
+    assert (caught.value.path, caught.value.value) == ("upbit.rest.base_url", "api.upbit.com")
+
+
+# -- a supervisor spec inside a config -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RestartSection:
+    """A supervisor's restart flags as a config section gives them (``supervisor:``)."""
+
+    strategy: Strategy = Strategy.ONE_FOR_ONE
+    intensity: int = 1
+    period: float = 5.0
+
+    def __post_init__(self) -> None:
+        SupervisorFlags(self.strategy, self.intensity, self.period)
+
+
+@dataclass(frozen=True, slots=True)
+class HostConfig:
+    """A config file with one supervisor section."""
+
+    supervisor: RestartSection = field(default_factory=RestartSection)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("intensity", -1), ("period", 0.0), ("period", math.inf)]
+)
+def test_a_spec_error_inside_a_config_is_a_config_error_at_its_key_path(
+    key: str, value: float
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        from_mapping(HostConfig, {"supervisor": {key: value}}, errors=COMPONENT_ERRORS)
+    assert caught.value.path == f"supervisor.{key}"
+    assert caught.value.value == value

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quotation.backoff import Backoff
-from quotation.errors import Banned, RateLimited
+from quotation.errors import Banned, InvalidValue, RateLimited
 from quotation.rest.ratelimit import Permit, RateLimiter, process_limiter
 from quotation.rest.remaining_req import RemainingReq
 from tests.fakes import ManualClock
@@ -479,11 +479,22 @@ def test_status_reports_headroom_pauses_and_the_ban(
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"per_second": 0}, {"window": 0.0}, {"margin": -0.1}, {"limits": {"x": 0}}]
+    ("kwargs", "field", "value"),
+    [
+        ({"per_second": 0}, "per_second", 0),
+        ({"per_second": 2.5}, "per_second", 2.5),
+        ({"window": 0.0}, "window", 0.0),
+        ({"window": float("inf")}, "window", float("inf")),
+        ({"margin": -0.1}, "margin", -0.1),
+        ({"limits": {"x": 0}}, "limits['x']", 0),
+    ],
 )
-def test_an_impossible_limiter_configuration_is_refused(kwargs: dict[str, object]) -> None:
-    with pytest.raises(ValueError):
+def test_an_impossible_limiter_configuration_is_refused_naming_the_field(
+    kwargs: dict[str, object], field: str, value: object
+) -> None:
+    with pytest.raises(InvalidValue) as caught:
         RateLimiter(ManualClock(), **kwargs)  # type: ignore[arg-type]
+    assert (caught.value.field, caught.value.value) == (field, value)
 
 
 def test_the_process_limiter_is_one_instance() -> None:

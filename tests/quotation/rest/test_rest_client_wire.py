@@ -21,6 +21,7 @@ from quotation.errors import (
     Banned,
     FormatError,
     InvalidRequest,
+    InvalidValue,
     RateLimited,
     ServerError,
     TransportError,
@@ -175,6 +176,7 @@ def test_the_base_url_may_end_with_a_slash(
         ("base_url", "api.upbit.com/v1"),
         ("connect_timeout", 0),
         ("read_timeout", -1.0),
+        ("read_timeout", float("inf")),  # every call would fail with OverflowError
         ("max_wait", -1.0),
         ("rate_limit_retries", -1),
         ("max_markets_per_request", 0),
@@ -184,8 +186,9 @@ def test_the_base_url_may_end_with_a_slash(
 def test_an_impossible_rest_config_is_refused_naming_the_field(
     field_name: str, value: object
 ) -> None:
-    with pytest.raises(ValueError, match=field_name):
+    with pytest.raises(InvalidValue, match=field_name) as caught:
         RestConfig(**{field_name: value})  # type: ignore[arg-type]
+    assert (caught.value.field, caught.value.value) == (field_name, value)
 
 
 # -- odd answers --------------------------------------------------------------------
