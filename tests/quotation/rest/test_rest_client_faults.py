@@ -7,18 +7,31 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from quotation.backoff import Backoff
 from quotation.errors import Banned, FormatError, RateLimited, ServerError, TransportError
 from quotation.rest.client import RestClient, RestConfig
 from quotation.rest.ratelimit import RateLimiter
+from tests.fakes import ManualClock
 from upbit_sim import Simulator
 
 pytestmark = pytest.mark.timeout(30)
 
 
 @pytest.fixture
-def limiter() -> RateLimiter:
-    return RateLimiter(backoff=Backoff(base=0.1, factor=2.0, cap=1.0))
+def clock() -> ManualClock:
+    """One fake clock for the simulator and the client: 429 pauses, bans and slot
+    cool-downs are waited out at once, and asserted exactly in ``clock.sleeps``.
+    Read timeouts stay real (they are socket timeouts)."""
+    return ManualClock()
+
+
+@pytest.fixture
+def sim(sim_factory: Callable[..., Simulator], clock: ManualClock) -> Simulator:
+    return sim_factory(seed=1, clock=clock)
+
+
+@pytest.fixture
+def limiter(clock: ManualClock) -> RateLimiter:
+    return RateLimiter(clock)  # Upbit's pauses after a 429: 1 s, 2 s, 4 s, ...
 
 
 @pytest.fixture
@@ -43,22 +56,24 @@ def test_a_5xx_is_a_server_error_and_the_next_call_succeeds(
 
 
 def test_a_single_429_is_retried_once_after_the_groups_pause(
-    sim: Simulator, client: RestClient
+    sim: Simulator, client: RestClient, clock: ManualClock
 ) -> None:
     sim.faults.storm_429(1)
     assert client.get_tickers("KRW-BTC")[0].market == "KRW-BTC"
     assert applied(sim, "storm_429") == 1
     assert client.limiter.status().groups["ticker"].consecutive_rate_limits == 0
+    # The retry waited out the 1 s pause and the slot its "sec=0" held: one wait, no less.
+    assert clock.sleeps == [pytest.approx(client.limiter.cooldown)]
 
 
 def test_a_429_storm_is_honoured_with_backoff_and_recovered_from(
-    sim: Simulator, client: RestClient, limiter: RateLimiter
+    sim: Simulator, client: RestClient, limiter: RateLimiter, clock: ManualClock
 ) -> None:
     sim.faults.storm_429(3, path_prefix="/v1/ticker")
     with pytest.raises(RateLimited) as caught:
-        client.get_tickers("KRW-BTC")  # 429, pause 0.1 s, retry, 429 again
+        client.get_tickers("KRW-BTC")  # 429, pause 1 s, retry, 429 again
     assert caught.value.group == "ticker"
-    assert caught.value.retry_after == pytest.approx(0.2, abs=0.02)
+    assert caught.value.retry_after == pytest.approx(2.0)
     assert limiter.status().groups["ticker"].consecutive_rate_limits == 2
     # Other groups are not paused.
     assert client.get_candles("KRW-BTC", "1m")
@@ -71,10 +86,13 @@ def test_a_429_storm_is_honoured_with_backoff_and_recovered_from(
     assert client.get_tickers("KRW-BTC")[0].market == "KRW-BTC"
     assert applied(sim, "storm_429") == 3
     assert limiter.status().groups["ticker"].consecutive_rate_limits == 0
+    # Every wait, exactly: the first retry's (the 1 s pause, within the held slot's
+    # cool-down), then the 2 s and 4 s pauses; nothing was sent earlier.
+    assert clock.sleeps == [pytest.approx(limiter.cooldown), 2.0, 4.0]
 
 
 def test_a_418_ban_stops_every_group_until_it_ends_then_calls_recover(
-    sim: Simulator, client: RestClient, limiter: RateLimiter
+    sim: Simulator, client: RestClient, limiter: RateLimiter, clock: ManualClock
 ) -> None:
     sim.faults.ban_418(1.0)
     with pytest.raises(Banned) as caught:
@@ -96,6 +114,7 @@ def test_a_418_ban_stops_every_group_until_it_ends_then_calls_recover(
     # A call that may wait longer than the ban waits it out and succeeds.
     assert client.get_trades("KRW-BTC", count=3)
     assert limiter.banned_until() is None
+    assert clock.sleeps == [1.0]  # the ban as stated, and only once
 
 
 @pytest.mark.timeout(15)
