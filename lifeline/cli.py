@@ -2,22 +2,41 @@
 
 Commands::
 
-    lifeline demo [--seed S] [--config FILE]   the main job: embedded simulator + clients
-    lifeline sim [--port N] [--seed S]         a local Upbit-compatible simulator
-    lifeline check-config [FILE]               parse config.yaml strictly and print it
+    lifeline demo [--config FILE] [--seed S]     the main job: embedded simulator + clients
+    lifeline sim [--config FILE] [--host H] [--port N] [--seed S]
+                                                 a local Upbit-compatible simulator
+    lifeline check-config [FILE]                 parse config.yaml strictly and print it
+
+``sim`` and ``demo`` read the config file's ``simulator:`` section (host, port,
+seed) and its ``upbit:`` section (the demo's clients); a flag overrides the
+file. Without ``--config`` they read ``config.yaml`` in the current directory if
+there is one, else they use the built-in defaults (those of
+:class:`~upbit_sim.settings.SimulatorSettings` and the other settings classes:
+each default is stated there, once). ``check-config`` also reads ``config.yaml``
+by default.
+
+Exit status: 0 done; 1 the config file is missing or wrong (the message names the
+key); 2 a bad flag.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from lifeline.config import LifelineConfig, load_config
+from lifeline.config_schema import ConfigError
+from quotation.errors import InvalidValue
+
 __all__ = ["main"]
 
 _LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+_CONFIG_FILE = Path("config.yaml")
+"""The config file read when none is named (relative to the current directory)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,25 +45,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=getattr(logging, args.log_level), format=_LOG_FORMAT)
     command: str = args.command
+    if command == "check-config":
+        return _check_config(args.file)
+    if command not in ("sim", "demo"):
+        parser.error(f"unknown command {command!r}")  # exits with status 2
+    config = _config(args.config)
+    if config is None:
+        return 1
+    flags = {name: getattr(args, name, None) for name in ("host", "port", "seed")}
+    try:
+        settings = dataclasses.replace(
+            config.simulator, **{name: value for name, value in flags.items() if value is not None}
+        )
+    except InvalidValue as exc:
+        parser.error(f"--{exc.field}: {exc}")  # exits with status 2
+    config = dataclasses.replace(config, simulator=settings)
     if command == "sim":
         from upbit_sim.cli import serve
 
-        serve(port=args.port, seed=args.seed, host=args.host)
+        serve(settings)
         return 0
-    if command == "check-config":
-        return _check_config(args.file)
-    if command == "demo":
-        from lifeline.demo import run_demo
+    from lifeline.demo import run_demo
 
-        return run_demo(seed=args.seed, config_path=args.config)
-    parser.error(f"unknown command {command!r}")  # exits with status 2
-    raise AssertionError("unreachable")
+    return run_demo(config)
+
+
+def _config(path: Path | None) -> LifelineConfig | None:
+    """The config ``path`` names, else ``config.yaml`` if present, else the defaults;
+    ``None`` (after printing why) when the file cannot be read or is wrong."""
+    if path is None:
+        if not _CONFIG_FILE.is_file():
+            return LifelineConfig()
+        path = _CONFIG_FILE
+    try:
+        return load_config(path)
+    except (ConfigError, OSError) as exc:
+        print(f"{path}: {exc}", file=sys.stderr)
+        return None
 
 
 def _check_config(path: Path) -> int:
-    from lifeline.config import load_config
-    from lifeline.config_schema import ConfigError
-
     try:
         config = load_config(path)
     except (ConfigError, OSError) as exc:
@@ -60,20 +100,23 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="WARNING",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     commands = parser.add_subparsers(dest="command", required=True)
+    config_help = f"config file (default: {_CONFIG_FILE} if present, else the built-in defaults)"
 
     sim = commands.add_parser("sim", help="run a local Upbit-compatible simulator")
-    sim.add_argument("--port", type=int, default=0, help="TCP port (0 = a free one)")
-    sim.add_argument("--seed", type=int, default=1, help="seed of the simulated markets")
-    sim.add_argument("--host", default="127.0.0.1",
-                     help="address to listen on (default 127.0.0.1)")
+    sim.add_argument("--config", type=Path, default=None, help=config_help)
+    sim.add_argument("--host", default=None, help="address to listen on (simulator.host)")
+    sim.add_argument("--port", type=int, default=None,
+                     help="TCP port, 0 = a free one (simulator.port)")
+    sim.add_argument("--seed", type=int, default=None,
+                     help="seed of the simulated markets (simulator.seed)")
 
     demo = commands.add_parser("demo", help="the main job: simulator + clients + a fault")
-    demo.add_argument("--seed", type=int, default=1)
-    demo.add_argument("--config", type=Path, default=None,
-                      help="config file (default: the packaged defaults)")
+    demo.add_argument("--config", type=Path, default=None, help=config_help)
+    demo.add_argument("--seed", type=int, default=None,
+                      help="seed of the simulated markets (simulator.seed)")
 
     check = commands.add_parser("check-config", help="validate a config file")
-    check.add_argument("file", type=Path, nargs="?", default=Path("config.yaml"))
+    check.add_argument("file", type=Path, nargs="?", default=_CONFIG_FILE)
     return parser
 
 

@@ -9,7 +9,8 @@ key in the file is the same name as the keyword in the code::
       websocket:   quotation.websocket.config.WebSocketConfig
                    (liveness: quotation.websocket.liveness.LivenessConfig,
                     backoff: quotation.websocket.backoff.BackoffPolicy)
-    simulator:     SimulatorSettings
+    simulator:     upbit_sim.settings.SimulatorSettings (read by ``lifeline sim`` and
+                   ``lifeline demo``; their flags override it)
 
 A missing section or key takes the component's own default (stated once, in
 the component). An unknown key, a wrong type or an impossible value raises
@@ -40,6 +41,7 @@ from quotation.rest.client import RestConfig
 from quotation.rest.ratelimit import RateLimiter
 from quotation.websocket.config import WebSocketConfig
 from supervisors.errors import SpecError
+from upbit_sim.settings import SimulatorSettings
 
 __all__ = [
     "COMPONENT_ERRORS",
@@ -71,16 +73,6 @@ class RateLimitSettings:
     def build(self, clock: Clock | None = None) -> RateLimiter:
         """The limiter these settings describe (create one per process and share it)."""
         return RateLimiter(clock, self.per_second, window=self.window, margin=self.margin)
-
-
-@dataclass(frozen=True, slots=True)
-class SimulatorSettings:
-    """The local Upbit-compatible simulator used by ``lifeline sim`` and the demo."""
-
-    host: str = "127.0.0.1"
-    port: int = 0
-    """0 picks a free port."""
-    seed: int = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,10 +15,9 @@ import itertools
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TextIO
 
-from lifeline.config import LifelineConfig, load_config
+from lifeline.config import LifelineConfig
 from quotation.errors import QuotationError
 from quotation.models import CandleInterval
 from quotation.rest.client import RestClient, RestConfig
@@ -41,14 +40,20 @@ class _Row:
     ok: bool
 
 
-def run_demo(seed: int = 1, config_path: Path | None = None, out: TextIO = sys.stdout) -> int:
-    """Run the demo; returns 0 when every step behaved as a trading host expects."""
-    config = load_config(config_path) if config_path else LifelineConfig()
+def run_demo(config: LifelineConfig | None = None, *, out: TextIO | None = None) -> int:
+    """Run the demo; returns 0 when every step behaved as a trading host expects.
+
+    ``config`` (default: the built-in defaults) gives the simulator's host, port and
+    seed (``simulator:``) and the clients' settings (``upbit:``, pointed at the
+    simulator); ``out`` defaults to standard output.
+    """
+    config = config if config is not None else LifelineConfig()
+    stream = out if out is not None else sys.stdout
     rows: list[_Row] = []
     started = time.monotonic()
 
     def say(text: str) -> None:
-        print(text, file=out, flush=True)
+        print(text, file=stream, flush=True)
 
     def step(name: str, action: Callable[[], tuple[str, bool]]) -> None:
         if time.monotonic() - started > _DEADLINE:
@@ -62,8 +67,9 @@ def run_demo(seed: int = 1, config_path: Path | None = None, out: TextIO = sys.s
         rows.append(_Row(name, outcome, time.monotonic() - t0, ok))
         say(f"  {'ok ' if ok else 'BAD'} {name}: {outcome}")
 
-    with Simulator(seed=seed) as sim:
-        say(f"simulator: {sim.base_url} and {sim.ws_url} (seed {seed})")
+    settings = config.simulator
+    with Simulator(seed=settings.seed, host=settings.host, port=settings.port) as sim:
+        say(f"simulator: {sim.base_url} and {sim.ws_url} (seed {sim.seed})")
         limiter = config.upbit.rate_limit.build()
         rest_config = dataclasses.replace(config.upbit.rest, base_url=sim.base_url)
         ws_config = dataclasses.replace(  # the file's liveness, backoff, capacities

@@ -36,6 +36,7 @@ SIMULATOR_VOCABULARY = (
     "quotation.wire_keys",
     "quotation.websocket.subscription",  # DataType, WsFormat, ORDERBOOK_DEPTHS: the protocol's
     "quotation.values",  # the one range check for settings (InvalidValue)
+    "quotation.errors.InvalidValue",  # raised directly for a setting no range describes
 )
 """What the simulator may take from ``quotation``: its vocabulary, never a client."""
 
@@ -63,7 +64,7 @@ EXPORTS: dict[str, frozenset[str]] = {
         "DRIFT_ADDED", "DRIFT_REMOVED", "STREAMED_INTERVALS", "BodyFault", "Decision",
         "FaultController", "FaultPlan", "Listener", "MarketEngine", "MarketEvent", "MarketInfo",
         "RateLimitPolicy", "ServerRateLimiter", "SimCandle", "SimOrderbook", "SimOrderbookUnit",
-        "SimTicker", "SimTrade", "Simulator", "Verdict",
+        "SimTicker", "SimTrade", "Simulator", "SimulatorSettings", "Verdict",
     }),
     "lifeline": frozenset({"ConfigError", "LifelineConfig", "load_config", "parse_config"}),
 }

@@ -12,8 +12,9 @@
 Modules: ``simulator`` (lifecycle), ``engine`` (markets and trades), ``history``
 (synthetic daily candles before the trades), ``rest_api`` (Upbit's REST routes
 and ``/_sim/``), ``faults``, ``limits`` (the server-side rate limit),
-``catalogue``, ``candles``, ``orderbook``, ``records``, ``wire``, ``cli``
-(``lifeline sim``); ``ws/`` is the WebSocket side.
+``catalogue``, ``candles``, ``orderbook``, ``records``, ``wire``, ``settings``
+(where it listens, its seed: the defaults, stated once), ``cli`` (``lifeline sim``);
+``ws/`` is the WebSocket side.
 """
 
 import logging
@@ -37,6 +38,7 @@ from upbit_sim.records import (
     SimTicker,
     SimTrade,
 )
+from upbit_sim.settings import SimulatorSettings
 from upbit_sim.simulator import Simulator
 
 __all__ = [
@@ -59,9 +61,11 @@ __all__ = [
     "SimTicker",
     "SimTrade",
     "Simulator",
+    "SimulatorSettings",
     "Verdict",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 """The library never configures logging (only the ``lifeline`` CLI does): without a
 handler of the host's, nothing of ours reaches stderr."""
+

@@ -119,7 +119,7 @@ class MarketEngine:
 
     def __init__(
         self,
-        seed: int = 1,
+        seed: int,
         *,
         clock: Clock | None = None,
         history_seconds: float = 3600.0,

@@ -132,7 +132,7 @@ _OPTIONS: dict[str, frozenset[str]] = {
 class FaultController:
     """Thread-safe switchboard of the REST faults; see the module docstring."""
 
-    def __init__(self, *, seed: int = 1, clock: Clock | None = None) -> None:
+    def __init__(self, *, seed: int, clock: Clock | None = None) -> None:
         self._clock: Clock = clock or SystemClock()
         self._seed = seed
         self._rng = random.Random(f"faults/{seed}")

@@ -22,6 +22,7 @@ from upbit_sim.engine import MarketEngine
 from upbit_sim.faults import FaultController
 from upbit_sim.limits import RateLimitPolicy, ServerRateLimiter
 from upbit_sim.rest_api import RestApi
+from upbit_sim.settings import SimulatorSettings
 from upbit_sim.ws.hub import WebSocketHub
 
 __all__ = ["Simulator"]
@@ -31,11 +32,14 @@ logger = logging.getLogger(__name__)
 _START_TIMEOUT = 30.0
 _STOP_TIMEOUT = 10.0
 _DEFAULT_POLICY = RateLimitPolicy()
+_DEFAULTS = SimulatorSettings()
 
 
 class Simulator:
     """An Upbit-compatible exchange on ``127.0.0.1``; see the module docstring.
 
+    ``seed``, ``host`` and ``port`` default to those of
+    :class:`~upbit_sim.settings.SimulatorSettings` (stated there once).
     ``rate_limit=None`` switches the server-side limit off; ``auto_trade=False``
     keeps the markets still unless ``engine.step()`` is called; ``preload=True``
     generates every market's history in ``start()`` (about a second) so that no
@@ -44,9 +48,9 @@ class Simulator:
 
     def __init__(
         self,
-        seed: int = 1,
-        host: str = "127.0.0.1",
-        port: int = 0,
+        seed: int = _DEFAULTS.seed,
+        host: str = _DEFAULTS.host,
+        port: int = _DEFAULTS.port,
         *,
         auto_trade: bool = True,
         trades_per_second: float = 10.0,

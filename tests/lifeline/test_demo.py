@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-import io
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from lifeline.demo import run_demo
-
 
 @pytest.mark.timeout(120)
-def test_the_demo_runs_every_step_as_expected() -> None:
-    out = io.StringIO()
-    assert run_demo(seed=1, out=out) == 0, out.getvalue()
-    assert "15 of 15 steps as expected" in out.getvalue()
+def test_the_demo_runs_every_step_as_expected_on_the_config_files_simulator(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "config.yaml").write_text("simulator:\n  seed: 7\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "lifeline.cli", "demo"], cwd=tmp_path, capture_output=True,
+        text=True, timeout=110, check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "(seed 7)" in done.stdout
+    assert "15 of 15 steps as expected" in done.stdout

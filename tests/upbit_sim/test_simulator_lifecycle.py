@@ -134,7 +134,10 @@ def test_auto_trade_keeps_the_market_moving(sim_factory: Callable[..., Simulator
 
 
 def test_serve_runs_in_the_foreground_until_sigterm() -> None:
-    code = "from upbit_sim.cli import serve; serve(0, 3)"
+    code = (
+        "from upbit_sim import SimulatorSettings; from upbit_sim.cli import serve; "
+        "serve(SimulatorSettings(seed=3))"
+    )
     process = subprocess.Popen(
         [sys.executable, "-c", code],
         stdout=subprocess.PIPE,

@@ -85,7 +85,7 @@ class WebSocketHub:
         engine: MarketEngine,
         *,
         clock: Clock,
-        seed: int = 1,
+        seed: int,
         idle_timeout: float = 120.0,
         queue_limit: int = DEFAULT_QUEUE_LIMIT,
     ) -> None:
