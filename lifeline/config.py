@@ -8,7 +8,7 @@ key in the file is the same name as the keyword in the code::
       rate_limit:  RateLimitSettings  (quotation.rest.ratelimit.RateLimiter's arguments)
       websocket:   quotation.websocket.config.WebSocketConfig
                    (liveness: quotation.websocket.liveness.LivenessConfig,
-                    backoff: quotation.websocket.backoff.BackoffPolicy)
+                    backoff: quotation.backoff.Backoff)
     simulator:     upbit_sim.settings.SimulatorSettings (read by ``lifeline sim`` and
                    ``lifeline demo``; their flags override it)
 

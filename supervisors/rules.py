@@ -1,7 +1,8 @@
-"""The pure decisions of supervision: restart intensity, who restarts, backoff, hang.
+"""The pure decisions of supervision: restart intensity, who restarts, hang.
 
-The supervisor actor only carries these out; each takes ``now`` (or an attempt number and a
-random draw) as an argument, so it is tested with plain numbers.
+The supervisor actor only carries these out; each takes ``now`` as an argument, so it is
+tested with plain numbers. The restart delay is the child spec's own
+``backoff.delay(attempt, draw)`` (:class:`~supervisors.spec.RestartBackoff`).
 """
 
 from __future__ import annotations
@@ -10,12 +11,11 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from supervisors.events import ExitReason
-from supervisors.spec import Backoff, Restart, Strategy
+from supervisors.spec import Restart, Strategy
 
 __all__ = [
     "IntensityCheck",
     "add_restart",
-    "backoff_delay",
     "is_hung",
     "restart_group",
     "should_restart",
@@ -63,18 +63,6 @@ def restart_group(strategy: Strategy, ids: Sequence[str], failed: str) -> tuple[
     if strategy is Strategy.ONE_FOR_ALL:
         return tuple(ids)
     return tuple(ids[list(ids).index(failed):])
-
-
-def backoff_delay(backoff: Backoff, attempt: int, draw: float) -> float:
-    """Seconds to wait before restart ``attempt`` (1 = first restart in the window).
-
-    ``min * 2**(attempt-1)`` capped at ``max``, then spread by ``±jitter`` using ``draw`` in
-    [0, 1) (0.5 means no spread), and kept within [0, ``max``].
-    """
-    exponent = min(max(attempt, 1) - 1, 64)
-    base = min(backoff.max, backoff.min * 2.0**exponent)
-    spread = base * backoff.jitter * (2.0 * draw - 1.0)
-    return min(backoff.max, max(0.0, base + spread))
 
 
 def is_hung(ping_sent_at: float, now: float, deadline: float) -> bool:

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import pykka
 
@@ -35,10 +35,10 @@ __all__ = [
     "DEFAULT_PERIOD",
     "DEFAULT_SUPERVISOR_SHUTDOWN",
     "DEFAULT_WORKER_SHUTDOWN",
-    "Backoff",
     "ChildSpec",
     "ChildType",
     "Restart",
+    "RestartBackoff",
     "Strategy",
     "SupervisorFlags",
     "validate_children",
@@ -124,29 +124,19 @@ class SupervisorFlags:
         object.__setattr__(self, "period", period)
 
 
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Delay before restarting a child: ``min * 2**(attempt-1)`` capped at ``max``, spread by
-    ``±jitter`` (a fraction). ``attempt`` counts the child's restarts within ``period``."""
+@runtime_checkable
+class RestartBackoff(Protocol):
+    """How long to wait before restarting a child: anything with this ``delay``.
 
-    min: float = 0.1
-    max: float = 30.0
-    jitter: float = 0.1
+    ``attempt`` counts the child's restarts within the supervisor's ``period`` (1 = the
+    first); ``draw`` is a random number in [0, 1) from the supervisor's injected ``draw``.
+    The application passes ``quotation.backoff.Backoff`` (this package imports nothing of
+    Lifeline's, so it states only the shape it calls).
+    """
 
-    def __post_init__(self) -> None:
-        low = _number(self.min, "backoff.min", "invalid_backoff", minimum=0.0, strict=True)
-        high = _number(self.max, "backoff.max", "invalid_backoff", minimum=0.0, strict=True)
-        if high < low or math.isinf(high):
-            raise SpecError("must be finite and >= backoff.min", field="backoff.max",
-                            value=self.max, reason="invalid_backoff")
-        jitter = _number(self.jitter, "backoff.jitter", "invalid_backoff", minimum=0.0,
-                         strict=False)
-        if jitter > 1.0:
-            raise SpecError("must be <= 1", field="backoff.jitter", value=self.jitter,
-                            reason="invalid_backoff")
-        object.__setattr__(self, "min", low)
-        object.__setattr__(self, "max", high)
-        object.__setattr__(self, "jitter", jitter)
+    def delay(self, attempt: int, draw: float) -> float:
+        """Seconds to wait before restart ``attempt`` (0 or less: restart at once)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +149,8 @@ class ChildSpec:
     seconds the child gets to stop before it is abandoned (``math.inf``: wait forever,
     ``0``: abandon at once). ``deadline``: seconds a liveness ping may go unanswered before the
     child counts as hung and is replaced (``None``: no liveness check). ``backoff``: delay
-    restarts of this child (``None``: restart at once, as OTP).
+    restarts of this child by ``backoff.delay(restarts within the period, draw)`` seconds
+    (``None``: restart at once, as OTP).
     """
 
     id: str
@@ -170,7 +161,7 @@ class ChildSpec:
     shutdown: float | None = None
     type: ChildType = ChildType.WORKER
     deadline: float | None = None
-    backoff: Backoff | None = None
+    backoff: RestartBackoff | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
@@ -200,9 +191,9 @@ class ChildSpec:
         if self.deadline is not None:
             object.__setattr__(self, "deadline", _number(
                 self.deadline, "deadline", "invalid_deadline", minimum=0.0, strict=True))
-        if self.backoff is not None and not isinstance(self.backoff, Backoff):
-            raise SpecError("must be a Backoff", field="backoff", value=self.backoff,
-                            reason="invalid_backoff")
+        if self.backoff is not None and not isinstance(self.backoff, RestartBackoff):
+            raise SpecError("must have delay(attempt, draw) (a RestartBackoff)",
+                            field="backoff", value=self.backoff, reason="invalid_backoff")
 
 
 def validate_children(children: Sequence[ChildSpec]) -> tuple[ChildSpec, ...]:

@@ -61,7 +61,7 @@ from supervisors.messages import (
     Subscribe,
     WhichChildren,
 )
-from supervisors.rules import add_restart, backoff_delay, is_hung, restart_group, should_restart
+from supervisors.rules import add_restart, is_hung, restart_group, should_restart
 from supervisors.shutdown import StopItem, abandon, stop_child, stop_in_reverse
 from supervisors.spec import (
     ChildSpec,
@@ -388,7 +388,7 @@ class Supervisor(pykka.ThreadingActor):
         child.state = ChildState.RESTARTING
         backoff = child.spec.backoff
         if backoff is not None and child.restarts:
-            delay = backoff_delay(backoff, len(child.restarts), self._draw())
+            delay = backoff.delay(len(child.restarts), self._draw())
             if delay > 0:
                 token = next(self._tokens)
                 child.backoff_token = token

@@ -34,9 +34,9 @@ Corrections from the server
   answer. ``sec=0`` thus waits the window out.
 * A header naming another group than expected charges that group and teaches
   the limiter the alias (``acquire('ticker')`` then means the header's group).
-* HTTP 429 → :meth:`RateLimiter.on_rate_limited` pauses that group with capped
-  exponential :class:`~quotation.backoff.Backoff`; the count resets after a
-  success.
+* HTTP 429 → :meth:`RateLimiter.on_rate_limited` pauses that group for
+  ``backoff.delay(n)`` after the n-th 429 in a row (:data:`RATE_LIMIT_BACKOFF`:
+  1 s, 2 s, 4 s, … up to 30 s, no jitter); the count resets after a success.
 * HTTP 418 → :meth:`RateLimiter.on_banned` pauses every group until the ban ends.
 
 Waiting
@@ -60,13 +60,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 
-from quotation.backoff import Backoff
+from quotation.backoff import Backoff, Jitter
 from quotation.clock import Clock, SystemClock
 from quotation.errors import Banned, RateLimited
 from quotation.rest.remaining_req import RemainingReq
 from quotation.values import check
 
 __all__ = [
+    "RATE_LIMIT_BACKOFF",
     "GroupStatus",
     "LimiterStatus",
     "Permit",
@@ -75,6 +76,11 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+RATE_LIMIT_BACKOFF = Backoff(initial=1.0, multiplier=2.0, cap=30.0, jitter=Jitter.NONE)
+"""The pause after the n-th 429 in a row: 1 s, 2 s, 4 s, … up to 30 s, always the same.
+Upbit asks callers to stop a group for at least a second after a 429, and repeated 429s
+lead to a ban (418)."""
 
 _EPSILON = 1e-9
 
@@ -268,7 +274,8 @@ class RateLimiter:
 
     ``per_second`` requests per ``window`` seconds per group (``limits``
     overrides it for named groups); a used slot is free again ``window +
-    margin`` seconds after its answer. ``backoff`` sets the pauses after 429s.
+    margin`` seconds after its answer. ``backoff`` sets the pauses after 429s
+    (``backoff.delay(n)`` after the n-th in a row).
     """
 
     def __init__(
@@ -279,7 +286,7 @@ class RateLimiter:
         window: float = 1.0,
         margin: float = 0.05,
         limits: Mapping[str, int] | None = None,
-        backoff: Backoff | None = None,
+        backoff: Backoff = RATE_LIMIT_BACKOFF,
     ) -> None:
         # Field names are the keywords (and config keys): upbit.rate_limit.per_second, ...
         check("per_second", per_second, at_least=1, integer=True)
@@ -291,7 +298,7 @@ class RateLimiter:
         self._per_second = per_second
         self._cooldown = window + margin
         self._limits = {name.lower(): limit for name, limit in (limits or {}).items()}
-        self._backoff = backoff if backoff is not None else Backoff()
+        self._backoff = backoff
         self._cond = threading.Condition(threading.Lock())
         self._budgets: dict[str, _Budget] = {}
         self._aliases: dict[str, str] = {}

@@ -30,8 +30,9 @@ Rules:
 * Every (re)connect sends the *full* subscription set in one request frame with a
   new ticket. Connects are paced (Upbit: 5/s) and so are sent messages (5/s,
   100/min per connection).
-* Between attempts the client waits a full-jitter exponential backoff
-  (:mod:`quotation.websocket.backoff`); the attempt count resets only once a connection
+* Between attempts the client waits ``config.backoff.delay(n + 1, random())`` after ``n``
+  failures in a row (:class:`~quotation.backoff.Backoff`, by default full jitter up to
+  ``min(30, 0.5 * 2 ** n)`` s); the failure count resets only once a connection
   has delivered fresh data: a reconnect *counts as recovered* then, not when the
   TCP/WebSocket handshake succeeds.
 * Liveness (:mod:`quotation.websocket.liveness`): keepalive every ``ping_interval``; an
@@ -70,7 +71,6 @@ import websocket as _ws
 
 from quotation.clock import Clock, SystemClock
 from quotation.errors import SubscriptionError
-from quotation.websocket.backoff import backoff_delay
 from quotation.websocket.cache import StreamCache, StreamItem
 from quotation.websocket.config import UPBIT_WEBSOCKET_URL, WebSocketConfig
 from quotation.websocket.delivery import BatchConsumer, BatchDispatcher
@@ -447,8 +447,8 @@ class WebSocketClient:
                 # A pause cut short (stop, or emptied subscriptions) goes back to the top.
                 if not first:
                     self._set_state(ConnectionState.BACKING_OFF)
-                    # After n failed attempts in a row, wait up to initial * multiplier**n.
-                    delay = backoff_delay(self._config.backoff, failures, self._random)
+                    # n failures in a row: attempt n + 1 waits up to initial * multiplier**n.
+                    delay = self._config.backoff.delay(failures + 1, self._random())
                     if not self._pause(delay, until_unsubscribed=True):
                         continue
                 first = False

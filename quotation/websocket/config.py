@@ -2,8 +2,8 @@
 
 Every default is stated here once and is Upbit's production value: the public
 endpoint, Upbit's connect and message limits, the keepalive thresholds of
-:class:`~quotation.websocket.liveness.LivenessConfig` and the reconnect backoff of
-:class:`~quotation.websocket.backoff.BackoffPolicy`. A wrong value raises
+:class:`~quotation.websocket.liveness.LivenessConfig` and the reconnect backoff
+:data:`RECONNECT_BACKOFF` (a :class:`~quotation.backoff.Backoff`). A wrong value raises
 :class:`~quotation.errors.InvalidValue` naming the field; the subscriptions are request
 parameters and raise :class:`~quotation.errors.InvalidRequest`.
 
@@ -17,16 +17,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from quotation.backoff import Backoff, Jitter
 from quotation.errors import InvalidRequest, InvalidValue
 from quotation.values import check, check_all
-from quotation.websocket.backoff import BackoffPolicy
 from quotation.websocket.liveness import LivenessConfig
 from quotation.websocket.pacing import UPBIT_CONNECT_LIMITS, UPBIT_MESSAGE_LIMITS, RateWindow
 from quotation.websocket.subscription import Subscription, WsFormat, build_request
 
-__all__ = ["UPBIT_WEBSOCKET_URL", "WebSocketConfig"]
+__all__ = ["RECONNECT_BACKOFF", "UPBIT_WEBSOCKET_URL", "WebSocketConfig"]
 
 UPBIT_WEBSOCKET_URL = "wss://api.upbit.com/websocket/v1"
+
+RECONNECT_BACKOFF = Backoff(initial=0.5, multiplier=2.0, cap=30.0, jitter=Jitter.FULL)
+"""The wait before reconnecting after n failed connections in a row: uniform up to
+``min(30, 0.5 * 2 ** n)`` seconds (``delay(n + 1, random())``), so a fleet of clients
+that lost the same server spreads its reconnects instead of storming it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +45,9 @@ class WebSocketConfig:
     format: WsFormat = WsFormat.DEFAULT
     connect_timeout: float = 10.0
     liveness: LivenessConfig = field(default_factory=LivenessConfig)
-    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    backoff: Backoff = RECONNECT_BACKOFF
+    """The wait before each reconnect; a ``config.yaml`` section gives only the keys that
+    differ from :data:`RECONNECT_BACKOFF`."""
     connect_limits: tuple[RateWindow, ...] = UPBIT_CONNECT_LIMITS
     message_limits: tuple[RateWindow, ...] = UPBIT_MESSAGE_LIMITS
     delivery_capacity: int = 100_000

@@ -13,8 +13,8 @@ import yaml
 
 from lifeline.config import COMPONENT_ERRORS, RateLimitSettings, load_config, parse_config
 from lifeline.config_schema import ConfigError, from_mapping
+from quotation.backoff import Backoff, Jitter
 from quotation.rest.client import RestConfig
-from quotation.websocket.backoff import BackoffPolicy
 from quotation.websocket.config import WebSocketConfig
 from quotation.websocket.liveness import KeepaliveMode, LivenessConfig
 from quotation.websocket.subscription import DataType, Subscription, WsFormat
@@ -74,7 +74,7 @@ def test_the_shipped_websocket_section_is_the_clients_defaults_with_every_key_sh
     fixed = {"connect_limits", "message_limits"}
     assert set(section) == {f.name for f in dataclasses.fields(WebSocketConfig)} - fixed
     assert set(section["liveness"]) == {f.name for f in dataclasses.fields(LivenessConfig)}
-    assert set(section["backoff"]) == {f.name for f in dataclasses.fields(BackoffPolicy)}
+    assert set(section["backoff"]) == {f.name for f in dataclasses.fields(Backoff)}
 
 
 def test_the_shipped_rest_and_limiter_sections_show_every_key() -> None:
@@ -116,9 +116,20 @@ def test_websocket_keys_parse_into_the_clients_config() -> None:
     assert ws.liveness == LivenessConfig(
         ping_interval=5.0, pong_timeout=2.5, keepalive=KeepaliveMode.BOTH
     )
-    assert ws.backoff == BackoffPolicy(initial=0.1, cap=5.0)
+    # The keys not given keep the client's reconnect backoff (its full jitter too).
+    assert ws.backoff == Backoff(initial=0.1, cap=5.0, jitter=Jitter.FULL)
     assert (ws.delivery_capacity, ws.gap_fill_page_size) == (10, 500)
     assert ws.connect_limits == WebSocketConfig().connect_limits  # Upbit's, untouched
+
+
+def test_a_backoff_section_given_in_part_keeps_the_rest_of_the_reconnect_backoff() -> None:
+    config = parse_config(
+        {"upbit": {"websocket": {"backoff": {"jitter": "spread", "spread": 0.2}}}}
+    )
+    assert config.upbit.websocket.backoff == Backoff(
+        initial=0.5, multiplier=2.0, cap=30.0, jitter=Jitter.SPREAD, spread=0.2
+    )
+    assert parse_config({"upbit": {"websocket": {"backoff": None}}}) == parse_config({})
 
 
 @pytest.mark.parametrize(
@@ -133,6 +144,8 @@ def test_websocket_keys_parse_into_the_clients_config() -> None:
         ({"liveness": {"ping_interval": 0}}, "liveness.ping_interval", 0),
         ({"liveness": {"keepalive": "udp"}}, "liveness.keepalive", "udp"),
         ({"backoff": {"initial": 1.0, "cap": 0.5}}, "backoff.cap", 0.5),
+        ({"backoff": {"jitter": "random"}}, "backoff.jitter", "random"),
+        ({"backoff": {"spread": 0.1}}, "backoff.spread", 0.1),  # spread needs jitter: spread
         ({"subscriptions": [{"type": "trade", "codes": ["krw-btc"]}]},
          "subscriptions[0].codes", ["krw-btc"]),
         ({"subscriptions": [{"type": "trades", "codes": ["KRW-BTC"]}]},

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from quotation.backoff import Backoff
 from supervisors import (
-    Backoff,
     ChildNotRunning,
     ChildRestarted,
     ChildRestarting,
@@ -96,7 +96,7 @@ def test_messages_sent_during_a_backoff_wait_are_delivered_to_the_new_instance(
     start_supervisor: Callable[..., Handle], child: Callable[..., ChildSpec],
     events: Events, clock: FakeClock,
 ) -> None:
-    sup = start_supervisor([child("a", backoff=Backoff(min=1.0, max=1.0, jitter=0.0))],
+    sup = start_supervisor([child("a", backoff=Backoff(initial=1.0, cap=1.0))],
                            max_pending=2)
     events.wait_for(ChildStarted)
     handle = sup.child("a")

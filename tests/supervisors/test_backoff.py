@@ -1,5 +1,7 @@
-"""Rule: a child with a backoff is restarted only after the delay, waited on the injected
-clock: ``min`` doubling per restart within the period, capped at ``max``, spread by jitter."""
+"""Rule: a child with a backoff is restarted only after ``backoff.delay(attempt, draw)``,
+waited on the injected clock: ``attempt`` counts the restarts within the period and ``draw``
+comes from the supervisor's injected random draw. The policy is ``quotation.backoff.Backoff``
+(``initial`` doubling per restart, capped at ``cap``, spread by ``spread``)."""
 
 from __future__ import annotations
 
@@ -7,8 +9,8 @@ from collections.abc import Callable
 
 import pytest
 
+from quotation.backoff import Backoff, Jitter
 from supervisors import (
-    Backoff,
     ChildRestarted,
     ChildSpec,
     ChildStarted,
@@ -25,7 +27,7 @@ def test_restarts_wait_the_doubling_backoff_on_the_injected_clock(
     start_supervisor: Callable[..., Handle], child: Callable[..., ChildSpec],
     events: Events, clock: FakeClock,
 ) -> None:
-    backoff = Backoff(min=0.5, max=1.5, jitter=0.0)
+    backoff = Backoff(initial=0.5, cap=1.5)  # no jitter: exactly the ceilings
     sup = start_supervisor([child("a", backoff=backoff)],
                            SupervisorFlags(intensity=10, period=60.0))
     events.wait_for(ChildStarted)
@@ -42,8 +44,8 @@ def test_jitter_comes_from_the_injected_random_draw(
     start_supervisor: Callable[..., Handle], child: Callable[..., ChildSpec],
     events: Events, clock: FakeClock,
 ) -> None:
-    sup = start_supervisor([child("a", backoff=Backoff(min=2.0, max=10.0, jitter=0.25))],
-                           draw=lambda: 1.0)
+    backoff = Backoff(initial=2.0, cap=10.0, jitter=Jitter.SPREAD, spread=0.25)
+    sup = start_supervisor([child("a", backoff=backoff)], draw=lambda: 1.0)
     events.wait_for(ChildStarted)
     sup.child("a").tell("crash")
     assert clock.wait_for_sleeps(1) == [2.5]

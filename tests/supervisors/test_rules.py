@@ -1,5 +1,6 @@
-"""Rule: the pure decisions (restart intensity window, restart types, strategies, backoff,
-hang) give OTP's answers for plain numbers."""
+"""Rule: the pure decisions (restart intensity window, restart types, strategies, hang) give
+OTP's answers for plain numbers. The restart delay is ``quotation.backoff.Backoff``, tested in
+``tests/quotation/test_backoff.py``."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from supervisors import Backoff, ExitKind, ExitReason, Restart, Strategy
-from supervisors.rules import add_restart, backoff_delay, is_hung, restart_group, should_restart
+from supervisors import ExitKind, ExitReason, Restart, Strategy
+from supervisors.rules import add_restart, is_hung, restart_group, should_restart
 
 times = st.floats(min_value=0, max_value=1_000, allow_nan=False)
 periods = st.floats(min_value=0.001, max_value=100, allow_nan=False)
@@ -119,27 +120,6 @@ class TestStrategies:
 
     def test_rest_for_one_restarts_the_failed_child_and_those_started_after_it(self) -> None:
         assert restart_group(Strategy.REST_FOR_ONE, self.ids, "b") == ("b", "c", "d")
-
-
-class TestBackoff:
-    def test_the_delay_doubles_from_min_and_stops_at_max(self) -> None:
-        backoff = Backoff(min=0.5, max=3.0, jitter=0.0)
-        delays = [backoff_delay(backoff, attempt, 0.5) for attempt in range(1, 6)]
-        assert delays == [0.5, 1.0, 2.0, 3.0, 3.0]
-
-    def test_a_draw_of_one_half_adds_no_jitter(self) -> None:
-        assert backoff_delay(Backoff(min=1.0, max=10.0, jitter=0.5), 2, 0.5) == 2.0
-
-    @given(st.integers(min_value=1, max_value=200), st.floats(min_value=0, max_value=0.999),
-           st.floats(min_value=0, max_value=1))
-    def test_jitter_stays_within_its_fraction_and_never_exceeds_max(
-        self, attempt: int, draw: float, jitter: float
-    ) -> None:
-        backoff = Backoff(min=0.1, max=5.0, jitter=jitter)
-        base = backoff_delay(Backoff(min=0.1, max=5.0, jitter=0.0), attempt, 0.5)
-        delay = backoff_delay(backoff, attempt, draw)
-        assert 0.0 <= delay <= backoff.max
-        assert base * (1 - jitter) - 1e-9 <= delay <= base * (1 + jitter) + 1e-9
 
 
 class TestHang:

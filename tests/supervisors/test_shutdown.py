@@ -10,8 +10,8 @@ from collections.abc import Callable
 import pykka
 import pytest
 
+from quotation.backoff import Backoff
 from supervisors import (
-    Backoff,
     ChildExited,
     ChildNotRunning,
     ChildSpec,
@@ -94,7 +94,7 @@ def test_a_stop_during_a_backoff_wait_stops_at_once_and_the_late_timer_starts_no
     start_supervisor: Callable[..., Handle], child: Callable[..., ChildSpec],
     events: Events, journal: Journal, clock: FakeClock,
 ) -> None:
-    sup = start_supervisor([child("a", backoff=Backoff(min=10.0, max=10.0, jitter=0.0))])
+    sup = start_supervisor([child("a", backoff=Backoff(initial=10.0, cap=10.0))])
     events.wait_for(ChildStarted)
     sup.child("a").tell("crash")
     clock.wait_for_sleeps(1)  # the restart now waits 10 s on the clock

@@ -8,8 +8,8 @@ import math
 import pykka
 import pytest
 
+from quotation.backoff import Backoff, Jitter
 from supervisors import (
-    Backoff,
     ChildSpec,
     ChildType,
     Restart,
@@ -90,19 +90,17 @@ def test_bad_child_specs_are_rejected_naming_the_field(
     assert (caught.value.field, caught.value.reason) == (field, reason)
 
 
-@pytest.mark.parametrize(
-    ("options", "field"),
-    [
-        ({"min": 0}, "backoff.min"),
-        ({"min": 2.0, "max": 1.0}, "backoff.max"),
-        ({"jitter": 1.5}, "backoff.jitter"),
-        ({"jitter": -0.1}, "backoff.jitter"),
-    ],
-)
-def test_bad_backoff_is_rejected_naming_the_field(options: dict[str, float], field: str) -> None:
-    with pytest.raises(SpecError) as caught:
-        Backoff(**options)
-    assert (caught.value.field, caught.value.reason) == (field, "invalid_backoff")
+class _FixedDelay:
+    """A restart backoff that is not ``quotation``'s: only the shape matters."""
+
+    def delay(self, attempt: int, draw: float) -> float:
+        return 1.0
+
+
+def test_any_object_with_delay_attempt_draw_is_a_restart_backoff() -> None:
+    backoff = Backoff(initial=0.1, cap=30.0, jitter=Jitter.SPREAD, spread=0.1)
+    assert ChildSpec("a", ScriptedChild, backoff=backoff).backoff is backoff
+    assert isinstance(ChildSpec("b", ScriptedChild, backoff=_FixedDelay()).backoff, _FixedDelay)
 
 
 def test_duplicate_child_ids_are_rejected_naming_the_second_one() -> None:

@@ -409,7 +409,7 @@ def test_a_429_pauses_only_that_group_with_exponential_backoff(
 
 
 def test_the_429_backoff_is_capped(clock: ManualClock) -> None:
-    limiter = RateLimiter(clock, backoff=Backoff(base=1.0, factor=2.0, cap=3.0))
+    limiter = RateLimiter(clock, backoff=Backoff(initial=1.0, multiplier=2.0, cap=3.0))
     pauses = [limiter.on_rate_limited("ticker") for _ in range(4)]
     # Pauses do not stack: each is measured from now, and the longest wins.
     assert pauses == [pytest.approx(1.0), pytest.approx(2.0), pytest.approx(3.0), 3.0]

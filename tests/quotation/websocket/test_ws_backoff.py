@@ -1,4 +1,8 @@
-"""Backoff and pacing: exact delays from a scripted random source, no real waiting."""
+"""Reconnect backoff and pacing: exact delays from a scripted random source, no real waiting.
+
+The backoff formula itself is tested in ``tests/quotation/test_backoff.py``; here the client
+must wait exactly ``backoff.delay(n + 1, random())`` after ``n`` failed connects in a row.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from quotation.errors import InvalidRequest
-from quotation.websocket.backoff import BackoffPolicy, backoff_ceiling, backoff_delay
+from quotation.backoff import Backoff, Jitter
 from quotation.websocket.client import CloseReason, WebSocketClient, WebSocketConfig, WebSocketLike
+from quotation.websocket.config import RECONNECT_BACKOFF
 from quotation.websocket.pacing import Pacer, RateWindow, pacing_delay
 from quotation.websocket.subscription import DataType, Subscription
 from tests.fakes import ManualClock
@@ -24,23 +28,11 @@ def scripted(values: list[float], then: float = 0.5) -> Iterator[float]:
         yield then
 
 
-def test_ceiling_grows_exponentially_up_to_the_cap() -> None:
-    policy = BackoffPolicy(initial=0.5, multiplier=2.0, cap=5.0)
-    assert [backoff_ceiling(policy, n) for n in range(6)] == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0]
-    assert backoff_ceiling(policy, 10_000) == 5.0
-
-
-def test_delay_is_full_jitter_below_the_ceiling() -> None:
-    policy = BackoffPolicy(initial=1.0, multiplier=3.0, cap=100.0)
-    assert backoff_delay(policy, 2, lambda: 0.5) == pytest.approx(4.5)
-    assert backoff_delay(policy, 2, lambda: 0.0) == 0.0
-    assert backoff_delay(policy, 2, lambda: 1.7) == pytest.approx(9.0)  # clamped to [0, 1]
-
-
-def test_invalid_policy_names_the_field() -> None:
-    with pytest.raises(InvalidRequest) as info:
-        BackoffPolicy(initial=2.0, cap=1.0)
-    assert info.value.parameter == "cap"
+def test_the_default_reconnect_backoff_is_full_jitter_from_half_a_second_doubling_to_30() -> None:
+    backoff = WebSocketConfig().backoff
+    assert backoff is RECONNECT_BACKOFF
+    assert (backoff.initial, backoff.multiplier, backoff.cap) == (0.5, 2.0, 30.0)
+    assert (backoff.jitter, backoff.spread) == (Jitter.FULL, 0.0)
 
 
 def test_pacing_waits_until_the_oldest_event_leaves_the_window() -> None:
@@ -58,7 +50,7 @@ def test_pacer_books_events_so_five_never_share_a_second() -> None:
         assert times[i + 5] - times[i] >= 1.0
 
 
-def _config(policy: BackoffPolicy, limits: tuple[RateWindow, ...]) -> WebSocketConfig:
+def _config(policy: Backoff, limits: tuple[RateWindow, ...]) -> WebSocketConfig:
     return WebSocketConfig(
         subscriptions=(Subscription(DataType.TRADE, ("KRW-BTC",)),),
         url="ws://127.0.0.1:9/websocket/v1",
@@ -90,7 +82,7 @@ def _run_failing_client(
 
 
 def test_reconnect_delays_are_the_jittered_backoff_exactly() -> None:
-    policy = BackoffPolicy(initial=1.0, multiplier=2.0, cap=5.0)
+    policy = Backoff(initial=1.0, multiplier=2.0, cap=5.0, jitter=Jitter.FULL)
     randoms = [0.5, 0.9, 0.25, 0.99, 0.1]
     attempts, client = _run_failing_client(
         _config(policy, (RateWindow(5, 1.0),)), scripted(randoms), 6
@@ -106,7 +98,7 @@ def test_reconnect_delays_are_the_jittered_backoff_exactly() -> None:
 
 
 def test_zero_backoff_still_respects_five_connects_per_second() -> None:
-    policy = BackoffPolicy(initial=0.01, multiplier=1.0, cap=0.01)
+    policy = Backoff(initial=0.01, multiplier=1.0, cap=0.01, jitter=Jitter.FULL)
     attempts, _ = _run_failing_client(
         _config(policy, (RateWindow(5, 1.0),)), scripted([], then=0.0), 16
     )

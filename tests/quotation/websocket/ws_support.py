@@ -6,8 +6,8 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from quotation.backoff import Backoff, Jitter
 from quotation.models import Trade
-from quotation.websocket.backoff import BackoffPolicy
 from quotation.websocket.cache import StreamItem
 from quotation.websocket.client import WebSocketClient, WebSocketConfig
 from quotation.websocket.subscription import Subscription
@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 WAIT = 10.0
-FAST_BACKOFF = BackoffPolicy(initial=0.05, multiplier=2.0, cap=0.2)
+FAST_BACKOFF = Backoff(initial=0.05, multiplier=2.0, cap=0.2, jitter=Jitter.FULL)
 
 
 class Collector:
