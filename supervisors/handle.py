@@ -93,7 +93,8 @@ class SupervisorHandle:
         self._ref.ask(Subscribe(listener), timeout=timeout)
 
     def check_liveness(self, *, timeout: float = DEFAULT_ASK_TIMEOUT) -> None:
-        """Run one liveness check now (the ticker does this every ``liveness_interval``)."""
+        """Ping now every child with a ``deadline`` that answered its last ping (the ticker
+        does this every ``liveness_interval``); each ping's own timer judges it."""
         self._ref.ask(CheckLiveness(), timeout=timeout)
 
     def is_alive(self) -> bool:

@@ -25,6 +25,7 @@ __all__ = [
     "GroupStopped",
     "LivenessPing",
     "NestedEvent",
+    "PingExpired",
     "RestartDue",
     "Subscribe",
     "WhichChildren",
@@ -117,7 +118,15 @@ class NestedEvent:
 
 @dataclass(frozen=True, slots=True)
 class CheckLiveness:
-    """Ping children that have a deadline; replace those whose ping is overdue."""
+    """Ping every child with a deadline whose previous ping was answered (or that has none)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PingExpired:
+    """The deadline of liveness ping ``token`` to ``child_id`` has come: hung if unanswered."""
+
+    child_id: str
+    token: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from supervisors.spec import Restart, Strategy
 __all__ = [
     "IntensityCheck",
     "add_restart",
+    "hung_at",
     "is_hung",
     "restart_group",
     "should_restart",
@@ -65,6 +66,15 @@ def restart_group(strategy: Strategy, ids: Sequence[str], failed: str) -> tuple[
     return tuple(ids[list(ids).index(failed):])
 
 
+def hung_at(ping_sent_at: float, deadline: float) -> float:
+    """The moment a liveness ping sent at ``ping_sent_at`` makes its child hung if unanswered.
+
+    The answer must come before ``deadline`` seconds have passed, as an Erlang ``receive``
+    ``after`` its timeout: at that moment, still unanswered means hung.
+    """
+    return ping_sent_at + deadline
+
+
 def is_hung(ping_sent_at: float, now: float, deadline: float) -> bool:
-    """A ping unanswered for more than ``deadline`` seconds means the child is hung."""
-    return now - ping_sent_at > deadline
+    """Whether a ping still unanswered at ``now`` means its child is hung (``hung_at`` reached)."""
+    return now >= hung_at(ping_sent_at, deadline)

@@ -147,8 +147,12 @@ class ChildSpec:
     ``start.start(*args, **kwargs)`` (OTP's ``{M, F, A}``); the supervisor starts it through a
     generated subclass that reports its start, exit and crash back. ``shutdown`` is how many
     seconds the child gets to stop before it is abandoned (``math.inf``: wait forever,
-    ``0``: abandon at once). ``deadline``: seconds a liveness ping may go unanswered before the
-    child counts as hung and is replaced (``None``: no liveness check). ``backoff``: delay
+    ``0``: abandon at once). ``deadline``: a liveness ping still unanswered ``deadline`` seconds
+    after it was sent means the child is hung: it is abandoned and replaced (``None``: no
+    liveness check). Pings go out every ``liveness_interval`` of the supervisor, one at a time,
+    so a child that stops answering is found hung at least ``deadline`` and at most
+    ``deadline + liveness_interval`` seconds after it last answered a ping or was started; one
+    that answers every ping within ``deadline`` never is. ``backoff``: delay
     restarts of this child by ``backoff.delay(restarts within the period, draw)`` seconds
     (``None``: restart at once, as OTP).
     """

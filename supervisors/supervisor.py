@@ -13,6 +13,15 @@ instance number; a report from an instance already replaced is ignored. Sibling 
 ``one_for_all``/``rest_for_one`` run on a short-lived helper thread that reports back. Only
 its own shutdown waits for children, from ``on_stop``/``on_failure``, when pykka already
 refuses new asks to it, so a child that asks back fails fast instead of deadlocking.
+
+Liveness: every ``liveness_interval`` seconds it pings each child that has a ``deadline``
+and has answered its previous ping (one ping at a time), and fixes a timer at the moment the
+ping's deadline comes (``hung_at``); a ping still unanswered then means the child is hung: it
+is abandoned and replaced (reason ``HUNG``). So a child that stops answering is reported hung
+at least ``deadline`` and at most ``deadline + liveness_interval`` seconds after the last
+moment it was known alive (it answered a ping, or was started): the next ping goes out within
+``liveness_interval`` of that moment, and is judged exactly ``deadline`` after it was sent. A
+child that answers every ping within ``deadline`` is never reported hung.
 """
 
 from __future__ import annotations
@@ -57,11 +66,12 @@ from supervisors.messages import (
     GiveUp,
     GroupStopped,
     NestedEvent,
+    PingExpired,
     RestartDue,
     Subscribe,
     WhichChildren,
 )
-from supervisors.rules import add_restart, is_hung, restart_group, should_restart
+from supervisors.rules import add_restart, hung_at, is_hung, restart_group, should_restart
 from supervisors.shutdown import StopItem, abandon, stop_child, stop_in_reverse
 from supervisors.spec import (
     ChildSpec,
@@ -71,20 +81,30 @@ from supervisors.spec import (
     validate_children,
 )
 from supervisors.supervised import LINK_KEYWORD, Link, supervised_class
-from supervisors.timers import Ticker, tell_after
+from supervisors.timers import Ticker, tell_after, tell_at
 
 __all__ = ["DEFAULT_LIVENESS_INTERVAL", "GiveUpCallback", "Supervisor", "supervisor_child"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_LIVENESS_INTERVAL = 1.0
-"""Seconds between liveness checks, when any child has a ``deadline``."""
+"""Seconds between liveness pings, when any child has a ``deadline``."""
 
 GiveUpCallback = Callable[[ExitReason], None]
 """Registered by the host on the root supervisor; called (on the supervisor's thread) once it
 has given up and stopped its children."""
 
 _ALIVE = (ChildState.STARTING, ChildState.RUNNING, ChildState.STOPPING)
+_PINGED = (ChildState.STARTING, ChildState.RUNNING)
+
+
+@dataclass(frozen=True, slots=True)
+class _Ping:
+    """A liveness ping out to a child: its answer, when it was sent, and its timer's token."""
+
+    answer: pykka.Future[Any]
+    sent_at: float
+    token: int
 
 
 @dataclass(slots=True, eq=False)
@@ -101,7 +121,7 @@ class _Child:
     removed: bool = False
     restarts: tuple[float, ...] = ()
     backoff_token: int | None = None
-    ping: tuple[pykka.Future[Any], float] | None = None
+    ping: _Ping | None = None
 
     @property
     def id(self) -> str:
@@ -115,8 +135,9 @@ class Supervisor(pykka.ThreadingActor):
     ``name``: shown in events and logs; ``clock``: injected monotonic clock and sleep;
     ``listeners``: called with every ``SupervisionEvent`` (also those of supervisors below);
     ``on_give_up``: the host's callback when this supervisor, as the root, gives up;
-    ``liveness_interval``: seconds between liveness checks (``None``: only on
-    ``CheckLiveness``); ``draw``: random numbers in [0, 1) for backoff jitter;
+    ``liveness_interval``: seconds between liveness pings (``None``: only on
+    ``CheckLiveness``; a hang is then reported ``deadline`` after the first ping it leaves
+    unanswered); ``draw``: random numbers in [0, 1) for backoff jitter;
     ``table``: the addressing table to fill (``SupervisorHandle`` passes one).
     """
 
@@ -172,6 +193,7 @@ class Supervisor(pykka.ThreadingActor):
         self._instances = itertools.count(1)
         self._tokens = itertools.count(1)
         self._ops = itertools.count(1)
+        self._pings = itertools.count(1)
         self._ticker: Ticker | None = None
 
     # -- pykka hooks ---------------------------------------------------------------------
@@ -191,7 +213,8 @@ class Supervisor(pykka.ThreadingActor):
             raise self._giving_up
         if isinstance(message, WhichChildren | CountChildren | Subscribe | NestedEvent):
             return self._answer(message)
-        if isinstance(message, ChildUp | ChildDown | RestartDue | GroupStopped | CheckLiveness):
+        if isinstance(message, ChildUp | ChildDown | RestartDue | GroupStopped | CheckLiveness
+                      | PingExpired):
             if self._giving_up is None:  # after deciding to give up, reports change nothing
                 self._handle(message)
                 self._advance()
@@ -212,7 +235,8 @@ class Supervisor(pykka.ThreadingActor):
         return None
 
     def _handle(
-        self, message: ChildUp | ChildDown | RestartDue | GroupStopped | CheckLiveness
+        self,
+        message: ChildUp | ChildDown | RestartDue | GroupStopped | CheckLiveness | PingExpired,
     ) -> None:
         if isinstance(message, ChildUp):
             self._on_up(message)
@@ -222,6 +246,8 @@ class Supervisor(pykka.ThreadingActor):
             self._on_restart_due(message)
         elif isinstance(message, GroupStopped):
             self._on_group_stopped(message)
+        elif isinstance(message, PingExpired):
+            self._on_ping_expired(message)
         else:
             self._check_liveness()
 
@@ -452,20 +478,29 @@ class Supervisor(pykka.ThreadingActor):
             self._start_failed(child, ExitReason(ExitKind.START_FAILED, exc))
 
     def _check_liveness(self) -> None:
+        """Ping each child with a deadline that answered its last ping; time the new one."""
         now = self._clock.monotonic()
         for child in self._children:
-            deadline = child.spec.deadline
-            if deadline is None or child.ref is None or child.state not in (
-                ChildState.STARTING, ChildState.RUNNING
-            ):
+            deadline, ref = child.spec.deadline, child.ref
+            if deadline is None or ref is None or child.state not in _PINGED:
                 continue
-            if child.ping is not None:
-                future, sent_at = child.ping
-                if not _answered(future):
-                    if is_hung(sent_at, now, deadline):
-                        self._hung(child)
-                    continue  # one ping at a time
-            child.ping = (child.ref.ask(LIVENESS_PING, block=False), now)
+            if child.ping is not None and not _answered(child.ping.answer):
+                continue  # one ping at a time; its own timer judges it
+            token = next(self._pings)
+            child.ping = _Ping(ref.ask(LIVENESS_PING, block=False), now, token)
+            tell_at(self._clock, hung_at(now, deadline), self.actor_ref,
+                    PingExpired(child.id, token), name=f"{self._name}-deadline-{child.id}")
+
+    def _on_ping_expired(self, message: PingExpired) -> None:
+        child = self._by_id.get(message.child_id)
+        if child is None or child.state not in _PINGED:
+            return
+        ping, deadline = child.ping, child.spec.deadline
+        if ping is None or ping.token != message.token or deadline is None:
+            return  # a ping to an instance already replaced
+        if not _answered(ping.answer) and is_hung(ping.sent_at, self._clock.monotonic(),
+                                                  deadline):
+            self._hung(child)
 
     def _hung(self, child: _Child) -> None:
         if child.ref is not None:

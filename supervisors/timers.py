@@ -1,7 +1,9 @@
-"""The supervisor's two timers, each a small daemon thread sleeping on the injected clock.
+"""The supervisor's timers, each a small daemon thread sleeping on the injected clock.
 
 The supervisor actor never sleeps: a timer sleeps on ``clock.sleep`` and then *tells* the
-supervisor, which decides what is due using ``clock.monotonic()``.
+supervisor, which decides what is due using ``clock.monotonic()``. ``tell_after`` waits a
+delay (restart backoff), ``tell_at`` until a moment on the clock (a liveness ping's deadline),
+``Ticker`` repeats (liveness pings).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import pykka
 
 from supervisors.clock import MonotonicClock
 
-__all__ = ["Ticker", "tell_after"]
+__all__ = ["Ticker", "tell_after", "tell_at"]
 
 
 def _tell(ref: pykka.ActorRef[Any], message: Any) -> bool:
@@ -31,6 +33,26 @@ def tell_after(
 
     def run() -> None:
         clock.sleep(delay)
+        _tell(ref, message)
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def tell_at(
+    clock: MonotonicClock, at: float, ref: pykka.ActorRef[Any], message: Any, *, name: str
+) -> threading.Thread:
+    """Tell ``message`` to ``ref`` once ``clock.monotonic() >= at``, from a daemon thread.
+
+    The moment is fixed when this is called, not when the thread first runs, and the thread
+    sleeps again if a sleep returns early: the receiver, reading the clock, finds ``at``
+    reached.
+    """
+
+    def run() -> None:
+        while (left := at - clock.monotonic()) > 0:
+            clock.sleep(left)
         _tell(ref, message)
 
     thread = threading.Thread(target=run, name=name, daemon=True)

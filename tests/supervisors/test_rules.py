@@ -123,8 +123,11 @@ class TestStrategies:
 
 
 class TestHang:
-    def test_a_ping_answered_within_the_deadline_is_not_a_hang(self) -> None:
-        assert not is_hung(10.0, 12.0, 2.0)
+    def test_a_ping_unanswered_just_before_its_deadline_comes_is_not_yet_a_hang(self) -> None:
+        assert not is_hung(10.0, 12.0 - 2.0**-10, 2.0)
+
+    def test_a_ping_still_unanswered_when_its_deadline_comes_is_a_hang(self) -> None:
+        assert is_hung(10.0, 12.0, 2.0)
 
     def test_a_ping_unanswered_past_the_deadline_is_a_hang(self) -> None:
         assert is_hung(10.0, 12.001, 2.0)
