@@ -1,5 +1,5 @@
-"""Fixtures for supervisor tests: a fake clock, an event recorder, scripted children, and
-teardown of every supervisor and actor a test started."""
+"""Fixtures for supervisor tests: a blocking fake clock, an event recorder, scripted children,
+and teardown of every supervisor and actor a test started."""
 
 from __future__ import annotations
 
@@ -11,46 +11,8 @@ import pykka
 import pytest
 
 from supervisors import ChildSpec, SupervisionEvent, SupervisorFlags, SupervisorHandle
+from tests.fakes import ManualClock
 from tests.supervisors.scripted import Journal, Script, ScriptedChild
-
-
-class FakeClock:
-    """Monotonic time that moves only when told; ``sleep`` records the wait and blocks until
-    ``advance`` has moved time past it (or the clock is closed at teardown)."""
-
-    def __init__(self, start: float = 0.0) -> None:
-        self._now = start
-        self._cond = threading.Condition()
-        self._closed = False
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        with self._cond:
-            return self._now
-
-    def sleep(self, seconds: float) -> None:
-        with self._cond:
-            self.sleeps.append(seconds)
-            target = self._now + seconds
-            self._cond.notify_all()
-            while self._now < target and not self._closed:
-                self._cond.wait()
-
-    def advance(self, seconds: float) -> None:
-        with self._cond:
-            self._now += seconds
-            self._cond.notify_all()
-
-    def wait_for_sleeps(self, count: int, timeout: float = 5.0) -> list[float]:
-        with self._cond:
-            if not self._cond.wait_for(lambda: len(self.sleeps) >= count, timeout):
-                pytest.fail(f"expected {count} sleeps, saw {self.sleeps}")
-            return list(self.sleeps)
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
 
 
 class Events:
@@ -96,8 +58,10 @@ class Events:
 
 
 @pytest.fixture
-def clock() -> Iterator[FakeClock]:
-    fake = FakeClock()
+def clock() -> Iterator[ManualClock]:
+    """Monotonic time from 0 that moves only on ``advance``; the supervisor's timer threads
+    block in ``sleep`` until it does (closed at teardown, which wakes them)."""
+    fake = ManualClock(mono=0.0, blocking=True)
     yield fake
     fake.close()
 
@@ -149,7 +113,7 @@ def child(scripts: Callable[..., Script]) -> Callable[..., ChildSpec]:
 
 @pytest.fixture
 def start_supervisor(
-    clock: FakeClock, events: Events
+    clock: ManualClock, events: Events
 ) -> Iterator[Callable[..., SupervisorHandle]]:
     """Start a root supervisor on the fake clock, recording its events; stopped at teardown."""
     handles: list[SupervisorHandle] = []

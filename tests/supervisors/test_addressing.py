@@ -24,7 +24,8 @@ from supervisors import (
     supervisor_child,
 )
 from supervisors import SupervisorHandle as Handle
-from tests.supervisors.conftest import Events, FakeClock
+from tests.fakes import ManualClock
+from tests.supervisors.conftest import Events
 from tests.supervisors.scripted import Journal
 
 pytestmark = pytest.mark.timeout(30)
@@ -94,7 +95,7 @@ def test_no_message_is_lost_while_concurrent_senders_race_repeated_restarts(
 
 def test_messages_sent_during_a_backoff_wait_are_delivered_to_the_new_instance(
     start_supervisor: Callable[..., Handle], child: Callable[..., ChildSpec],
-    events: Events, clock: FakeClock,
+    events: Events, clock: ManualClock,
 ) -> None:
     sup = start_supervisor([child("a", backoff=Backoff(initial=1.0, cap=1.0))],
                            max_pending=2)
@@ -137,7 +138,7 @@ def test_an_unknown_child_id_is_rejected_at_once(
 
 def test_a_path_handle_reaches_a_grandchild_through_a_nested_supervisor(
     start_supervisor: Callable[..., Handle], child: Callable[..., ChildSpec],
-    events: Events, clock: FakeClock,
+    events: Events, clock: ManualClock,
 ) -> None:
     nested = supervisor_child("router_sup", SupervisorFlags(intensity=5), [child("router")],
                               clock=clock, liveness_interval=None)

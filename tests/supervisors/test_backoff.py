@@ -18,14 +18,15 @@ from supervisors import (
     SupervisorFlags,
 )
 from supervisors import SupervisorHandle as Handle
-from tests.supervisors.conftest import Events, FakeClock
+from tests.fakes import ManualClock
+from tests.supervisors.conftest import Events
 
 pytestmark = pytest.mark.timeout(20)
 
 
 def test_restarts_wait_the_doubling_backoff_on_the_injected_clock(
     start_supervisor: Callable[..., Handle], child: Callable[..., ChildSpec],
-    events: Events, clock: FakeClock,
+    events: Events, clock: ManualClock,
 ) -> None:
     backoff = Backoff(initial=0.5, cap=1.5)  # no jitter: exactly the ceilings
     sup = start_supervisor([child("a", backoff=backoff)],
@@ -42,7 +43,7 @@ def test_restarts_wait_the_doubling_backoff_on_the_injected_clock(
 
 def test_jitter_comes_from_the_injected_random_draw(
     start_supervisor: Callable[..., Handle], child: Callable[..., ChildSpec],
-    events: Events, clock: FakeClock,
+    events: Events, clock: ManualClock,
 ) -> None:
     backoff = Backoff(initial=2.0, cap=10.0, jitter=Jitter.SPREAD, spread=0.25)
     sup = start_supervisor([child("a", backoff=backoff)], draw=lambda: 1.0)

@@ -25,7 +25,8 @@ from supervisors import (
     supervisor_child,
 )
 from supervisors import SupervisorHandle as Handle
-from tests.supervisors.conftest import Events, FakeClock
+from tests.fakes import ManualClock
+from tests.supervisors.conftest import Events
 from tests.supervisors.scripted import Boom, Journal
 
 pytestmark = pytest.mark.timeout(20)
@@ -51,7 +52,7 @@ class GiveUps:
 
 def test_a_second_crash_within_the_period_stops_the_children_and_calls_the_host(
     start_supervisor: Callable[..., Handle], child: Callable[..., ChildSpec],
-    events: Events, journal: Journal, clock: FakeClock,
+    events: Events, journal: Journal, clock: ManualClock,
 ) -> None:
     give_ups = GiveUps()
     sup = start_supervisor([child("a"), child("b"), child("c")], SupervisorFlags(),
@@ -76,7 +77,7 @@ def test_a_second_crash_within_the_period_stops_the_children_and_calls_the_host(
 
 def test_crashes_further_apart_than_the_period_never_exhaust_intensity(
     start_supervisor: Callable[..., Handle], child: Callable[..., ChildSpec],
-    events: Events, clock: FakeClock,
+    events: Events, clock: ManualClock,
 ) -> None:
     give_ups = GiveUps()
     sup = start_supervisor([child("a")], SupervisorFlags(intensity=1, period=5.0),
@@ -136,7 +137,7 @@ def test_a_child_failing_its_first_start_fails_the_supervisor_and_stops_earlier_
 
 def test_escalation_climbs_two_levels_of_supervisors_to_the_host(
     start_supervisor: Callable[..., Handle], child: Callable[..., ChildSpec],
-    events: Events, clock: FakeClock,
+    events: Events, clock: ManualClock,
 ) -> None:
     give_ups = GiveUps()
     middle = supervisor_child("middle", SupervisorFlags(intensity=0), [child("worker")],

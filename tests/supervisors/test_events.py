@@ -22,14 +22,15 @@ from supervisors import (
     supervisor_child,
 )
 from supervisors import SupervisorHandle as Handle
-from tests.supervisors.conftest import Events, FakeClock
+from tests.fakes import ManualClock
+from tests.supervisors.conftest import Events
 
 pytestmark = pytest.mark.timeout(20)
 
 
 def test_a_crash_and_restart_produce_exited_then_restarted_with_the_clock_time(
     start_supervisor: Callable[..., Handle], child: Callable[..., ChildSpec],
-    events: Events, clock: FakeClock,
+    events: Events, clock: ManualClock,
 ) -> None:
     sup = start_supervisor([child("a")])
     started = events.wait_for(ChildStarted)[0]
@@ -62,14 +63,9 @@ def test_a_crash_is_logged_in_otp_report_shape(
         "root", "a", "child_terminated")
 
 
-def test_the_library_installs_no_log_handlers() -> None:
-    for name in ("supervisors", "supervisors.supervisor", "supervisors.addressing"):
-        assert logging.getLogger(name).handlers == []
-
-
 def test_which_children_and_count_children_describe_the_tree(
     start_supervisor: Callable[..., Handle], child: Callable[..., ChildSpec],
-    events: Events, clock: FakeClock,
+    events: Events, clock: ManualClock,
 ) -> None:
     nested = supervisor_child("sub", SupervisorFlags(), [child("x")], clock=clock,
                               liveness_interval=None)
@@ -87,7 +83,7 @@ def test_which_children_and_count_children_describe_the_tree(
 
 def test_nested_supervisor_events_reach_the_root_listeners(
     start_supervisor: Callable[..., Handle], child: Callable[..., ChildSpec],
-    events: Events, clock: FakeClock,
+    events: Events, clock: ManualClock,
 ) -> None:
     nested = supervisor_child("sub", SupervisorFlags(), [child("x")], clock=clock,
                               liveness_interval=None)

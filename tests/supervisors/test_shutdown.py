@@ -20,7 +20,8 @@ from supervisors import (
     SupervisorStopped,
 )
 from supervisors import SupervisorHandle as Handle
-from tests.supervisors.conftest import Events, FakeClock, script_of
+from tests.fakes import ManualClock
+from tests.supervisors.conftest import Events, script_of
 from tests.supervisors.scripted import Journal
 
 pytestmark = pytest.mark.timeout(20)
@@ -92,7 +93,7 @@ def test_a_stop_while_a_child_is_still_starting_waits_for_it_then_stops_it(
 
 def test_a_stop_during_a_backoff_wait_stops_at_once_and_the_late_timer_starts_nothing(
     start_supervisor: Callable[..., Handle], child: Callable[..., ChildSpec],
-    events: Events, journal: Journal, clock: FakeClock,
+    events: Events, journal: Journal, clock: ManualClock,
 ) -> None:
     sup = start_supervisor([child("a", backoff=Backoff(initial=10.0, cap=10.0))])
     events.wait_for(ChildStarted)
