@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import logging
 import sys
 from pathlib import Path
 
@@ -139,3 +140,19 @@ def test_every_module_declares_what_it_exports(path: Path) -> None:
         for target in node.targets if isinstance(target, ast.Name)
     }
     assert "__all__" in names or path.name.startswith("_"), f"{path.name} has no __all__"
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_the_library_adds_only_a_null_handler_and_sets_no_level(package: str) -> None:
+    for path in _modules(package):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        importlib.import_module(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    top = logging.getLogger(package)
+    expected = [] if package == "actors" else [logging.NullHandler]
+    assert [type(handler) for handler in top.handlers] == expected
+    assert top.level == logging.NOTSET
+    below = [name for name in logging.root.manager.loggerDict
+             if name.startswith(f"{package}.")]
+    for name in below:
+        logger = logging.getLogger(name)
+        assert (logger.handlers, logger.level) == ([], logging.NOTSET), name
