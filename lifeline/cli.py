@@ -16,13 +16,15 @@ each default is stated there, once). ``check-config`` also reads ``config.yaml``
 by default.
 
 Exit status: 0 done; 1 the config file is missing or wrong (the message names the
-key); 2 a bad flag.
+key); 2 a bad flag, or ``sim``/``demo`` without the simulator's HTTP server
+(aiohttp: ``pip install 'lifeline[sim]'``).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import logging
 import sys
 from collections.abc import Sequence
@@ -37,6 +39,7 @@ __all__ = ["main"]
 _LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 _CONFIG_FILE = Path("config.yaml")
 """The config file read when none is named (relative to the current directory)."""
+_NEEDS_SIM = "lifeline {command}: the simulator needs aiohttp: pip install 'lifeline[sim]'"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,6 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check_config(args.file)
     if command not in ("sim", "demo"):
         parser.error(f"unknown command {command!r}")  # exits with status 2
+    if not _simulator_installed():
+        print(_NEEDS_SIM.format(command=command), file=sys.stderr)
+        return 2
     config = _config(args.config)
     if config is None:
         return 1
@@ -68,6 +74,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from lifeline.demo import run_demo
 
     return run_demo(config)
+
+
+def _simulator_installed() -> bool:
+    """Whether the simulator's HTTP server (aiohttp, the ``sim`` extra) can be imported."""
+    return importlib.util.find_spec("aiohttp") is not None
 
 
 def _config(path: Path | None) -> LifelineConfig | None:

@@ -15,9 +15,16 @@ and ``/_sim/``), ``faults``, ``limits`` (the server-side rate limit),
 ``catalogue``, ``candles``, ``orderbook``, ``records``, ``wire``, ``settings``
 (where it listens, its seed: the defaults, stated once), ``cli`` (``lifeline sim``);
 ``ws/`` is the WebSocket side.
+
+The server side needs aiohttp, the ``sim`` extra (``pip install 'lifeline[sim]'``): a
+trading host installs no HTTP server. So :class:`Simulator` is imported on first use,
+and the rest of this package (``SimulatorSettings``, which ``lifeline.config`` reads)
+imports without aiohttp; without it ``from upbit_sim import Simulator`` raises
+``ModuleNotFoundError`` naming ``aiohttp``.
 """
 
 import logging
+from typing import TYPE_CHECKING
 
 from upbit_sim.catalogue import MarketInfo
 from upbit_sim.engine import Listener, MarketEngine
@@ -39,7 +46,9 @@ from upbit_sim.records import (
     SimTrade,
 )
 from upbit_sim.settings import SimulatorSettings
-from upbit_sim.simulator import Simulator
+
+if TYPE_CHECKING:
+    from upbit_sim.simulator import Simulator
 
 __all__ = [
     "DRIFT_ADDED",
@@ -69,3 +78,11 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 """The library never configures logging (only the ``lifeline`` CLI does): without a
 handler of the host's, nothing of ours reaches stderr."""
 
+
+def __getattr__(name: str) -> object:
+    # PEP 562: the aiohttp server is imported only when someone asks for the Simulator.
+    if name == "Simulator":
+        from upbit_sim.simulator import Simulator  # noqa: PLC0415 - needs aiohttp
+
+        return Simulator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

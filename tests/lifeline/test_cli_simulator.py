@@ -1,5 +1,5 @@
 """``lifeline sim`` and ``lifeline demo`` read the config file's ``simulator:`` section; flags
-override it.
+override it; without aiohttp (the ``sim`` extra) they say so in one line.
 
 Every command runs as a real ``lifeline`` process (``python -m lifeline.cli``) and the served
 simulator is judged over HTTP on 127.0.0.1: a seed makes its own market catalogue, so
@@ -23,6 +23,11 @@ from upbit_sim import Simulator
 pytestmark = pytest.mark.timeout(60)
 
 SEED_7 = "simulator:\n  seed: 7\n"
+NO_AIOHTTP = (
+    "import sys; sys.modules['aiohttp'] = None; "  # as if the sim extra were not installed
+    "import lifeline, quotation, upbit_sim; from lifeline.cli import main; "
+    "sys.exit(main(sys.argv[1:]))"
+)
 
 
 def markets(base_url: str) -> object:
@@ -74,11 +79,12 @@ def lifeline_sim() -> Iterator[Callable[..., str]]:
                 process.stdout.close()
 
 
-def lifeline(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run ``lifeline ARGS`` to its end."""
+def lifeline(*args: str, cwd: Path, code: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``lifeline ARGS`` to its end (``code``: instead of the plain CLI)."""
+    command = ["-c", code, *args] if code else ["-m", "lifeline.cli", *args]
     return subprocess.run(
-        [sys.executable, "-m", "lifeline.cli", *args], cwd=cwd, capture_output=True, text=True,
-        timeout=30, check=False,
+        [sys.executable, *command], cwd=cwd, capture_output=True, text=True, timeout=30,
+        check=False,
     )
 
 
@@ -128,3 +134,20 @@ def test_a_port_flag_out_of_range_is_refused_naming_the_flag(tmp_path: Path) -> 
     assert done.returncode == 2
     assert "--port" in done.stderr
 
+
+@pytest.mark.parametrize("command", ["sim", "demo"])
+def test_without_aiohttp_sim_and_demo_say_in_one_line_to_install_the_sim_extra(
+    tmp_path: Path, command: str
+) -> None:
+    done = lifeline(command, cwd=tmp_path, code=NO_AIOHTTP)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"lifeline {command}: the simulator needs aiohttp: pip install 'lifeline[sim]'"
+    ]
+
+
+def test_without_aiohttp_check_config_still_works(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text(SEED_7, encoding="utf-8")
+    done = lifeline("check-config", cwd=tmp_path, code=NO_AIOHTTP)
+    assert done.returncode == 0, done.stderr
+    assert "seed=7" in done.stdout
