@@ -5,7 +5,7 @@ and WebSocket clients at it (the same code that talks to Upbit), shows data
 from every endpoint and the realtime stream, then rehearses one fault after
 another and prints what the clients did: which typed error, how fast, and
 whether the realtime stream came back without losing a trade. Bounded: about
-half a minute, never more than ``_DEADLINE`` seconds.
+ten seconds, never more than ``_DEADLINE`` seconds.
 """
 
 from __future__ import annotations
