@@ -95,6 +95,7 @@ from quotation.parsing import (
     parse_tickers,
     parse_trades,
 )
+from quotation.redact import redact_url, redacted_repr
 from quotation.rest.answers import (
     AnswerKind,
     ban_duration,
@@ -172,7 +173,8 @@ class RestConfig:
     def __post_init__(self) -> None:
         if not (isinstance(self.base_url, str)
                 and self.base_url.startswith(("http://", "https://"))):
-            raise InvalidValue(f"base_url must be an http(s) URL, got {self.base_url!r}",
+            shown = redact_url(self.base_url) if isinstance(self.base_url, str) else self.base_url
+            raise InvalidValue(f"base_url must be an http(s) URL, got {shown!r}",
                                field="base_url", value=self.base_url)
         check_all(self, ("connect_timeout", "read_timeout", "total_timeout"), above=0)
         check_all(self, ("max_wait", "default_ban"), at_least=0)
@@ -180,6 +182,9 @@ class RestConfig:
                   at_least=0, integer=True)
         check_all(self, ("max_markets_per_request", "max_query_length", "pool_size"),
                   at_least=1, integer=True)
+
+    def __repr__(self) -> str:
+        return redacted_repr(self, "base_url")  # credentials in base_url are never shown
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,7 @@ import websocket as _ws
 
 from quotation.clock import Clock, SystemClock
 from quotation.errors import SubscriptionError
+from quotation.redact import redact_url
 from quotation.websocket.cache import StreamCache, StreamItem
 from quotation.websocket.config import UPBIT_WEBSOCKET_URL, WebSocketConfig
 from quotation.websocket.delivery import BatchConsumer, BatchDispatcher
@@ -500,17 +501,22 @@ class WebSocketClient:
         self._ingest.track_trades(())
         self._ingest.abandon_fills(self._clock.monotonic(), reason)
 
+    def _connect_failed(self, exc: Exception) -> None:
+        """Count and report a failed handshake; the URL's credentials are never shown."""
+        self._connect_failures += 1
+        self._last_close = CloseReason.CONNECT_FAILED
+        url = self._config.url
+        self._last_error = f"{type(exc).__name__}: {exc}".replace(url, redact_url(url))
+        logger.warning("WebSocket connect to %s failed: %s", redact_url(url), self._last_error)
+        self._notify()
+
     def _connect_and_serve(self) -> bool:
         """One connection from handshake to its end; True if it delivered fresh data."""
         self._set_state(ConnectionState.CONNECTING)
         try:
             ws = self._connector(self._config.url, self._config.connect_timeout)
         except (OSError, _ws.WebSocketException) as exc:
-            self._connect_failures += 1
-            self._last_close = CloseReason.CONNECT_FAILED
-            self._last_error = f"{type(exc).__name__}: {exc}"
-            logger.warning("WebSocket connect to %s failed: %s", self._config.url, exc)
-            self._notify()
+            self._connect_failed(exc)
             return False
         with self._lock:
             self._ws = ws

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from quotation.backoff import Backoff, Jitter
 from quotation.errors import InvalidRequest, InvalidValue
+from quotation.redact import redact_url, redacted_repr
 from quotation.values import check, check_all
 from quotation.websocket.liveness import LivenessConfig
 from quotation.websocket.pacing import UPBIT_CONNECT_LIMITS, UPBIT_MESSAGE_LIMITS, RateWindow
@@ -76,7 +77,8 @@ class WebSocketConfig:
             # Validates the set (no type twice) the way the wire will see it.
             build_request(self.subscriptions, ticket="check", fmt=self.format)
         if not (isinstance(self.url, str) and self.url.startswith(("ws://", "wss://"))):
-            raise InvalidValue(f"url must be a ws:// or wss:// URL, got {self.url!r}",
+            shown = redact_url(self.url) if isinstance(self.url, str) else self.url
+            raise InvalidValue(f"url must be a ws:// or wss:// URL, got {shown!r}",
                                field="url", value=self.url)
         check("connect_timeout", self.connect_timeout, above=0)
         check_all(
@@ -95,3 +97,6 @@ class WebSocketConfig:
         )
         # At most 500: Upbit's trades/ticks maximum per page.
         check("gap_fill_page_size", self.gap_fill_page_size, at_least=1, at_most=500, integer=True)
+
+    def __repr__(self) -> str:
+        return redacted_repr(self, "url")  # credentials in the url are never shown
