@@ -128,6 +128,9 @@ class WebSocketLike(Protocol):
 
     def close(self, status: int = ..., reason: bytes = ..., timeout: int = ...) -> None: ...
 
+    def shutdown(self) -> None:
+        """Close the socket at once, whatever state the connection is in."""
+
 
 Connector = Callable[[str, float], WebSocketLike]
 """Opens a connection to ``url`` within ``timeout`` seconds (raises on failure)."""
@@ -720,7 +723,19 @@ def _realtime_trade_markets(subscriptions: Sequence[Subscription]) -> tuple[str,
 def _close(
     ws: WebSocketLike, *, status: int = _ws.STATUS_NORMAL, reason: bytes = b"", timeout: int = 0
 ) -> None:
+    """Send a close frame if the connection is still open, then close the socket.
+
+    ``websocket-client``'s ``close()`` does nothing once the server's close frame was
+    answered (the connection is no longer "connected"), and its socket sits in a
+    reference cycle: without the ``shutdown()`` the file descriptor stays open until
+    the garbage collector runs.
+    """
     try:
         ws.close(status=status, reason=reason, timeout=timeout)
     except (OSError, _ws.WebSocketException) as exc:
         logger.debug("close failed: %s", exc)
+    finally:
+        try:
+            ws.shutdown()
+        except (OSError, _ws.WebSocketException) as exc:
+            logger.debug("socket close failed: %s", exc)
