@@ -91,15 +91,17 @@ def _config(path: Path | None) -> LifelineConfig | None:
     try:
         return load_config(path)
     except (ConfigError, OSError) as exc:
-        print(f"{path}: {exc}", file=sys.stderr)
+        print(exc, file=sys.stderr)  # a ConfigError from load_config names the file
         return None
 
 
 def _check_config(path: Path) -> int:
+    """``FILE: ok`` and the parsed config (URL credentials shown as ``***``: the configs'
+    ``repr``), else the error in one line (it names the file) and status 1."""
     try:
         config = load_config(path)
-    except (ConfigError, OSError) as exc:
-        print(f"{path}: {exc}", file=sys.stderr)
+    except ConfigError as exc:
+        print(" ".join(str(exc).split()), file=sys.stderr)
         return 1
     print(f"{path}: ok")
     print(config)

@@ -29,12 +29,12 @@ without subscriptions stays idle.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from lifeline.config_schema import ConfigError, from_mapping
+from lifeline.config_yaml import read_yaml
 from quotation.clock import Clock
 from quotation.errors import InvalidRequest, InvalidValue
 from quotation.rest.client import RestConfig
@@ -112,10 +112,14 @@ def parse_config(data: object) -> LifelineConfig:
 
 
 def load_config(path: str | Path) -> LifelineConfig:
-    """Read and parse a YAML config file."""
-    text = Path(path).read_text(encoding="utf-8")
+    """Read and parse a YAML config file; every ``ConfigError`` names the file (``file``).
+
+    The file is read by :func:`lifeline.config_yaml.read_yaml`: a missing, oversized,
+    non-UTF-8 or invalid file, a duplicate key and a YAML alias bomb are ``ConfigError`` too.
+    """
+    data = read_yaml(path)
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError("", f"{path}: not valid YAML: {exc}") from exc
-    return parse_config(data)
+        return parse_config(data)
+    except ConfigError as exc:
+        exc.file = os.fspath(path)
+        raise

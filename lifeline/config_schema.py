@@ -28,25 +28,72 @@ from __future__ import annotations
 import dataclasses
 import enum
 import re
+import reprlib
 import types
 import typing
 from collections.abc import Collection, Mapping
 from typing import Any, NamedTuple, TypeVar
 
-__all__ = ["ConfigError", "from_mapping"]
+from quotation.redact import redact_url
+
+__all__ = ["MAX_SHOWN", "ConfigError", "from_mapping", "shown"]
 
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
-    """A config value is wrong: ``path`` is the dotted key path, ``value`` what was given."""
+_NO_VALUE: Any = object()
+"""``ConfigError``'s value when none was given (a file that cannot be read has none)."""
 
-    def __init__(self, path: str, message: str, value: object = None) -> None:
-        shown = f"got {value!r}"
-        text = message if shown in message else f"{message} ({shown})"  # the value, once
-        super().__init__(f"{path}: {text}" if path else message)
+
+class ConfigError(ValueError):
+    """A config value is wrong: ``path`` is the dotted key path, ``value`` what was given,
+    ``file`` the file it was read from (if any; it leads the message).
+
+    The message shows the value by :func:`shown`: short, and a URL's credentials hidden.
+    """
+
+    def __init__(
+        self, path: str, message: str, value: object = _NO_VALUE, *, file: str | None = None
+    ) -> None:
+        message = _truncated(message, MAX_MESSAGE)
+        got = "" if value is _NO_VALUE else f"got {shown(value)}"
+        text = message if not got or got in message else f"{message} ({got})"  # value once
+        super().__init__(f"{path}: {text}" if path else text)
         self.path = path
-        self.value = value
+        self.value = None if value is _NO_VALUE else value
+        self.file = file
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{self.file}: {text}" if self.file else text
+
+
+MAX_SHOWN = 200
+"""Most characters of a value a ``ConfigError`` shows (a longer one is cut, with ``...``)."""
+MAX_MESSAGE = 500
+"""Most characters of the message a ``ConfigError`` is given (a longer one is cut)."""
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel = 3
+_SHOWN.maxstring = _SHOWN.maxother = _SHOWN.maxlong = MAX_SHOWN
+_SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxdict = _SHOWN.maxset = _SHOWN.maxfrozenset = 6
+
+
+def shown(value: object) -> str:
+    """``value`` as a ``ConfigError`` shows it: a ``repr`` of at most :data:`MAX_SHOWN`
+    characters, built without ever writing out a big value in full, a URL's credentials
+    redacted (:func:`quotation.redact.redact_url`)."""
+    if isinstance(value, str | bytes):
+        value = redact_url(value[: MAX_SHOWN * 2]) if isinstance(value, str) else value[:MAX_SHOWN]
+    try:
+        text = _SHOWN.repr(value)
+    except ValueError:  # an int past Python's digit limit for str()
+        text = f"<{type(value).__name__}>"
+    return _truncated(text, MAX_SHOWN)
+
+
+def _truncated(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 class _Rules(NamedTuple):
