@@ -41,6 +41,7 @@ __all__ = [
     "RestartBackoff",
     "Strategy",
     "SupervisorFlags",
+    "check_number",
     "validate_children",
 ]
 
@@ -85,7 +86,12 @@ def _enum(enum: type[Any], value: object, name: str, reason: str) -> Any:
         ) from None
 
 
-def _number(value: object, name: str, reason: str, *, minimum: float, strict: bool) -> float:
+def check_number(
+    value: object, name: str, reason: str, *, minimum: float, strict: bool
+) -> float:
+    """``value`` as a float, or ``SpecError(reason)`` naming ``name`` unless it is a number
+    ``> minimum`` (``strict``) or ``>= minimum``: supervision's own range check (it may not
+    import ``quotation.values``)."""
     if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
         raise SpecError("must be a number", field=name, value=value, reason=reason)
     if value < minimum or (strict and value == minimum):
@@ -117,7 +123,7 @@ class SupervisorFlags:
                 "must be >= 0", field="intensity", value=self.intensity,
                 reason="invalid_intensity",
             )
-        period = _number(self.period, "period", "invalid_period", minimum=0.0, strict=True)
+        period = check_number(self.period, "period", "invalid_period", minimum=0.0, strict=True)
         if math.isinf(period):
             raise SpecError("must be finite", field="period", value=self.period,
                             reason="invalid_period")
@@ -190,10 +196,10 @@ class ChildSpec:
                        else DEFAULT_WORKER_SHUTDOWN)
             object.__setattr__(self, "shutdown", default)
         else:
-            object.__setattr__(self, "shutdown", _number(
+            object.__setattr__(self, "shutdown", check_number(
                 self.shutdown, "shutdown", "invalid_shutdown", minimum=0.0, strict=False))
         if self.deadline is not None:
-            object.__setattr__(self, "deadline", _number(
+            object.__setattr__(self, "deadline", check_number(
                 self.deadline, "deadline", "invalid_deadline", minimum=0.0, strict=True))
         if self.backoff is not None and not isinstance(self.backoff, RestartBackoff):
             raise SpecError("must have delay(attempt, draw) (a RestartBackoff)",

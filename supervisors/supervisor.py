@@ -78,6 +78,7 @@ from supervisors.spec import (
     ChildType,
     Restart,
     SupervisorFlags,
+    check_number,
     validate_children,
 )
 from supervisors.supervised import LINK_KEYWORD, Link, supervised_class
@@ -169,9 +170,9 @@ class Supervisor(pykka.ThreadingActor):
         elif [entry.child_id for entry in table] != ids:
             raise SpecError("does not match the children", field="table", value=table,
                             reason="invalid_table")
-        if liveness_interval is not None and not liveness_interval > 0:
-            raise SpecError("must be > 0 or None", field="liveness_interval",
-                            value=liveness_interval, reason="invalid_liveness_interval")
+        if liveness_interval is not None:
+            liveness_interval = check_number(liveness_interval, "liveness_interval",
+                                             "invalid_liveness_interval", minimum=0.0, strict=True)
         self._name = name
         self._flags = flags
         self._clock: MonotonicClock = SystemMonotonicClock() if clock is None else clock
