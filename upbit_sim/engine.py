@@ -50,7 +50,7 @@ from upbit_sim.records import (
 )
 from upbit_sim.wire import date_utc
 
-__all__ = ["Listener", "MarketEngine"]
+__all__ = ["DEFAULT_HISTORY_SECONDS", "Listener", "MarketEngine"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +59,11 @@ Listener = Callable[[MarketEvent], None]
 _DAY_MS = 86_400_000
 _CHUNK = 64
 """Trades generated per hold of the engine lock by :meth:`MarketEngine.step`."""
-_HISTORY_PACE = 10.0
+_HISTORY_PACE = 4.0
 """Trades per second (all markets) of the generated history, at most."""
+DEFAULT_HISTORY_SECONDS = 12_600.0
+"""Seconds of trades generated before the engine starts (3.5 h): enough that a busy market
+has 200 one-minute candles, the most a candles request returns, from the first request."""
 _SID_PER_MS = 1_000_000
 """``sequential_id = timestamp_ms * 10**6 + market_index * 1000 + n``: unique across markets."""
 
@@ -122,7 +125,7 @@ class MarketEngine:
         seed: int,
         *,
         clock: Clock | None = None,
-        history_seconds: float = 3600.0,
+        history_seconds: float = DEFAULT_HISTORY_SECONDS,
         trades_per_second: float = 10.0,
         prehistory_days: int = 400,
         max_trades_per_market: int = 200_000,

@@ -18,7 +18,7 @@ from types import TracebackType
 from aiohttp import web
 
 from quotation.clock import Clock, SystemClock
-from upbit_sim.engine import MarketEngine
+from upbit_sim.engine import DEFAULT_HISTORY_SECONDS, MarketEngine
 from upbit_sim.faults import FaultController
 from upbit_sim.limits import RateLimitPolicy, ServerRateLimiter
 from upbit_sim.rest_api import RestApi
@@ -54,7 +54,7 @@ class Simulator:
         *,
         auto_trade: bool = True,
         trades_per_second: float = 10.0,
-        history_seconds: float = 3600.0,
+        history_seconds: float = DEFAULT_HISTORY_SECONDS,
         rate_limit: RateLimitPolicy | None = _DEFAULT_POLICY,
         clock: Clock | None = None,
         preload: bool = False,

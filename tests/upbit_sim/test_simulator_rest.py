@@ -234,6 +234,16 @@ def test_candles_come_newest_first_with_up_to_count_items(quiet_sim: Simulator) 
     assert starts == sorted(starts, reverse=True)
 
 
+def test_a_fresh_simulator_has_200_one_minute_candles_of_a_busy_market(
+    sim_factory: Callable[..., Simulator],
+) -> None:
+    sim = sim_factory(seed=1)  # every default, as `lifeline sim` and the demo start it
+    body = get(sim, "/candles/minutes/1", market="KRW-BTC", count=200).json()
+    assert len(body) == 200
+    starts = [candle["candle_date_time_utc"] for candle in body]
+    assert len(set(starts)) == 200
+
+
 def test_candles_to_is_exclusive_and_pages_without_overlap(quiet_sim: Simulator) -> None:
     full = get(quiet_sim, "/candles/days", market="KRW-ETH", count=120).json()
     first = get(quiet_sim, "/candles/days", market="KRW-ETH", count=60).json()
