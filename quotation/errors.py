@@ -13,8 +13,11 @@
     ├── TransportError             timeout, connection refused or reset, black hole
     ├── FormatError                a payload that is really malformed (``payload``, ``field``)
     └── WebSocketError             an error frame or a dead connection on the WebSocket
-        └── SubscriptionError      Upbit's error frames: WRONG_FORMAT, NO_TICKET, NO_TYPE,
-                                   NO_CODES, INVALID_PARAM (``code``)
+        ├── SubscriptionError      Upbit's error frames: WRONG_FORMAT, NO_TICKET, NO_TYPE,
+        │                          NO_CODES, INVALID_PARAM (``code``)
+        └── FrameTooLarge          a frame's header declared over ``max_frame_bytes``
+                                   (``declared``, ``limit``); in ``quotation.websocket.transport``,
+                                   also a websocket-client ``WebSocketPayloadException``
 
 Every error carries its context as attributes, so callers never parse messages.
 """

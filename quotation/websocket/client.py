@@ -39,8 +39,14 @@ Rules:
   unanswered keepalive for ``pong_timeout`` or nothing received for
   ``idle_timeout`` closes the socket and reconnects. Data staleness is the
   cache's business and never closes a connection.
-* Malformed frames (bad JSON, bad fields) are counted and skipped; the
-  connection stays up.
+* Malformed frames (bad JSON, bad fields, a JSON list over ``max_items_per_frame``
+  items) are counted and skipped; the connection stays up.
+* A frame (or fragmented message) whose header declares more than
+  ``max_frame_bytes`` is refused before its payload is read
+  (:mod:`quotation.websocket.transport`): the connection is closed with status 1009
+  and the client reconnects (:attr:`CloseReason.FRAME_TOO_LARGE`), counted as a
+  failed connection even if it had gone live, so the backoff grows.
+* Every connection's socket is closed when it ends, whoever closed first.
 * Trades are de-duplicated by ``sequential_id``. After a reconnect, the first new
   trade of each market starts a REST gap fill (:mod:`quotation.websocket.gapfill`) on
   the gap-fill worker thread (:mod:`quotation.websocket.gapworker`), never on the
@@ -65,6 +71,7 @@ import random as _random
 import threading
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, Protocol
 
 import websocket as _ws
@@ -87,7 +94,7 @@ from quotation.websocket.subscription import (
     build_request,
     new_ticket,
 )
-from quotation.websocket.transport import open_connection
+from quotation.websocket.transport import MAX_FRAME_BYTES, FrameTooLarge, open_connection
 
 __all__ = [
     "UPBIT_WEBSOCKET_URL",
@@ -136,9 +143,11 @@ Connector = Callable[[str, float], WebSocketLike]
 """Opens a connection to ``url`` within ``timeout`` seconds (raises on failure)."""
 
 
-def default_connector(url: str, timeout: float) -> WebSocketLike:
-    """A buffered ``websocket-client`` connection without an Origin header."""
-    conn: WebSocketLike = open_connection(url, timeout)
+def default_connector(
+    url: str, timeout: float, *, max_frame_bytes: int = MAX_FRAME_BYTES
+) -> WebSocketLike:
+    """A buffered ``websocket-client`` connection without an Origin header, frames limited."""
+    conn: WebSocketLike = open_connection(url, timeout, max_frame_bytes=max_frame_bytes)
     return conn
 
 
@@ -170,7 +179,11 @@ class WebSocketClient:
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._trade_source = trade_source
         self._random = random if random is not None else _random.random
-        self._connector: Connector = connector if connector is not None else default_connector
+        self._connector: Connector = (
+            connector
+            if connector is not None
+            else partial(default_connector, max_frame_bytes=config.max_frame_bytes)
+        )
         self._cache = (
             cache
             if cache is not None
@@ -230,6 +243,7 @@ class WebSocketClient:
             gap_filler=self._gap_filler,
             dedup_capacity=config.dedup_capacity,
             hold_capacity=config.gap_fill_hold_capacity,
+            max_items_per_frame=config.max_items_per_frame,
             on_keepalive_answer=self._keepalive_answered,
             on_change=self._notify,
             on_fills_pending=self._fills_pending,
@@ -514,7 +528,10 @@ class WebSocketClient:
         self._notify()
 
     def _connect_and_serve(self) -> bool:
-        """One connection from handshake to its end; True if it delivered fresh data."""
+        """One connection from handshake to its end; True if it counts as recovered.
+
+        That is: it delivered fresh data, and did not end on an oversized frame.
+        """
         self._set_state(ConnectionState.CONNECTING)
         try:
             ws = self._connector(self._config.url, self._config.connect_timeout)
@@ -546,14 +563,15 @@ class WebSocketClient:
         finally:
             with self._lock:
                 self._ws = None
-            if reason is CloseReason.UNSUBSCRIBED:
-                # Deliberate: a close frame 1000, and a moment for the server's answer.
-                _close(ws, status=_ws.STATUS_NORMAL, reason=b"unsubscribed", timeout=1)
-            else:
-                _close(ws)
+            _close_after(ws, reason)
         if self._stop.is_set():
             reason = CloseReason.STOPPED
         self._last_close = reason
+        if reason is CloseReason.FRAME_TOO_LARGE:
+            # A server that sends such frames is failing: back off from it even if it went live.
+            self._connect_failures += 1
+            live = False
+            logger.warning("WebSocket closed (1009): %s; reconnecting", self._last_error)
         if reason is CloseReason.UNSUBSCRIBED:
             self._end_stream("unsubscribed before the gap fill was merged")
         else:
@@ -561,7 +579,7 @@ class WebSocketClient:
             self._resume = True
         if reason in (CloseReason.MISSED_PONG, CloseReason.SILENT):
             logger.warning("WebSocket transport dead (%s); reconnecting", reason.value)
-        elif reason is not CloseReason.STOPPED:
+        elif reason not in (CloseReason.STOPPED, CloseReason.FRAME_TOO_LARGE):
             logger.info("WebSocket connection ended (%s)", reason.value)
         self._notify()
         return live
@@ -632,10 +650,7 @@ class WebSocketClient:
                 now = monotonic()
                 merge(now)
             except (OSError, _ws.WebSocketException) as exc:
-                if self._reconnect_requested:
-                    return CloseReason.RECONNECT_REQUESTED, live
-                self._last_error = f"{type(exc).__name__}: {exc}"
-                return CloseReason.CONNECTION_LOST, live
+                return self._broken(exc), live
             else:
                 now = self._last_received = monotonic()
                 if opcode in _DATA_OPCODES:
@@ -654,6 +669,15 @@ class WebSocketClient:
             if ended is not None:
                 return ended, live
         return CloseReason.STOPPED, live
+
+    def _broken(self, exc: OSError | _ws.WebSocketException) -> CloseReason:
+        """Why reading the connection failed with ``exc``."""
+        if self._reconnect_requested and not isinstance(exc, FrameTooLarge):
+            return CloseReason.RECONNECT_REQUESTED
+        self._last_error = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, FrameTooLarge):
+            return CloseReason.FRAME_TOO_LARGE
+        return CloseReason.CONNECTION_LOST
 
     def _keepalive_answered(self) -> None:
         self._unanswered_since = None
@@ -718,6 +742,18 @@ def _realtime_trade_markets(subscriptions: Sequence[Subscription]) -> tuple[str,
         if sub.type is DataType.TRADE and not sub.is_only_snapshot:
             return sub.codes
     return ()
+
+
+def _close_after(ws: WebSocketLike, reason: CloseReason) -> None:
+    """Close a connection that ended for ``reason`` with the close frame that fits it."""
+    if reason is CloseReason.UNSUBSCRIBED:
+        # Deliberate: a close frame 1000, and a moment for the server's answer.
+        _close(ws, status=_ws.STATUS_NORMAL, reason=b"unsubscribed", timeout=1)
+    elif reason is CloseReason.FRAME_TOO_LARGE:
+        # Mid-frame: nothing more can be read, so no waiting for the server's answer.
+        _close(ws, status=_ws.STATUS_MESSAGE_TOO_BIG, reason=b"frame too large")
+    else:
+        _close(ws)
 
 
 def _close(

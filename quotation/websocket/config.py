@@ -24,6 +24,7 @@ from quotation.values import check, check_all
 from quotation.websocket.liveness import LivenessConfig
 from quotation.websocket.pacing import UPBIT_CONNECT_LIMITS, UPBIT_MESSAGE_LIMITS, RateWindow
 from quotation.websocket.subscription import Subscription, WsFormat, build_request
+from quotation.websocket.transport import MAX_FRAME_BYTES
 
 __all__ = ["RECONNECT_BACKOFF", "UPBIT_WEBSOCKET_URL", "WebSocketConfig"]
 
@@ -65,6 +66,21 @@ class WebSocketConfig:
     abandoned (its hole marked with a ``TradeGap``) and the held trades are delivered."""
     gap_fill_queue_capacity: int = 1_000
     """Gap fills that may wait for the gap-fill worker; beyond, the hole is marked at once."""
+    max_frame_bytes: int = MAX_FRAME_BYTES
+    """The largest frame (or fragmented message) accepted, in payload bytes; 1 MiB.
+
+    Upbit's largest real frame is a 30-level orderbook, about 4 KB in DEFAULT format (a
+    ``JSON_LIST`` frame a few of those): 1 MiB is a margin of over 200 times, yet bounds
+    what a hostile server can make the client buffer. Checked on the frame header, before
+    the payload is read; a frame over it closes the connection (status 1009) and the
+    client reconnects (``CloseReason.FRAME_TOO_LARGE``, counted as a failure). At least
+    125: every control frame must fit. Only the default connector applies it; a custom
+    ``connector`` sets its own (``open_connection(..., max_frame_bytes=)``)."""
+    max_items_per_frame: int = 5_000
+    """The most objects one ``JSON_LIST`` / ``SIMPLE_LIST`` frame may carry.
+
+    Upbit's list frames carry a handful of messages; a list over the limit is rejected
+    whole as one malformed frame (one count, one log line), not item by item."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.subscriptions, tuple):
@@ -91,12 +107,15 @@ class WebSocketConfig:
                 "gap_fill_max_pages",
                 "gap_fill_hold_capacity",
                 "gap_fill_queue_capacity",
+                "max_items_per_frame",
             ),
             at_least=1,
             integer=True,
         )
         # At most 500: Upbit's trades/ticks maximum per page.
         check("gap_fill_page_size", self.gap_fill_page_size, at_least=1, at_most=500, integer=True)
+        # At least 125 bytes: the largest control frame (close, ping, pong) must fit.
+        check("max_frame_bytes", self.max_frame_bytes, at_least=125, integer=True)
 
     def __repr__(self) -> str:
         return redacted_repr(self, "url")  # credentials in the url are never shown

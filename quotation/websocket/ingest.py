@@ -9,7 +9,8 @@ trades already seen (by ``sequential_id``), writes the
 
 * ``{"status":"UP"}`` is a keepalive answer, not data (``on_keepalive_answer``).
 * An error frame raises :class:`~quotation.errors.SubscriptionError` (``code``).
-* Anything malformed is counted and skipped.
+* Anything malformed is counted and skipped. A JSON list of more than
+  ``max_items_per_frame`` items is rejected whole, as one malformed frame.
 * After a reconnect (:meth:`expect_gaps`), the first new trade of each market
   whose realtime trades stayed subscribed starts a REST gap fill on the gap-fill
   worker (:mod:`quotation.websocket.gapworker`), never on the receive thread. While a
@@ -83,6 +84,7 @@ class FrameIngest:
         gap_filler: GapFillWorker | None = None,
         dedup_capacity: int = 20_000,
         hold_capacity: int = 5_000,
+        max_items_per_frame: int = 5_000,
         on_keepalive_answer: Callable[[], None] = _ignore,
         on_change: Callable[[], None] = _ignore,
         on_fills_pending: Callable[[bool], None] = _ignore_flag,
@@ -92,6 +94,7 @@ class FrameIngest:
         self._filler = gap_filler
         self._dedup = TradeDeduper(dedup_capacity)
         self._hold_capacity = hold_capacity
+        self._max_items = max_items_per_frame
         self._on_keepalive_answer = on_keepalive_answer
         self._on_change = on_change
         self._on_fills_pending = on_fills_pending
@@ -162,6 +165,11 @@ class FrameIngest:
         if type(decoded) is dict:
             return self._handle(decoded, now)
         if type(decoded) is list:
+            if len(decoded) > self._max_items:
+                self._count_malformed(
+                    f"JSON list of {len(decoded)} items, over {self._max_items} per frame"
+                )
+                return False
             got = False
             for message in decoded:
                 if type(message) is dict:

@@ -43,6 +43,9 @@ class CloseReason(enum.Enum):
     SILENT = "silent"
     REJECTED = "rejected"
     RECONNECT_REQUESTED = "reconnect_requested"
+    FRAME_TOO_LARGE = "frame_too_large"
+    """A frame's header declared more than ``max_frame_bytes``: closed (1009) before its
+    payload was read, counted as a connection failure (``connect_failures``, backoff)."""
     UNSUBSCRIBED = "unsubscribed"
     """The subscription set was emptied: closed on purpose (close frame 1000), not a
     failure — no backoff, and the next connection is a fresh start, not a recovery."""
@@ -61,6 +64,8 @@ class WebSocketStatus:
     connects: int
     """Successful connection handshakes."""
     connect_failures: int
+    """Connection attempts that failed: the handshake (``CONNECT_FAILED``), or a connection
+    closed for an oversized frame (``FRAME_TOO_LARGE``)."""
     recoveries: int
     """Reconnects after a broken connection that delivered fresh data (the first connection,
     and the first after an idle period, are fresh starts, not recoveries)."""
@@ -70,6 +75,8 @@ class WebSocketStatus:
     ignored: int
     """``{"status":"UP"}`` and other non-data messages."""
     malformed: int
+    """Frames or list items skipped as malformed; a JSON list over ``max_items_per_frame``
+    items counts once, as one frame."""
     duplicates: int
     gaps: int
     gap_filled: int

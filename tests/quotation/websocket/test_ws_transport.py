@@ -1,13 +1,16 @@
 """Pins what :mod:`quotation.websocket.transport` assumes of websocket-client's internals.
 
-``BufferedWebSocket`` overrides the private ``WebSocket._recv``. These tests fail
-loudly if a websocket-client upgrade renames it, changes its signature, stops
-reading frames through it, or starts reading the handshake through it.
+``BufferedWebSocket`` overrides the private ``WebSocket._recv`` and replaces the
+``frame_buffer`` with one whose ``recv_length`` refuses oversized frames. These tests
+fail loudly if a websocket-client upgrade renames them, changes their signatures, stops
+reading frames through them, reads a payload before its length is checked, or starts
+reading the handshake through ``_recv``.
 """
 
 from __future__ import annotations
 
 import inspect
+import struct
 from collections.abc import Callable
 
 import orjson
@@ -15,7 +18,12 @@ import pytest
 import websocket
 
 from quotation.websocket.subscription import DataType, Subscription, WsFormat, build_request
-from quotation.websocket.transport import READ_SIZE, BufferedWebSocket, open_connection
+from quotation.websocket.transport import (
+    READ_SIZE,
+    BufferedWebSocket,
+    FrameTooLarge,
+    open_connection,
+)
 from upbit_sim import Simulator
 
 pytestmark = pytest.mark.timeout(20)
@@ -35,6 +43,27 @@ def test_the_frame_parser_reads_through_the_overridden_recv() -> None:
     # websocket-client builds its frame buffer around ``self._recv``: ours, bound.
     assert conn.frame_buffer.recv == conn._recv
     assert getattr(conn.frame_buffer.recv, "__func__", None) is BufferedWebSocket._recv
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_any_payload_byte_is_read() -> None:
+    header = bytes((0x82, 127)) + struct.pack("!Q", 1 << 40)
+    served: list[bytes] = []
+
+    def recv(bufsize: int) -> bytes:
+        # A socket holding that header, then a payload that never ends.
+        offset = sum(len(chunk) for chunk in served)
+        chunk = header[offset : offset + bufsize] or b"\0" * bufsize
+        served.append(chunk)
+        return chunk
+
+    conn = BufferedWebSocket()
+    conn.max_frame_bytes = 1 << 20
+    conn.frame_buffer.recv = recv
+    with pytest.raises(FrameTooLarge) as caught:
+        conn.recv_frame()  # type: ignore[no-untyped-call]
+    assert (caught.value.declared, caught.value.limit) == (1 << 40, 1 << 20)
+    assert b"".join(served) == header  # the header only: not one payload byte
+    assert isinstance(caught.value, websocket.WebSocketException)
 
 
 def test_frames_are_served_from_the_read_ahead_buffer_and_parse_intact(
