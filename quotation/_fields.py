@@ -18,6 +18,7 @@ explain a frame it could not parse.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -29,6 +30,11 @@ __all__ = ["FieldReader", "naive_utc", "require_list"]
 
 _T = TypeVar("_T")
 _MISSING: Any = object()
+_SHORT_REPR = reprlib.Repr()
+"""Shows a container in an error message: a few levels and items only, however deep or long it
+is (plain ``repr`` of a hostile payload can nest past the recursion limit or run to megabytes)."""
+_SHORT_REPR.maxlevel = 3
+_SHORT_REPR.maxstring = 40
 
 
 def require_list(payload: object, kind: str) -> list[Any]:
@@ -296,5 +302,5 @@ def _json_type(value: object) -> str:
 
 
 def _short(value: object) -> str:
-    text = repr(value)
+    text = _SHORT_REPR.repr(value) if isinstance(value, list | tuple | dict) else repr(value)
     return text if len(text) <= 40 else text[:37] + "..."

@@ -3,17 +3,20 @@
 Upbit answers errors as ``{"error": {"name": 400, "message": "..."}}`` (``name``
 is the HTTP status on quotation endpoints, a string code elsewhere), but a 429
 body is the plain text ``Too many API requests.`` and proxies in between may
-answer HTML. These functions are pure and never raise: whatever the body, they
-give a readable message, and for a 418 the ban length if the answer states one.
+answer HTML. These functions are pure and never raise: whatever the body (nested
+deeper than any decoder follows, invalid UTF-8, a message that is not text), they give a
+readable message of at most 300 characters, and for a 418 the ban length if the answer
+states one.
 """
 
 from __future__ import annotations
 
 import enum
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+import orjson
 
 __all__ = [
     "AnswerKind",
@@ -71,35 +74,50 @@ class ErrorBody:
 
 def _text_of(body: bytes | str) -> str:
     if isinstance(body, bytes):
-        return body.decode("utf-8", errors="replace")
-    return body
+        # Only the start is ever shown: decoding a whole (up to max_body_bytes) body is waste.
+        return body[: _MAX_TEXT * 8].decode("utf-8", errors="replace")
+    return body[: _MAX_TEXT * 8]
 
 
 def _shorten(text: str) -> str:
-    text = " ".join(text.split())
+    text = " ".join(text[: _MAX_TEXT * 8].split())
     return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 1] + "…"
 
 
+def _scalar(value: object) -> str | None:
+    """``value`` as text if it is a JSON string or number, else ``None`` (never ``repr`` of
+    a container, which can nest deeper than ``repr`` follows)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
 def parse_error_body(body: bytes | str) -> ErrorBody:
-    """The message of an error body, JSON (Upbit's envelope or not) or text; never raises."""
-    text = _text_of(body)
+    """The message of an error body, JSON (Upbit's envelope or not) or text; never raises.
+
+    Whatever goes wrong decoding the JSON (too deep, not UTF-8, not JSON) leaves the body's
+    text, shortened; a ``message`` or ``name`` that is not a string or number is not used.
+    """
+    text = _shorten(_text_of(body))
     try:
-        decoded = json.loads(text)
-    except ValueError:
-        return ErrorBody(message=_shorten(text))
+        decoded = orjson.loads(body)  # depth-limited (1024): deep nesting is a ValueError
+    except (ValueError, TypeError, RecursionError):
+        return ErrorBody(message=text)
     if isinstance(decoded, dict):
         error = decoded.get("error", decoded)
         if isinstance(error, dict):
-            message = error.get("message")
-            name = error.get("name")
+            message = _scalar(error.get("message"))
+            name = _scalar(error.get("name"))
             return ErrorBody(
-                message=_shorten(str(message)) if message is not None else _shorten(text),
-                name=None if name is None else str(name),
+                message=_shorten(message) if message is not None else text,
+                name=None if name is None else _shorten(name),
                 is_json=True,
             )
         if isinstance(error, str):
             return ErrorBody(message=_shorten(error), is_json=True)
-    return ErrorBody(message=_shorten(text), is_json=True)
+    return ErrorBody(message=text, is_json=True)
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
