@@ -10,6 +10,7 @@ import logging
 from quotation.clock import Clock, SystemClock
 from quotation.errors import (
     Banned,
+    BodyTooLarge,
     FormatError,
     InvalidRequest,
     InvalidValue,
@@ -38,6 +39,7 @@ from quotation.websocket import WebSocketClient, WebSocketConfig
 
 __all__ = [
     "Banned",
+    "BodyTooLarge",
     "Candle",
     "CandleInterval",
     "Change",

@@ -12,6 +12,8 @@
     ├── ServerError                HTTP 5xx (``status``)
     ├── TransportError             timeout, connection refused or reset, black hole
     ├── FormatError                a payload that is really malformed (``payload``, ``field``)
+    │   └── BodyTooLarge           an answer longer than ``RestConfig.max_body_bytes`` (``limit``,
+    │                              ``received``), on the wire or decoded
     └── WebSocketError             an error frame or a dead connection on the WebSocket
         ├── SubscriptionError      Upbit's error frames: WRONG_FORMAT, NO_TICKET, NO_TYPE,
         │                          NO_CODES, INVALID_PARAM (``code``)
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 __all__ = [
     "Banned",
+    "BodyTooLarge",
     "FormatError",
     "InvalidRequest",
     "InvalidValue",
@@ -120,6 +123,21 @@ class FormatError(QuotationError):
         super().__init__(message)
         self.payload = payload
         self.field = field
+
+
+class BodyTooLarge(FormatError):
+    """An answer's body is longer than ``limit`` (``RestConfig.max_body_bytes``) bytes.
+
+    Counted as it streams in, both on the wire (compressed) and decoded, so a gzip bomb or a
+    body that never ends is cut off; the message names the path. ``received`` is the decoded
+    body bytes the client held when it stopped: ``limit + 1`` once it read past the limit,
+    less when the declared ``Content-Length`` or the wire bytes alone were over it.
+    """
+
+    def __init__(self, message: str, *, payload: str, limit: int, received: int) -> None:
+        super().__init__(message, payload=payload)
+        self.limit = limit
+        self.received = received
 
 
 class WebSocketError(QuotationError):

@@ -45,7 +45,7 @@ SUPERVISORS_THIRD_PARTY = frozenset({"pykka"})
 
 EXPORTS: dict[str, frozenset[str]] = {
     "quotation": frozenset({
-        "Banned", "Candle", "CandleInterval", "Change", "Clock", "FormatError",
+        "Banned", "BodyTooLarge", "Candle", "CandleInterval", "Change", "Clock", "FormatError",
         "InvalidRequest", "InvalidValue", "Market", "Orderbook", "OrderbookInstrument",
         "OrderbookLevel", "QuotationError", "RateLimited", "RateLimiter", "RestClient",
         "RestConfig", "ServerError", "Side", "StreamType", "SubscriptionError", "SystemClock",
