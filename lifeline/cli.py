@@ -3,8 +3,8 @@
 Commands::
 
     lifeline demo [--config FILE] [--seed S]     the main job: embedded simulator + clients
-    lifeline sim [--config FILE] [--host H] [--port N] [--seed S]
-                                                 a local Upbit-compatible simulator
+    lifeline sim [--config FILE] [--host H] [--port N] [--seed S] [--allow-remote]
+                 [--replay-dir DIR]              a local Upbit-compatible simulator
     lifeline check-config [FILE]                 parse config.yaml strictly and print it
 
 ``sim`` and ``demo`` read the config file's ``simulator:`` section (host, port,
@@ -58,7 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = _config(args.config)
     if config is None:
         return 1
-    flags = {name: getattr(args, name, None) for name in ("host", "port", "seed")}
+    flags = {
+        name: getattr(args, name, None)
+        for name in ("host", "port", "seed", "allow_remote", "replay_dir")
+    }
     try:
         settings = dataclasses.replace(
             config.simulator, **{name: value for name, value in flags.items() if value is not None}
@@ -122,6 +125,12 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="TCP port, 0 = a free one (simulator.port)")
     sim.add_argument("--seed", type=int, default=None,
                      help="seed of the simulated markets (simulator.seed)")
+    sim.add_argument("--allow-remote", action="store_true", default=None,
+                     help="allow a non-loopback --host: exposes the unauthenticated /_sim/ "
+                          "controls (simulator.allow_remote)")
+    sim.add_argument("--replay-dir", default=None,
+                     help="folder POST /_sim/ws/replay may read recordings from; "
+                          "default: none, replay over HTTP refused (simulator.replay_dir)")
 
     demo = commands.add_parser("demo", help="the main job: simulator + clients + a fault")
     demo.add_argument("--config", type=Path, default=None, help=config_help)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-from upbit_sim.settings import SimulatorSettings
+from upbit_sim.settings import SimulatorSettings, is_loopback
 from upbit_sim.simulator import Simulator
 
 __all__ = ["serve"]
@@ -29,7 +30,21 @@ def serve(settings: SimulatorSettings | None = None, *, out: TextIO | None = Non
         done.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    sim = Simulator(seed=settings.seed, host=settings.host, port=settings.port, preload=True)
+    if not is_loopback(settings.host):
+        print(
+            f"warning: listening on {settings.host} (allow_remote): anyone who reaches it can"
+            " drive the unauthenticated /_sim/ controls",
+            file=sys.stderr,
+            flush=True,
+        )
+    sim = Simulator(
+        seed=settings.seed,
+        host=settings.host,
+        port=settings.port,
+        preload=True,
+        allow_remote=settings.allow_remote,
+        replay_dir=Path(settings.replay_dir) if settings.replay_dir is not None else None,
+    )
     try:
         sim.start()
         print(sim.base_url, file=stream, flush=True)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+from pathlib import Path
 from types import TracebackType
 
 from aiohttp import web
@@ -22,7 +23,7 @@ from upbit_sim.engine import DEFAULT_HISTORY_SECONDS, MarketEngine
 from upbit_sim.faults import FaultController
 from upbit_sim.limits import RateLimitPolicy, ServerRateLimiter
 from upbit_sim.rest_api import RestApi
-from upbit_sim.settings import SimulatorSettings
+from upbit_sim.settings import SimulatorSettings, check_host, is_loopback
 from upbit_sim.ws.hub import WebSocketHub
 
 __all__ = ["Simulator"]
@@ -38,8 +39,11 @@ _DEFAULTS = SimulatorSettings()
 class Simulator:
     """An Upbit-compatible exchange on ``127.0.0.1``; see the module docstring.
 
-    ``seed``, ``host`` and ``port`` default to those of
-    :class:`~upbit_sim.settings.SimulatorSettings` (stated there once).
+    ``seed``, ``host``, ``port`` and ``allow_remote`` default to those of
+    :class:`~upbit_sim.settings.SimulatorSettings` (stated there once); a ``host`` that is not
+    loopback raises ``InvalidValue`` naming ``host`` unless ``allow_remote=True`` (the
+    ``/_sim/`` controls have no authentication), and is then logged as a warning.
+    ``replay_dir`` is the only folder ``POST /_sim/ws/replay`` reads (``None``: refused).
     ``rate_limit=None`` switches the server-side limit off; ``auto_trade=False``
     keeps the markets still unless ``engine.step()`` is called; ``preload=True``
     generates every market's history in ``start()`` (about a second) so that no
@@ -58,7 +62,10 @@ class Simulator:
         rate_limit: RateLimitPolicy | None = _DEFAULT_POLICY,
         clock: Clock | None = None,
         preload: bool = False,
+        allow_remote: bool = _DEFAULTS.allow_remote,
+        replay_dir: Path | None = None,
     ) -> None:
+        check_host(host, allow_remote=allow_remote)
         self.seed = seed
         self.host = host
         self._requested_port = port
@@ -75,7 +82,7 @@ class Simulator:
         self.faults = FaultController(seed=seed, clock=self._clock)
         self.limiter = ServerRateLimiter(rate_limit) if rate_limit is not None else None
         self._api = RestApi(self.engine, self.faults, self.limiter, self._clock)
-        self.ws = WebSocketHub(self.engine, clock=self._clock, seed=seed)
+        self.ws = WebSocketHub(self.engine, clock=self._clock, seed=seed, replay_dir=replay_dir)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -201,6 +208,11 @@ class Simulator:
         shutdown = self._shutdown = asyncio.Event()
         self._started.set()
         logger.info("simulator listening on %s", self.base_url)
+        if not is_loopback(self.host):
+            logger.warning(
+                "simulator listening on non-loopback %s: its /_sim/ controls have no "
+                "authentication (allow_remote)", self.host
+            )
         await shutdown.wait()
         await self._close(runner)
 

@@ -135,6 +135,13 @@ def test_a_port_flag_out_of_range_is_refused_naming_the_flag(tmp_path: Path) -> 
     assert "--port" in done.stderr
 
 
+def test_a_non_loopback_host_without_allow_remote_is_refused_in_one_line(tmp_path: Path) -> None:
+    done = lifeline("sim", "--host", "0.0.0.0", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "--host" in done.stderr
+    assert "--allow-remote" in done.stderr
+
+
 @pytest.mark.parametrize("command", ["sim", "demo"])
 def test_without_aiohttp_sim_and_demo_say_in_one_line_to_install_the_sim_extra(
     tmp_path: Path, command: str

@@ -21,11 +21,18 @@ route           query                               answer
 
 Burst and replay start in the background and answer at once. Boolean
 parameters are true for ``1``, ``true``, ``yes``, ``on`` (any case).
+
+Replay reads only from the hub's ``replay_dir``: ``path`` is a file name relative to
+it, and a path that is absolute, leaves the folder (``..``, a symlink), is missing or
+is not a file gets one and the same ``403`` answer, so the route cannot be used to
+learn what exists on the server. Without a ``replay_dir`` every replay is refused with
+a ``403`` that says so, and the file system is not touched.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -40,13 +47,41 @@ __all__ = ["HubHttpControls"]
 
 _Handler = Callable[[Any], Awaitable[dict[str, Any]]]
 
+REPLAY_OFF = "replay over HTTP is off: the simulator has no replay_dir"
+"""The 403 message when no recordings folder is set."""
+REPLAY_REFUSED = "no such recording in the replay folder"
+"""The 403 message for every path that is not a file inside the recordings folder."""
+
+
+class ReplayRefused(Exception):
+    """A replay path the HTTP control will not read; the message is all the client sees."""
+
+
+def recording_in(folder: Path, name: str) -> Path:
+    """The file ``name`` names inside ``folder``, resolved (symlinks followed);
+    :class:`ReplayRefused` with the same message for anything else, existing or not."""
+    relative = PurePath(name)
+    if not name or relative.is_absolute() or ".." in relative.parts or "\\" in name:
+        raise ReplayRefused(REPLAY_REFUSED)
+    root = folder.resolve()
+    try:
+        target = (root / relative).resolve(strict=True)
+    except (OSError, RuntimeError):
+        raise ReplayRefused(REPLAY_REFUSED) from None
+    if not target.is_relative_to(root) or not target.is_file():
+        raise ReplayRefused(REPLAY_REFUSED)
+    return target
+
 
 class HubHttpControls:
     """The ``/_sim/ws/`` routes of one hub."""
 
-    def __init__(self, hub: WebSocketHub, state: HubState) -> None:
+    def __init__(
+        self, hub: WebSocketHub, state: HubState, *, replay_dir: Path | None = None
+    ) -> None:
         self._hub = hub
         self._state = state
+        self._replay_dir = replay_dir
         self._handlers: dict[str, _Handler] = {
             "close": self._ctl_close,
             "drop": self._ctl_drop,
@@ -90,6 +125,8 @@ class HubHttpControls:
         query = request.query
         try:
             result = await self._handlers[name](query)
+        except ReplayRefused as exc:
+            return web.json_response({"error": {"name": 403, "message": str(exc)}}, status=403)
         except (ValueError, KeyError, OSError) as exc:
             return web.json_response(
                 {"error": {"name": 400, "message": f"{type(exc).__name__}: {exc}"}}, status=400
@@ -129,7 +166,9 @@ class HubHttpControls:
         return {"sessions": sum(1 for s in self._state.sessions if s.realtime)}
 
     async def _ctl_replay(self, query: Any) -> dict[str, Any]:
-        frames = parse_recording(query["path"])
+        if self._replay_dir is None:
+            raise ReplayRefused(REPLAY_OFF)
+        frames = parse_recording(recording_in(self._replay_dir, query["path"]))
         speed = float(query["speed"]) if "speed" in query else 1.0
         self._state.spawn(self._hub.replay_async(frames, speed=speed if speed > 0 else None))
         return {"frames": len(frames)}

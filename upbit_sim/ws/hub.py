@@ -26,7 +26,8 @@ Python methods on the hub (``sim.ws``) and as HTTP under ``/_sim/ws/``:
 ``set_queue_limit(n)``            per-connection send queue size (slow consumers)
 ``burst(count, rate)``            ``count`` synthetic frames per connection at
                                   ``rate``/s (``None`` = as fast as possible)
-``replay(path, speed)``           replay a recorded session (cryptofeed log format)
+``replay(path, speed)``           replay a recorded session (cryptofeed log format);
+                                  over HTTP only a file in ``replay_dir``
 ``reset()``                       every fault off
 ================================  ===============================================
 
@@ -88,8 +89,10 @@ class WebSocketHub:
         seed: int,
         idle_timeout: float = 120.0,
         queue_limit: int = DEFAULT_QUEUE_LIMIT,
+        replay_dir: Path | None = None,
     ) -> None:
         self._engine = engine
+        self._replay_dir = replay_dir
         self._state = HubState(clock, idle_timeout=idle_timeout, queue_limit=queue_limit)
         self._injector = FrameInjector(engine, self._state, seed=seed)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -110,7 +113,7 @@ class WebSocketHub:
     def install(self, app: web.Application) -> None:
         """Add ``/websocket/v1`` and the ``/_sim/ws/...`` controls to ``app``."""
         app.router.add_get("/websocket/v1", self._handle)
-        HubHttpControls(self, self._state).install(app)
+        HubHttpControls(self, self._state, replay_dir=self._replay_dir).install(app)
         app.on_startup.append(self._on_startup)
         if self._remove_listener is None:
             self._remove_listener = self._engine.add_listener(self._on_event)
