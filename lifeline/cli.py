@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             config.simulator, **{name: value for name, value in flags.items() if value is not None}
         )
     except InvalidValue as exc:
-        parser.error(f"--{exc.field}: {exc}")  # exits with status 2
+        parser.error(f"--{exc.field.replace('_', '-')}: {exc}")  # exits with status 2
     config = dataclasses.replace(config, simulator=settings)
     if command == "sim":
         from upbit_sim.cli import serve
