@@ -48,6 +48,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any, TypeAlias
 
+from quotation import _rest_fast
 from quotation._fields import FieldReader, naive_utc, require_list
 from quotation.errors import FormatError
 from quotation.models import (
@@ -241,34 +242,92 @@ def _rest_items(payload: object, kind: str) -> list[FieldReader]:
     ]
 
 
+def _strict_markets(payload: object) -> list[Market]:
+    return [_build_market(r) for r in _rest_items(payload, "market")]
+
+
+def _strict_tickers(payload: object) -> list[Ticker]:
+    return [_build_ticker(r, "market") for r in _rest_items(payload, "ticker")]
+
+
+def _strict_candles(payload: object, interval: CandleInterval) -> list[Candle]:
+    return [_build_candle(r, interval, "market") for r in _rest_items(payload, "candle")]
+
+
+def _strict_trades(payload: object) -> list[Trade]:
+    return [_build_trade(r, "market", "timestamp") for r in _rest_items(payload, "trade")]
+
+
+def _strict_orderbooks(payload: object) -> list[Orderbook]:
+    return [_build_orderbook(r, "market", None) for r in _rest_items(payload, "orderbook")]
+
+
+def _strict_instruments(payload: object) -> list[OrderbookInstrument]:
+    return [_build_instrument(r) for r in _rest_items(payload, "orderbook_instrument")]
+
+
+# Each public REST parser tries the fast path (``quotation._rest_fast``) on a JSON array
+# and runs the strict readers above on the whole payload when it meets drift.
+
+
 def parse_markets(payload: object) -> list[Market]:
     """``/v1/market/all``; ``warning``/``cautions`` are set only if Upbit sent them."""
-    return [_build_market(r) for r in _rest_items(payload, "market")]
+    if payload.__class__ is list:
+        try:
+            return _rest_fast.markets(payload)
+        except _rest_fast.DRIFT:
+            pass
+    return _strict_markets(payload)
 
 
 def parse_tickers(payload: object) -> list[Ticker]:
     """``/v1/ticker`` and ``/v1/ticker/all``."""
-    return [_build_ticker(r, "market") for r in _rest_items(payload, "ticker")]
+    if payload.__class__ is list:
+        try:
+            return _rest_fast.tickers(payload)
+        except _rest_fast.DRIFT:
+            pass
+    return _strict_tickers(payload)
 
 
 def parse_candles(payload: object, interval: CandleInterval) -> list[Candle]:
     """``/v1/candles/...`` asked with ``interval``; newest first, as Upbit sends them."""
-    return [_build_candle(r, interval, "market") for r in _rest_items(payload, "candle")]
+    if payload.__class__ is list:
+        try:
+            return _rest_fast.candles(payload, interval)
+        except _rest_fast.DRIFT:
+            pass
+    return _strict_candles(payload, interval)
 
 
 def parse_trades(payload: object) -> list[Trade]:
     """``/v1/trades/ticks`` (whose ``change_price`` is signed); newest first."""
-    return [_build_trade(r, "market", "timestamp") for r in _rest_items(payload, "trade")]
+    if payload.__class__ is list:
+        try:
+            return _rest_fast.trades(payload)
+        except _rest_fast.DRIFT:
+            pass
+    return _strict_trades(payload)
 
 
 def parse_orderbooks(payload: object) -> list[Orderbook]:
     """``/v1/orderbook``; level 0 of each book is the best bid/ask."""
-    return [_build_orderbook(r, "market", None) for r in _rest_items(payload, "orderbook")]
+    if payload.__class__ is list:
+        try:
+            return _rest_fast.orderbooks(payload)
+        except _rest_fast.DRIFT:
+            pass
+    return _strict_orderbooks(payload)
 
 
 def parse_orderbook_instruments(payload: object) -> list[OrderbookInstrument]:
     """``/v1/orderbook/instruments``; tick sizes and levels are exact ``Decimal``s."""
-    return [_build_instrument(r) for r in _rest_items(payload, "orderbook_instrument")]
+    if payload.__class__ is list:
+        try:
+            return _rest_fast.instruments(payload)
+        except _rest_fast.DRIFT:
+            pass
+    return _strict_instruments(payload)
 
 
 # --- WebSocket: strict path -----------------------------------------------------------------
