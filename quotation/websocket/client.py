@@ -32,9 +32,15 @@ Rules:
   100/min per connection).
 * Between attempts the client waits ``config.backoff.delay(n + 1, random())`` after ``n``
   failures in a row (:class:`~quotation.backoff.Backoff`, by default full jitter up to
-  ``min(30, 0.5 * 2 ** n)`` s); the failure count resets only once a connection
-  has delivered fresh data: a reconnect *counts as recovered* then, not when the
-  TCP/WebSocket handshake succeeds.
+  ``min(30, 0.5 * 2 ** n)`` s). The failure count resets only once a connection has
+  stayed subscribed with every liveness check passed for ``healthy_after`` seconds
+  (30 s, client clock): a server that sends a frame and drops the connection sooner
+  is still failing, and the waits keep growing. A reconnect *counts as recovered*
+  (``recoveries``) when it delivers fresh data, not when the handshake succeeds.
+* The handshake (TCP connect, TLS, HTTP upgrade) has ``connect_timeout`` as a whole
+  (:func:`~quotation.websocket.transport.open_connection`): past it the socket is shut
+  and the attempt fails (:attr:`CloseReason.HANDSHAKE_TIMEOUT`, a failure), and
+  :meth:`~WebSocketClient.stop` cuts a handshake in progress short.
 * Liveness (:mod:`quotation.websocket.liveness`): keepalive every ``ping_interval``; an
   unanswered keepalive for ``pong_timeout`` or nothing received for
   ``idle_timeout`` closes the socket and reconnects. Data staleness is the
@@ -71,7 +77,6 @@ import random as _random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from functools import partial
 from typing import Any, Protocol
 
 import websocket as _ws
@@ -94,7 +99,14 @@ from quotation.websocket.subscription import (
     build_request,
     new_ticket,
 )
-from quotation.websocket.transport import MAX_FRAME_BYTES, FrameTooLarge, open_connection
+from quotation.websocket.transport import (
+    MAX_FRAME_BYTES,
+    ConnectAttempt,
+    ConnectCancelled,
+    FrameTooLarge,
+    HandshakeTimeout,
+    open_connection,
+)
 
 __all__ = [
     "UPBIT_WEBSOCKET_URL",
@@ -179,11 +191,9 @@ class WebSocketClient:
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._trade_source = trade_source
         self._random = random if random is not None else _random.random
-        self._connector: Connector = (
-            connector
-            if connector is not None
-            else partial(default_connector, max_frame_bytes=config.max_frame_bytes)
-        )
+        self._connector = connector
+        """A custom connector, or ``None``: :func:`open_connection`, which ``stop`` can cancel."""
+        self._attempt: ConnectAttempt | None = None
         self._cache = (
             cache
             if cache is not None
@@ -311,9 +321,12 @@ class WebSocketClient:
         self._stop.set()
         with self._changed:
             ws = self._ws
+            attempt = self._attempt
             thread = self._thread
             self._thread = None
             self._changed.notify_all()  # wakes an idle receive thread
+        if attempt is not None:
+            attempt.cancel()  # a handshake in progress fails at once
         if ws is not None:
             _abort(ws)
         ended = True
@@ -518,23 +531,53 @@ class WebSocketClient:
         self._ingest.track_trades(())
         self._ingest.abandon_fills(self._clock.monotonic(), reason)
 
+    def _open_connection(self) -> WebSocketLike:
+        """Connect and handshake within ``connect_timeout``; ``stop`` cancels the default one."""
+        config = self._config
+        if self._connector is not None:
+            return self._connector(config.url, config.connect_timeout)
+        attempt = ConnectAttempt()
+        with self._lock:
+            self._attempt = attempt
+        try:
+            if self._stop.is_set():
+                attempt.cancel()
+            return open_connection(
+                config.url,
+                config.connect_timeout,
+                max_frame_bytes=config.max_frame_bytes,
+                attempt=attempt,
+            )
+        finally:
+            with self._lock:
+                self._attempt = None
+
     def _connect_failed(self, exc: Exception) -> None:
         """Count and report a failed handshake; the URL's credentials are never shown."""
+        if isinstance(exc, ConnectCancelled):
+            self._last_close = CloseReason.STOPPED  # not a failure: the client is stopping
+            self._notify()
+            return
         self._connect_failures += 1
-        self._last_close = CloseReason.CONNECT_FAILED
+        self._last_close = (
+            CloseReason.HANDSHAKE_TIMEOUT
+            if isinstance(exc, HandshakeTimeout)
+            else CloseReason.CONNECT_FAILED
+        )
         url = self._config.url
         self._last_error = f"{type(exc).__name__}: {exc}".replace(url, redact_url(url))
         logger.warning("WebSocket connect to %s failed: %s", redact_url(url), self._last_error)
         self._notify()
 
     def _connect_and_serve(self) -> bool:
-        """One connection from handshake to its end; True if it counts as recovered.
+        """One connection from handshake to its end; True if it was healthy.
 
-        That is: it delivered fresh data, and did not end on an oversized frame.
+        That is: it stayed subscribed with liveness OK for ``healthy_after`` seconds, and
+        did not end on an oversized frame. Only then does the failure count reset.
         """
         self._set_state(ConnectionState.CONNECTING)
         try:
-            ws = self._connector(self._config.url, self._config.connect_timeout)
+            ws = self._open_connection()
         except (OSError, _ws.WebSocketException) as exc:
             self._connect_failed(exc)
             return False
@@ -549,10 +592,10 @@ class WebSocketClient:
         self._message_pacer.reset()
         if reconnect:
             self._ingest.expect_gaps()
-        live = False
+        healthy = False
         reason = CloseReason.CONNECTION_LOST
         try:
-            reason, live = self._serve(ws, reconnect)
+            reason, healthy = self._serve(ws, reconnect)
         except SubscriptionError as exc:
             self._error = exc
             reason = CloseReason.REJECTED
@@ -570,7 +613,7 @@ class WebSocketClient:
         if reason is CloseReason.FRAME_TOO_LARGE:
             # A server that sends such frames is failing: back off from it even if it went live.
             self._connect_failures += 1
-            live = False
+            healthy = False
             logger.warning("WebSocket closed (1009): %s; reconnecting", self._last_error)
         if reason is CloseReason.UNSUBSCRIBED:
             self._end_stream("unsubscribed before the gap fill was merged")
@@ -582,7 +625,7 @@ class WebSocketClient:
         elif reason not in (CloseReason.STOPPED, CloseReason.FRAME_TOO_LARGE):
             logger.info("WebSocket connection ended (%s)", reason.value)
         self._notify()
-        return live
+        return healthy
 
     def _send_message(self, ws: WebSocketLike, payload: str) -> None:
         self._pause(self._message_pacer.reserve(self._clock.monotonic()))
@@ -626,7 +669,11 @@ class WebSocketClient:
         return None
 
     def _serve(self, ws: WebSocketLike, reconnect: bool) -> tuple[CloseReason, bool]:
-        """Receive until the connection ends; returns why, and whether it went live."""
+        """Receive until the connection ends; returns why, and whether it was healthy.
+
+        Healthy: subscribed, with every liveness check passed, for ``healthy_after``
+        seconds (client clock). Going live (the first data) is a recovery, not health.
+        """
         liveness = self._config.liveness
         monotonic = self._clock.monotonic
         ended = self._open(ws)
@@ -637,6 +684,8 @@ class WebSocketClient:
         self._last_received = self._last_ping = now
         self._unanswered_since = None
         next_check = now + liveness.tick
+        healthy_at = now + self._config.healthy_after
+        healthy = False
         live = False
         recv = ws.recv_data
         ingest = self._ingest.ingest
@@ -650,7 +699,7 @@ class WebSocketClient:
                 now = monotonic()
                 merge(now)
             except (OSError, _ws.WebSocketException) as exc:
-                return self._broken(exc), live
+                return self._broken(exc), healthy
             else:
                 now = self._last_received = monotonic()
                 if opcode in _DATA_OPCODES:
@@ -661,14 +710,16 @@ class WebSocketClient:
                 elif opcode == _OPCODE_PONG:
                     self._keepalive_answered()
                 elif opcode == _OPCODE_CLOSE:
-                    return CloseReason.SERVER_CLOSED, live
+                    return CloseReason.SERVER_CLOSED, healthy
                 if now < next_check:
                     continue
             next_check = now + liveness.tick
             ended = self._check(ws, now)
             if ended is not None:
-                return ended, live
-        return CloseReason.STOPPED, live
+                return ended, healthy
+            if now >= healthy_at:
+                healthy = True
+        return CloseReason.STOPPED, healthy
 
     def _broken(self, exc: OSError | _ws.WebSocketException) -> CloseReason:
         """Why reading the connection failed with ``exc``."""

@@ -46,10 +46,15 @@ class WebSocketConfig:
     url: str = UPBIT_WEBSOCKET_URL
     format: WsFormat = WsFormat.DEFAULT
     connect_timeout: float = 10.0
+    """Seconds for TCP connect, TLS and the HTTP upgrade together (not per read)."""
     liveness: LivenessConfig = field(default_factory=LivenessConfig)
     backoff: Backoff = RECONNECT_BACKOFF
     """The wait before each reconnect; a ``config.yaml`` section gives only the keys that
     differ from :data:`RECONNECT_BACKOFF`."""
+    healthy_after: float = 30.0
+    """Seconds a connection must stay subscribed with liveness OK before the failure count
+    (and so the backoff) resets; a connection that delivers data and drops sooner is still
+    a failure in a row."""
     connect_limits: tuple[RateWindow, ...] = UPBIT_CONNECT_LIMITS
     message_limits: tuple[RateWindow, ...] = UPBIT_MESSAGE_LIMITS
     delivery_capacity: int = 100_000
@@ -96,7 +101,7 @@ class WebSocketConfig:
             shown = redact_url(self.url) if isinstance(self.url, str) else self.url
             raise InvalidValue(f"url must be a ws:// or wss:// URL, got {shown!r}",
                                field="url", value=self.url)
-        check("connect_timeout", self.connect_timeout, above=0)
+        check_all(self, ("connect_timeout", "healthy_after"), above=0)
         check_all(
             self,
             (

@@ -37,6 +37,9 @@ class CloseReason(enum.Enum):
     """Why the last connection ended (or an attempt failed)."""
 
     CONNECT_FAILED = "connect_failed"
+    HANDSHAKE_TIMEOUT = "handshake_timeout"
+    """TCP connect, TLS and the HTTP upgrade together took over ``connect_timeout`` (e.g. a
+    server dripping its answer): the socket was shut at the deadline; a failed connect."""
     SERVER_CLOSED = "server_closed"
     CONNECTION_LOST = "connection_lost"
     MISSED_PONG = "missed_pong"
@@ -64,7 +67,8 @@ class WebSocketStatus:
     connects: int
     """Successful connection handshakes."""
     connect_failures: int
-    """Connection attempts that failed: the handshake (``CONNECT_FAILED``), or a connection
+    """Connection attempts that failed: the handshake (``CONNECT_FAILED``,
+    ``HANDSHAKE_TIMEOUT``), or a connection
     closed for an oversized frame (``FRAME_TOO_LARGE``)."""
     recoveries: int
     """Reconnects after a broken connection that delivered fresh data (the first connection,

@@ -1,0 +1,291 @@
+"""Reconnect hygiene against a hostile upstream (issue 8, WebSocket items 3 and 4).
+
+* The handshake has ``connect_timeout`` as a whole: a server dripping its ``101`` answer
+  one byte at a time is cut off at the deadline, and ``stop()`` cuts it short.
+* The failure count (and so the backoff) resets only after a connection stayed healthy
+  for ``healthy_after`` seconds, not on its first frame.
+
+:class:`HygieneServer` is a raw-socket server on 127.0.0.1: per connection it either
+drips a handshake answer or completes the handshake (RFC 6455 accept key), waits for the
+subscription and sends one trade, then closes (or holds the connection until told to
+close it). Bounded in connections, bytes and time; it stops by itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import orjson
+import pytest
+
+from quotation.backoff import Backoff, Jitter
+from quotation.websocket.client import (
+    CloseReason,
+    ConnectionState,
+    WebSocketClient,
+    WebSocketConfig,
+    WebSocketLike,
+    default_connector,
+)
+from quotation.websocket.liveness import LivenessConfig
+from quotation.websocket.subscription import DataType, Subscription
+from tests.fakes import ManualClock
+from tests.quotation.examples import WS_TRADE, changed
+
+pytestmark = pytest.mark.timeout(20)
+
+SUBS = (Subscription(DataType.TRADE, ("KRW-BTC",), is_only_realtime=True),)
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_LIMIT = 8192
+"""Bytes read from one client at most."""
+_CONNECTION_DEADLINE = 4.0
+"""Real seconds the server gives one connection before hanging up itself."""
+_ANSWER = (
+    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+    b"Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n"
+)
+_FIRST_SID = 17732400590950000
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What the server does on one connection."""
+
+    drip: float | None = None
+    """Seconds between the bytes of the handshake answer (``None``: sent at once)."""
+    hold: bool = False
+    """After the trade, keep the connection open until ``release`` (else close at once)."""
+
+
+class HygieneServer:
+    """A raw WebSocket server following one :class:`Plan` per connection, then stopping."""
+
+    def __init__(self, plans: list[Plan]) -> None:
+        self._plans = plans
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)
+        self.port: int = self._listener.getsockname()[1]
+        self._stop = threading.Event()
+        self._release = threading.Event()
+        self._cond = threading.Condition()
+        self.connections = 0
+        self.dripped = 0
+        self.holding = False
+        self._thread = threading.Thread(target=self._run, name="hygiene-server", daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/websocket/v1"
+
+    def wait_for(self, predicate: Callable[[HygieneServer], bool], timeout: float = 5.0) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: predicate(self), timeout)
+
+    def release(self) -> None:
+        """Close the held connection."""
+        self._release.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5.0)
+        self._listener.close()
+
+    def _run(self) -> None:
+        for number, plan in enumerate(self._plans):
+            conn = self._accept()
+            if conn is None:
+                break
+            with conn:
+                conn.settimeout(0.05)
+                with self._cond:
+                    self.connections = number + 1
+                    self._cond.notify_all()
+                self._serve(conn, plan, time.monotonic() + _CONNECTION_DEADLINE)
+        self._listener.close()  # later connects are refused
+
+    def _accept(self) -> socket.socket | None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            return conn
+        return None
+
+    def _serve(self, conn: socket.socket, plan: Plan, deadline: float) -> None:
+        request = self._read_until(conn, b"\r\n\r\n", deadline)
+        if request is None:
+            return
+        key = next(
+            line.split(b":", 1)[1].strip()
+            for line in request.split(b"\r\n")
+            if line.lower().startswith(b"sec-websocket-key:")
+        )
+        answer = _ANSWER % base64.b64encode(hashlib.sha1(key + _GUID).digest())
+        try:
+            if plan.drip is not None:
+                for byte in answer:
+                    if self._stop.wait(plan.drip) or time.monotonic() > deadline:
+                        return
+                    conn.sendall(bytes((byte,)))
+                    with self._cond:
+                        self.dripped += 1
+                        self._cond.notify_all()
+                return
+            conn.sendall(answer)
+            # The subscription frame (masked, short): its first bytes are enough.
+            if self._read_until(conn, b"", deadline, least=2) is None:
+                return
+            sid = _FIRST_SID + self.connections
+            trade = orjson.dumps(changed(WS_TRADE, sequential_id=sid))
+            conn.sendall(_frame(trade))
+            if plan.hold:
+                with self._cond:
+                    self.holding = True
+                    self._cond.notify_all()
+                self._release.wait(max(0.0, deadline - time.monotonic()))
+                with self._cond:
+                    self.holding = False
+            conn.sendall(bytes((0x88, 2)) + (1000).to_bytes(2, "big"))  # close frame
+        except OSError:
+            return
+        self._read_until(conn, b"\x00never", min(deadline, time.monotonic() + 0.5))
+
+    def _read_until(
+        self, conn: socket.socket, marker: bytes, deadline: float, least: int = 0
+    ) -> bytes | None:
+        buf = b""
+        while time.monotonic() < deadline and not self._stop.is_set():
+            if (marker and marker in buf) or (least and len(buf) >= least):
+                return buf
+            try:
+                chunk = conn.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return None
+            if not chunk or len(buf) + len(chunk) > _LIMIT:
+                return None
+            buf += chunk
+        return None
+
+
+def _frame(payload: bytes) -> bytes:
+    """One unmasked binary server frame (payload under 64 KiB)."""
+    if len(payload) < 126:
+        return bytes((0x82, len(payload))) + payload
+    return bytes((0x82, 126)) + len(payload).to_bytes(2, "big") + payload
+
+
+@pytest.fixture
+def servers() -> Iterator[list[HygieneServer]]:
+    started: list[HygieneServer] = []
+    yield started
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def clients() -> Iterator[list[WebSocketClient]]:
+    started: list[WebSocketClient] = []
+    yield started
+    for client in started:
+        client.stop(2.0)
+
+
+SLOW_BACKOFF = Backoff(initial=30.0, cap=30.0)
+"""Long enough that a test sees exactly one attempt."""
+
+
+def test_a_handshake_dripped_a_byte_at_a_time_fails_at_connect_timeout_as_a_whole(
+    servers: list[HygieneServer], clients: list[WebSocketClient]
+) -> None:
+    server = HygieneServer([Plan(drip=0.2)])
+    servers.append(server)
+    config = WebSocketConfig(
+        subscriptions=SUBS, url=server.url, connect_timeout=0.5, backoff=SLOW_BACKOFF
+    )
+    client = WebSocketClient(config)
+    clients.append(client)
+    started = time.monotonic()
+    client.start()
+    assert client.wait_until(lambda s: s.connect_failures == 1, 5.0)
+    elapsed = time.monotonic() - started
+    status = client.status()
+    assert 0.45 <= elapsed < 0.5 + 0.75
+    assert status.last_close is CloseReason.HANDSHAKE_TIMEOUT
+    assert status.last_error is not None
+    assert "handshake timed out" in status.last_error
+    assert status.connects == 0
+    assert server.dripped < 6  # a few bytes of the answer, far from all of it
+
+
+def test_stop_cuts_a_dripping_handshake_short_and_returns_true(
+    servers: list[HygieneServer], clients: list[WebSocketClient]
+) -> None:
+    server = HygieneServer([Plan(drip=0.2)])
+    servers.append(server)
+    config = WebSocketConfig(
+        subscriptions=SUBS, url=server.url, connect_timeout=10.0, backoff=SLOW_BACKOFF
+    )
+    client = WebSocketClient(config)
+    clients.append(client)
+    client.start()
+    assert server.wait_for(lambda s: s.dripped >= 1)
+    assert client.status().state is ConnectionState.CONNECTING
+    started = time.monotonic()
+    assert client.stop(2.0) is True
+    assert time.monotonic() - started < 0.5
+    status = client.status()
+    assert status.state is ConnectionState.STOPPED
+    assert status.connect_failures == 0  # stopping is not a failure
+    assert status.last_close is CloseReason.STOPPED
+
+
+def test_backoff_grows_on_a_server_that_sends_one_trade_and_closes_until_one_stays_healthy(
+    servers: list[HygieneServer], clients: list[WebSocketClient]
+) -> None:
+    plans = [Plan()] * 4 + [Plan(hold=True)] + [Plan()] * 2
+    server = HygieneServer(plans)
+    servers.append(server)
+    clock = ManualClock()
+    attempts: list[float] = []
+
+    def recording(url: str, timeout: float) -> WebSocketLike:
+        attempts.append(clock.monotonic())
+        return default_connector(url, timeout)
+
+    config = WebSocketConfig(
+        subscriptions=SUBS,
+        url=server.url,
+        backoff=Backoff(initial=1.0, multiplier=2.0, cap=64.0, jitter=Jitter.FULL),
+        healthy_after=5.0,
+        # A short real read timeout (tick 0.05 s); pings and silence never due on this clock.
+        liveness=LivenessConfig(ping_interval=100.0, pong_timeout=0.2, idle_timeout=100.0),
+    )
+    client = WebSocketClient(config, clock=clock, random=lambda: 0.5, connector=recording)
+    clients.append(client)
+    client.start()
+    assert server.wait_for(lambda s: s.holding)
+    assert client.wait_until(lambda s: s.state is ConnectionState.LIVE, 5.0)
+    clock.advance(config.healthy_after + 1.0)  # the held connection stays healthy past it
+    time.sleep(0.3)  # a few real read timeouts (0.05 s): the receive loop checks liveness
+    server.release()
+    assert client.wait_until(lambda s: len(attempts) >= 7, 5.0)
+    client.stop(2.0)
+    delays = [b - a for a, b in itertools.pairwise(attempts[:7])]
+    # Each of the first four connections delivered a trade and died: a failure in a row
+    # each, so the wait doubles (0.5 * min(64, 1 * 2**n)); the held one was healthy for
+    # 6 s, so after it the count starts over (0.5 * 1), then grows again.
+    assert delays[:4] == pytest.approx([0.5 * 2, 0.5 * 4, 0.5 * 8, 0.5 * 16])
+    assert delays[4] == pytest.approx(6.0 + 0.5 * 1)
+    assert delays[5] == pytest.approx(0.5 * 2)
+    assert client.status().connects == 7
