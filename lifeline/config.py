@@ -9,6 +9,9 @@ key in the file is the same name as the keyword in the code::
       websocket:   quotation.websocket.config.WebSocketConfig
                    (liveness: quotation.websocket.liveness.LivenessConfig,
                     backoff: quotation.backoff.Backoff)
+    fallback:      lifeline.settings.FallbackSettings     (the exit strategy: detection,
+    supervision:   lifeline.settings.SupervisionSettings   fallback, recovery, its tree
+    faults:        lifeline.settings.FaultSettings         and fault injection)
     simulator:     upbit_sim.settings.SimulatorSettings (read by ``lifeline sim`` and
                    ``lifeline demo``; their flags override it)
 
@@ -35,6 +38,7 @@ from pathlib import Path
 
 from lifeline.config_schema import ConfigError, from_mapping
 from lifeline.config_yaml import read_yaml
+from lifeline.settings import FallbackSettings, FaultSettings, SupervisionSettings
 from quotation.clock import Clock
 from quotation.errors import InvalidRequest, InvalidValue
 from quotation.rest.client import RestConfig
@@ -89,6 +93,9 @@ class LifelineConfig:
     """The whole configuration."""
 
     upbit: UpbitSettings = field(default_factory=UpbitSettings)
+    fallback: FallbackSettings = field(default_factory=FallbackSettings)
+    supervision: SupervisionSettings = field(default_factory=SupervisionSettings)
+    faults: FaultSettings = field(default_factory=FaultSettings)
     simulator: SimulatorSettings = field(default_factory=SimulatorSettings)
 
 

@@ -1,0 +1,179 @@
+"""The exit strategy's settings: ``fallback``, ``supervision`` and ``faults`` in ``config.yaml``.
+
+Every default is stated once, here (``supervision``'s differ from OTP's ``intensity 1,
+period 5``, the defaults of :class:`supervisors.SupervisorFlags`):
+
+======================================  ==============================================
+key                                     default
+======================================  ==============================================
+``fallback.symbols``                    ``(KRW-BTC, KRW-ETH)``
+``fallback.probe_market``               ``KRW-BTC``
+``fallback.probe_interval``             ``1.0`` s
+``fallback.failure_threshold``          ``3`` consecutive failed probes → Level 2
+``fallback.no_success_timeout``         ``300.0`` s without a successful probe → Level 2
+``fallback.recovery_interval``          ``300.0`` s between recovery attempts
+``fallback.recovery_successes``         ``3`` healthy probes in a row before trusting
+``fallback.router_timeout``             ``0.5`` s before the fallback is asked too
+``fallback.request_deadline``           ``3.0`` s: every call returns or raises by then
+``fallback.max_stale_age``              ``60.0`` s: Level 3 serves data up to this age
+``fallback.memory_limit_mb``            ``1024``
+``supervision.root``                    ``one_for_one``, intensity ``3``, period ``10.0``
+``supervision.router``                  ``one_for_one``, intensity ``5``, period ``10.0``
+``supervision.fallbacks``               ``one_for_one``, intensity ``5``, period ``10.0``
+``faults.enabled``                      ``False`` (actor fault injection; off in production)
+======================================  ==============================================
+
+Impossible values raise :class:`quotation.errors.InvalidValue` naming the field (the config
+loader reports it at the full key path, ``fallback.probe_interval``); a rule between two keys
+names the first key as the field and the other in its message:
+
+* ``router_timeout < request_deadline`` (the fallback must be asked before the deadline);
+* ``recovery_interval >= probe_interval`` and, more generally,
+  ``recovery_interval >= recovery_successes * probe_interval`` (an attempt needs that long to
+  prove the router healthy before the next one would start);
+* ``no_success_timeout >= probe_interval`` (a healthy router is probed only once per interval).
+
+``no_success_timeout`` below ``failure_threshold * probe_interval`` is allowed: the two are
+independent Level 2 triggers, and the shorter one simply fires first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from quotation.errors import InvalidRequest, InvalidValue
+from quotation.rest.validation import validate_market
+from quotation.values import check
+from supervisors.spec import Strategy, SupervisorFlags
+
+__all__ = [
+    "FALLBACKS_FLAGS",
+    "ROOT_FLAGS",
+    "ROUTER_FLAGS",
+    "FallbackSettings",
+    "FaultSettings",
+    "SupervisionSettings",
+]
+
+ROOT_FLAGS = SupervisorFlags(Strategy.ONE_FOR_ONE, intensity=3, period=10.0)
+"""The root supervisor's default flags (its own give-up is Level 3)."""
+ROUTER_FLAGS = SupervisorFlags(Strategy.ONE_FOR_ONE, intensity=5, period=10.0)
+"""``router_sup``'s default flags (restarts here are Level 1, its escalation Level 2)."""
+FALLBACKS_FLAGS = SupervisorFlags(Strategy.ONE_FOR_ONE, intensity=5, period=10.0)
+"""``fallback_sup``'s default flags."""
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackSettings:
+    """When to leave the smart router, how to serve without it, and when to go back."""
+
+    symbols: tuple[str, ...] = ("KRW-BTC", "KRW-ETH")
+    """Trading symbols the WebSocket fallback keeps live (non-empty, no duplicates)."""
+    probe_market: str = "KRW-BTC"
+    """The market the health probe asks for."""
+    probe_interval: float = 1.0
+    """Seconds between health probes."""
+    failure_threshold: int = 3
+    """Consecutive failed probes that mean Level 2."""
+    no_success_timeout: float = 300.0
+    """Seconds without a successful probe that mean Level 2."""
+    recovery_interval: float = 300.0
+    """Seconds between recovery attempts."""
+    recovery_successes: int = 3
+    """Healthy probes in a row before the router is trusted again."""
+    router_timeout: float = 0.5
+    """Seconds before the same request also goes to the fallback."""
+    request_deadline: float = 3.0
+    """Seconds: every call returns or raises by then."""
+    max_stale_age: float = 60.0
+    """Seconds: Level 3 serves last known good data up to this age, else a typed error."""
+    memory_limit_mb: int = 1024
+    """Process memory in megabytes (MiB) beyond which the router counts as failed."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "symbols", _symbols(self.symbols))
+        _market("probe_market", self.probe_market)
+        for name in ("probe_interval", "no_success_timeout", "recovery_interval",
+                     "router_timeout", "request_deadline", "max_stale_age"):
+            check(name, getattr(self, name), above=0)
+        for name in ("failure_threshold", "recovery_successes", "memory_limit_mb"):
+            check(name, getattr(self, name), at_least=1, integer=True)
+        self._check_combinations()
+
+    def _check_combinations(self) -> None:
+        _ordered("router_timeout", self.router_timeout, "<",
+                 f"request_deadline ({self.request_deadline!r})",
+                 holds=self.router_timeout < self.request_deadline)
+        _ordered("recovery_interval", self.recovery_interval, ">=",
+                 f"probe_interval ({self.probe_interval!r})",
+                 holds=self.recovery_interval >= self.probe_interval)
+        proof = self.recovery_successes * self.probe_interval
+        _ordered("recovery_interval", self.recovery_interval, ">=",
+                 f"recovery_successes * probe_interval ({self.recovery_successes} * "
+                 f"{self.probe_interval!r} = {proof!r}: the probes that prove the router "
+                 "healthy)",
+                 holds=self.recovery_interval >= proof)
+        _ordered("no_success_timeout", self.no_success_timeout, ">=",
+                 f"probe_interval ({self.probe_interval!r})",
+                 holds=self.no_success_timeout >= self.probe_interval)
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisionSettings:
+    """Restart flags of the three supervisors of the exit strategy's tree."""
+
+    root: SupervisorFlags = ROOT_FLAGS
+    router: SupervisorFlags = ROUTER_FLAGS
+    fallbacks: SupervisorFlags = FALLBACKS_FLAGS
+
+
+@dataclass(frozen=True, slots=True)
+class FaultSettings:
+    """Actor fault injection (crash, hang, slow, bad data, start failure) for drills."""
+
+    enabled: bool = False
+    """Off in production."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.enabled, bool):
+            raise InvalidValue(f"enabled must be true or false, got {self.enabled!r}",
+                               field="enabled", value=self.enabled)
+
+
+def _market(field_name: str, code: object) -> str:
+    """``code`` if it is a market code such as ``KRW-BTC``, else ``InvalidValue`` naming it."""
+    try:
+        return validate_market(code, parameter=field_name)
+    except InvalidRequest as exc:  # a setting, not a request: the settings' error type
+        raise InvalidValue(
+            f"{field_name} must be an upper-case market code like 'KRW-BTC', got {code!r}",
+            field=field_name, value=code,
+        ) from exc
+
+
+def _symbols(symbols: object) -> tuple[str, ...]:
+    if isinstance(symbols, str) or not isinstance(symbols, tuple | list):
+        raise InvalidValue(f"symbols must be a list of market codes, got {symbols!r}",
+                           field="symbols", value=symbols)
+    if not symbols:
+        raise InvalidValue("symbols must name at least one market", field="symbols",
+                           value=symbols)
+    first: dict[str, int] = {}
+    for index, code in enumerate(symbols):
+        name = f"symbols[{index}]"
+        _market(name, code)
+        if code in first:
+            raise InvalidValue(
+                f"{name} repeats symbols[{first[code]}], got {code!r}",
+                field=name, value=code,
+            )
+        first[code] = index
+    return tuple(symbols)
+
+
+def _ordered(name: str, value: float, sign: str, other: str, *, holds: bool) -> None:
+    """``InvalidValue`` naming the field ``name`` and, in its message, the key(s) ``other``
+    it must be ``sign`` to, unless ``holds``."""
+    if not holds:
+        raise InvalidValue(f"{name} must be {sign} {other}, got {value!r}",
+                           field=name, value=value)
