@@ -1,7 +1,8 @@
 """Lifeline, the application a trading host and an operator touch.
 
-Modules: ``config`` (``config.yaml`` into frozen dataclasses) and ``config_schema``
-(the strict loader that names the key path of a bad value), ``cli`` (the
+Modules: ``config`` (``config.yaml`` into frozen dataclasses), ``config_schema``
+(the strict loader that names the key path of a bad value) and ``settings`` (the exit
+strategy's ``fallback``, ``supervision`` and ``faults`` keys), ``cli`` (the
 ``lifeline`` command: ``demo``, ``sim``, ``check-config``) and ``demo`` (the
 rehearsal against the embedded simulator). The ``MarketDataSystem`` facade, the
 failure levels and the supervision tree of the exit strategy grow here.
