@@ -12,8 +12,9 @@ rejects, and build exactly what the strict path builds:
   ``float`` through ``x * 1.0`` (what ``float(x)`` gives, ``-0.0`` kept);
 * ids are ints, names are strings, enums come from the same tables;
 * times: ``datetime.fromtimestamp(ms / 1000, UTC)`` as the strict path does, and a
-  zone-less ``candle_date_time_utc`` read with ``+00:00`` appended (a time that already
-  has a zone fails to parse, and the strict path converts it);
+  zone-less ``candle_date_time_utc`` read with ``+00:00`` appended, kept only if that
+  gives a UTC time (a time that already has a zone does not parse so, and a bare date
+  parses as naive: the strict path reads both);
 * decimals from strings only (a number goes to the strict path).
 
 The models are frozen slotted dataclasses whose ``__init__`` sets each field through
@@ -169,11 +170,11 @@ def candles(payload: list[Any], interval: CandleInterval) -> list[Candle]:
         unit = get("unit")
         if unit is not None and (unit.__class__ is not int or unit != unit_wanted):
             raise ValueError("unit")
-        start = m["candle_date_time_utc"]
-        if start.__class__ is not str:
-            raise TypeError("candle_date_time_utc")
+        start = _from_iso(_text(m["candle_date_time_utc"]) + "+00:00")
+        if start.tzinfo is not UTC:  # "2026-01-01+00:00" parses, as a naive midnight
+            raise ValueError("candle_date_time_utc")
         candle = _CandleDraft(
-            _text(m["market"]), interval, _from_iso(start + "+00:00"),
+            _text(m["market"]), interval, start,
             op * 1.0, hp * 1.0, lp * 1.0, tp * 1.0, volume * 1.0, price * 1.0,
             _from_timestamp(tms / 1000, UTC),
             _optional_number(get("prev_closing_price")), _optional_number(get("change_price")),
