@@ -4,16 +4,19 @@ Modules: ``config`` (``config.yaml`` into frozen dataclasses), ``config_schema``
 (the strict loader that names the key path of a bad value) and ``settings`` (the exit
 strategy's ``fallback``, ``supervision`` and ``faults`` keys), ``cli`` (the
 ``lifeline`` command: ``demo``, ``sim``, ``check-config``) and ``demo`` (the
-rehearsal against the embedded simulator). The ``MarketDataSystem`` facade, the
-failure levels and the supervision tree of the exit strategy grow here.
+rehearsal against the embedded simulator), ``health`` (what is observed of the router and
+the fallbacks) and ``levels`` (the failure levels: :class:`Level`, :class:`LevelChange` and
+their pure rules). The ``MarketDataSystem`` facade and the supervision tree of the exit
+strategy grow here.
 """
 
 import logging
 
 from lifeline.config import LifelineConfig, load_config, parse_config
 from lifeline.config_schema import ConfigError
+from lifeline.levels import Level, LevelChange
 
-__all__ = ["ConfigError", "LifelineConfig", "load_config", "parse_config"]
+__all__ = ["ConfigError", "Level", "LevelChange", "LifelineConfig", "load_config", "parse_config"]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 """The library never configures logging (only the ``lifeline`` CLI does): without a

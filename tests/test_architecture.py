@@ -67,7 +67,9 @@ EXPORTS: dict[str, frozenset[str]] = {
         "RateLimitPolicy", "ServerRateLimiter", "SimCandle", "SimOrderbook", "SimOrderbookUnit",
         "SimTicker", "SimTrade", "Simulator", "SimulatorSettings", "Verdict",
     }),
-    "lifeline": frozenset({"ConfigError", "LifelineConfig", "load_config", "parse_config"}),
+    "lifeline": frozenset({
+        "ConfigError", "Level", "LevelChange", "LifelineConfig", "load_config", "parse_config",
+    }),
 }
 """The curated public names of each package; a new export is a decision, made here too."""
 
