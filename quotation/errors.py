@@ -11,6 +11,8 @@
     ├── Banned                     HTTP 418: every REST call is paused until ``until``
     ├── ServerError                HTTP 5xx (``status``)
     ├── TransportError             timeout, connection refused or reset, black hole
+    │   └── IncompleteAnswer       a call's deadline (``RestConfig.call_deadline``) passed before
+    │                              all its requests were answered (``partial``, ``expected``)
     ├── FormatError                a payload that is really malformed (``payload``, ``field``)
     │   └── BodyTooLarge           an answer longer than ``RestConfig.max_body_bytes`` (``limit``,
     │                              ``received``), on the wire or decoded
@@ -30,6 +32,7 @@ __all__ = [
     "Banned",
     "BodyTooLarge",
     "FormatError",
+    "IncompleteAnswer",
     "InvalidRequest",
     "InvalidValue",
     "QuotationError",
@@ -114,6 +117,25 @@ class ServerError(QuotationError):
 
 class TransportError(QuotationError):
     """The request did not complete: timeout, refused, reset, or no answer at all."""
+
+
+class IncompleteAnswer(TransportError):
+    """A call's deadline passed (``deadline`` seconds) before all of its answer came.
+
+    ``partial`` is what was fetched so far, in the order the call returns it (candles oldest
+    first, tickers and order books in the server's order), as a tuple; it is never returned
+    as if it were the whole answer. ``expected`` is how many were asked for (candles:
+    ``count``, fewer may exist; market lists: the number of markets; a single request: 0
+    when the count is not known, e.g. ``get_markets``).
+    """
+
+    def __init__(
+        self, message: str, *, partial: tuple[object, ...], expected: int, deadline: float
+    ) -> None:
+        super().__init__(message)
+        self.partial = partial
+        self.expected = expected
+        self.deadline = deadline
 
 
 class FormatError(QuotationError):

@@ -46,10 +46,10 @@ SUPERVISORS_THIRD_PARTY = frozenset({"pykka"})
 EXPORTS: dict[str, frozenset[str]] = {
     "quotation": frozenset({
         "Banned", "BodyTooLarge", "Candle", "CandleInterval", "Change", "Clock", "FormatError",
-        "InvalidRequest", "InvalidValue", "Market", "Orderbook", "OrderbookInstrument",
-        "OrderbookLevel", "QuotationError", "RateLimited", "RateLimiter", "RestClient",
-        "RestConfig", "ServerError", "Side", "StreamType", "SubscriptionError", "SystemClock",
-        "Ticker", "Trade", "TransportError", "WebSocketClient", "WebSocketConfig",
+        "IncompleteAnswer", "InvalidRequest", "InvalidValue", "Market", "Orderbook",
+        "OrderbookInstrument", "OrderbookLevel", "QuotationError", "RateLimited", "RateLimiter",
+        "RestClient", "RestConfig", "ServerError", "Side", "StreamType", "SubscriptionError",
+        "SystemClock", "Ticker", "Trade", "TransportError", "WebSocketClient", "WebSocketConfig",
         "WebSocketError",
     }),
     "quotation.rest": frozenset({

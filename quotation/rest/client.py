@@ -23,6 +23,7 @@ RateLimited        429 (the group is paused with backoff), or no limiter slot wi
 Banned             418: every REST call of the process is paused until ``until``
 ServerError        5xx or another unexpected status (``status``, ``body``)
 TransportError     connect/read/total timeout, refused, reset, black hole, broken body
+IncompleteAnswer   a TransportError: the call's deadline passed (``partial``, ``expected``)
 FormatError        the body is not JSON, or not the payload the endpoint promises
 BodyTooLarge       a FormatError: the body passed ``max_body_bytes`` (``limit``, ``received``)
 =================  ====================================================================
@@ -35,17 +36,18 @@ caller — the router or the fallback — decides) and can be turned on in
 
 How long a call can take: every HTTP exchange (one attempt) has a hard
 ``total_timeout``, counted on the injected clock from handing the request to
-the session (connecting included) to the last byte of the body. The body is
-read as it arrives, the deadline checked before every read, and the socket's
-read timeout shrunk to the time left, so a server that trickles its answer a
-byte at a time is cut off about at the deadline (a ``TransportError`` naming
-the total timeout and the path; the connection is closed, not reused).
-Independently, ``read_timeout`` is the longest silence while waiting or reading
-(``requests`` semantics; capped at ``total_timeout``), so a black hole ends after
-it and ``connect_timeout`` bounds connecting. A call therefore ends within about
-``max_wait`` plus ``total_timeout`` per attempt. One gap: while the status line
-and headers arrive only silences are bounded, so a server dripping its *headers*
-is cut off just after they are complete.
+the session (connecting included) through the status line and headers to the
+last byte of the body: every socket read (headers too, through
+:class:`~quotation.rest.deadline_adapter.DeadlineAdapter`) waits at most the
+time left, so a server that drips its headers or trickles its body is cut off
+about at the deadline (a ``TransportError`` naming the total timeout and the
+path; the connection is closed, not reused). Independently, ``read_timeout`` is
+the longest silence (capped at ``total_timeout``) and ``connect_timeout`` bounds
+connecting. A whole call — its pages, market chunks, retries and limiter waits —
+is under one deadline, ``call_deadline`` (30 s) or its ``deadline=``: each wait
+and exchange gets only the time left, and once it passes the call raises
+:class:`~quotation.errors.IncompleteAnswer` with what was fetched (``partial``),
+never a short list as if whole.
 
 How much a call can hold: at most ``max_body_bytes`` of one answer's body (error
 answers too), counted as it streams in, both the bytes on the wire (compressed, if
@@ -78,13 +80,13 @@ from urllib.parse import quote, urlencode
 import orjson
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 
 from quotation.clock import Clock
 from quotation.errors import (
     Banned,
     BodyTooLarge,
     FormatError,
+    IncompleteAnswer,
     InvalidRequest,
     InvalidValue,
     RateLimited,
@@ -116,7 +118,8 @@ from quotation.rest.answers import (
     parse_error_body,
     retry_after_seconds,
 )
-from quotation.rest.ratelimit import RateLimiter, process_limiter
+from quotation.rest.deadline_adapter import DeadlineAdapter, ExchangeGuard
+from quotation.rest.ratelimit import Permit, RateLimiter, process_limiter
 from quotation.rest.remaining_req import parse_remaining_req
 from quotation.rest.validation import (
     CANDLES_PER_REQUEST,
@@ -126,6 +129,7 @@ from quotation.rest.validation import (
     validate_converting_price_unit,
     validate_cursor,
     validate_days_ago,
+    validate_deadline,
     validate_interval,
     validate_is_details,
     validate_level,
@@ -167,6 +171,12 @@ class RestConfig:
     server that trickles bytes is cut off (``TransportError``) once it is passed."""
     max_wait: float = 10.0
     """Longest total wait for the rate limiter (slots, 429 pauses, bans) within one call."""
+    call_deadline: float = 30.0
+    """Longest one call may take, all its requests (pages, market chunks, retries) and limiter
+    waits included; each request gets only the time left (``IncompleteAnswer`` once passed,
+    with what was fetched). 30 s: one request's ``max_wait`` plus ``total_timeout`` (25 s)
+    with room, and ``get_candles(count=10000)`` (50 pages at 10 req/s, about 5 s) six times
+    over. A call's ``deadline=`` overrides it."""
     rate_limit_retries: int = 1
     """Retries of a 429 after the group's pause (only if the pause fits in ``max_wait``)."""
     server_error_retries: int = 0
@@ -193,7 +203,8 @@ class RestConfig:
             shown = redact_url(self.base_url) if isinstance(self.base_url, str) else self.base_url
             raise InvalidValue(f"base_url must be an http(s) URL, got {shown!r}",
                                field="base_url", value=self.base_url)
-        check_all(self, ("connect_timeout", "read_timeout", "total_timeout"), above=0)
+        check_all(self, ("connect_timeout", "read_timeout", "total_timeout", "call_deadline"),
+                  above=0)
         check_all(self, ("max_wait", "default_ban"), at_least=0)
         check_all(self, ("rate_limit_retries", "server_error_retries", "transport_error_retries"),
                   at_least=0, integer=True)
@@ -295,7 +306,7 @@ class RestClient:
         self._owns_session = session is None
         if session is None:
             session = requests.Session()
-            adapter = HTTPAdapter(
+            adapter = DeadlineAdapter(
                 pool_connections=1, pool_maxsize=self._config.pool_size, max_retries=0
             )
             session.mount("http://", adapter)
@@ -307,7 +318,6 @@ class RestClient:
         self._session = session
         self._base = self._config.base_url.rstrip("/")
         self._read_timeout = min(self._config.read_timeout, self._config.total_timeout)
-        self._timeout = (self._config.connect_timeout, self._read_timeout)
 
     @property
     def config(self) -> RestConfig:
@@ -335,21 +345,34 @@ class RestClient:
 
     # -- endpoints ---------------------------------------------------------------
 
-    def get_markets(self, is_details: bool = False) -> list[Market]:
+    # Every endpoint takes ``deadline=`` (seconds; default ``RestConfig.call_deadline``): the
+    # longest the whole call may take, limiter waits and every request included. Once it
+    # passes: IncompleteAnswer, with what was fetched so far.
+
+    def get_markets(self, is_details: bool = False, *, deadline: float | None = None
+                    ) -> list[Market]:
         """Every trading pair (``/market/all``); ``is_details`` adds warning and cautions."""
         details = validate_is_details(is_details)
+        call = self._start(deadline, expected=0)
         params = [("is_details", "true" if details else "false")]
-        return self._fetch(_MARKETS, params, parse_markets)
+        return self._fetch(_MARKETS, params, parse_markets, call)
 
-    def get_tickers(self, markets: Iterable[str] | str) -> list[Ticker]:
+    def get_tickers(self, markets: Iterable[str] | str, *, deadline: float | None = None
+                    ) -> list[Ticker]:
         """Current tickers of ``markets`` (split into several requests if the list is long)."""
         codes = validate_markets(markets)
-        return self._fetch_chunked(_TICKER, "markets", codes, [], parse_tickers)
+        call = self._start(deadline, expected=len(codes))
+        return self._fetch_chunked(_TICKER, "markets", codes, [], parse_tickers, call=call)
 
-    def get_tickers_by_quote(self, quote_currencies: Iterable[str] | str) -> list[Ticker]:
+    def get_tickers_by_quote(
+        self, quote_currencies: Iterable[str] | str, *, deadline: float | None = None
+    ) -> list[Ticker]:
         """Tickers of every market quoted in the given currencies (``/ticker/all``)."""
         quotes = validate_quote_currencies(quote_currencies)
-        return self._fetch(_TICKER_ALL, [("quote_currencies", ",".join(quotes))], parse_tickers)
+        call = self._start(deadline, expected=0)
+        return self._fetch(
+            _TICKER_ALL, [("quote_currencies", ",".join(quotes))], parse_tickers, call
+        )
 
     def get_candles(
         self,
@@ -359,6 +382,7 @@ class RestClient:
         count: int = 1,
         to: datetime | str | None = None,
         converting_price_unit: str | None = None,
+        deadline: float | None = None,
     ) -> list[Candle]:
         """Up to ``count`` candles ending before ``to`` (exclusive; ``None`` = now), oldest first.
 
@@ -366,7 +390,8 @@ class RestClient:
         the oldest candle so far), without duplicates. Fewer come back when
         Upbit has no more (buckets without trades do not exist; seconds candles
         only cover three months). ``converting_price_unit='KRW'`` is for day
-        candles only.
+        candles only. If ``deadline`` passes first: :class:`IncompleteAnswer` whose
+        ``partial`` holds the newest candles fetched so far, oldest first.
         """
         code = validate_market(market)
         kind = validate_interval(interval)
@@ -374,6 +399,7 @@ class RestClient:
         end = validate_candle_to(to)
         unit = validate_converting_price_unit(converting_price_unit, kind)
         endpoint = _candle_endpoint(kind)
+        call = self._start(deadline, expected=wanted)
         found: dict[datetime, Candle] = {}
         bound: datetime | None = None
         while len(found) < wanted:
@@ -383,7 +409,13 @@ class RestClient:
                 params.append(("to", end))
             if unit is not None:
                 params.append(("converting_price_unit", unit))
-            page = self._fetch(endpoint, params, lambda payload: parse_candles(payload, kind))
+            try:
+                page = self._fetch_page(
+                    endpoint, params, lambda payload: parse_candles(payload, kind), call
+                )
+            except _CallExpired as exc:
+                partial = sorted(found.values(), key=lambda candle: candle.start)
+                raise _incomplete(endpoint, call, tuple(partial), exc) from None
             fresh = 0
             for candle in page:
                 if candle.start in found or (bound is not None and candle.start >= bound):
@@ -405,6 +437,7 @@ class RestClient:
         to: str | time | None = None,
         cursor: int | None = None,
         days_ago: int | None = None,
+        deadline: float | None = None,
     ) -> list[Trade]:
         """Recent trades of ``market``, newest first (Upbit's order).
 
@@ -424,7 +457,8 @@ class RestClient:
             params.append(("cursor", str(since)))
         if days is not None:
             params.append(("days_ago", str(days)))
-        return self._fetch(_TRADES, params, parse_trades)
+        call = self._start(deadline, expected=int(params[1][1]))
+        return self._fetch(_TRADES, params, parse_trades, call)
 
     def get_orderbooks(
         self,
@@ -432,6 +466,7 @@ class RestClient:
         *,
         count: int | None = None,
         level: object = None,
+        deadline: float | None = None,
     ) -> list[Orderbook]:
         """Order books of ``markets``: ``count`` levels (1–30, Upbit's default 30).
 
@@ -445,14 +480,26 @@ class RestClient:
             extra.append(("level", aggregation))
         if depth is not None:
             extra.append(("count", str(depth)))
-        return self._fetch_chunked(_ORDERBOOK, "markets", codes, extra, parse_orderbooks)
+        call = self._start(deadline, expected=len(codes))
+        return self._fetch_chunked(_ORDERBOOK, "markets", codes, extra, parse_orderbooks, call=call)
 
-    def get_orderbook_instruments(self, markets: Iterable[str] | str) -> list[OrderbookInstrument]:
+    def get_orderbook_instruments(
+        self, markets: Iterable[str] | str, *, deadline: float | None = None
+    ) -> list[OrderbookInstrument]:
         """Tick size and supported ``level`` values of ``markets``."""
         codes = validate_markets(markets)
-        return self._fetch_chunked(_INSTRUMENTS, "markets", codes, [], parse_orderbook_instruments)
+        call = self._start(deadline, expected=len(codes))
+        return self._fetch_chunked(
+            _INSTRUMENTS, "markets", codes, [], parse_orderbook_instruments, call=call
+        )
 
     # -- plumbing ----------------------------------------------------------------
+
+    def _start(self, deadline: object, *, expected: int) -> _Call:
+        """A call starting now, ending ``deadline`` (or ``call_deadline``) seconds later."""
+        given = validate_deadline(deadline)
+        seconds = given if given is not None else self._config.call_deadline
+        return _Call(self._clock.monotonic() + seconds, seconds, expected)
 
     def _fetch_chunked(
         self,
@@ -461,17 +508,33 @@ class RestClient:
         codes: Sequence[str],
         extra: Params,
         parse: Callable[[object], list[_T]],
+        *,
+        call: _Call,
     ) -> list[_T]:
         config = self._config
         result: list[_T] = []
         for chunk in chunk_codes(codes, config.max_markets_per_request, config.max_query_length):
-            result.extend(self._fetch(endpoint, [(name, ",".join(chunk)), *extra], parse))
+            params: Params = [(name, ",".join(chunk)), *extra]
+            try:
+                result.extend(self._fetch_page(endpoint, params, parse, call))
+            except _CallExpired as exc:
+                raise _incomplete(endpoint, call, tuple(result), exc) from None
         return result
 
     def _fetch(
-        self, endpoint: _Endpoint, params: Params, parse: Callable[[object], list[_T]]
+        self, endpoint: _Endpoint, params: Params, parse: Callable[[object], list[_T]], call: _Call
     ) -> list[_T]:
-        body = self._request(endpoint, params)
+        """A call of one request (its retries aside)."""
+        try:
+            return self._fetch_page(endpoint, params, parse, call)
+        except _CallExpired as exc:
+            raise _incomplete(endpoint, call, (), exc) from None
+
+    def _fetch_page(
+        self, endpoint: _Endpoint, params: Params, parse: Callable[[object], list[_T]], call: _Call
+    ) -> list[_T]:
+        """One request of ``call``, decoded (:class:`_CallExpired` if its deadline passes)."""
+        body = self._request(endpoint, params, call)
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
@@ -481,19 +544,21 @@ class RestClient:
             ) from None
         return parse(payload)
 
-    def _request(self, endpoint: _Endpoint, params: Params) -> bytes:
-        """One logical GET: limiter slot, send, status → body or typed error, retries."""
+    def _request(self, endpoint: _Endpoint, params: Params, call: _Call) -> bytes:
+        """One logical GET: limiter slot, send, status → body or typed error, retries.
+
+        The limiter wait and every attempt get only what is left of ``call``'s deadline
+        (:class:`_CallExpired` once it has passed; a ban still raises ``Banned``).
+        """
         config = self._config
         clock = self._clock
         url = f"{self._base}{endpoint.path}?{_query(params)}"
         wait_until = clock.monotonic() + config.max_wait
         rate_limited = server_errors = transport_errors = 0
         while True:
-            permit = self._limiter.acquire(
-                endpoint.group, timeout=max(0.0, wait_until - clock.monotonic())
-            )
+            permit = self._acquire(endpoint, wait_until, call)
             try:
-                response, body = self._exchange(url, endpoint)
+                response, body = self._exchange(url, endpoint, call.ends)
             except (requests.RequestException, urllib3.exceptions.HTTPError, _TotalTimeout) as exc:
                 permit.release(success=False)
                 if transport_errors < config.transport_error_retries:
@@ -556,31 +621,68 @@ class RestClient:
                 body=error.message,
             )
 
-    def _exchange(self, url: str, endpoint: _Endpoint) -> tuple[requests.Response, bytes]:
-        """One GET and its whole body, within ``total_timeout`` (:class:`_TotalTimeout` if not)
-        and ``max_body_bytes`` (:class:`~quotation.errors.BodyTooLarge` if not).
-
-        The body is read with ``read1`` (whatever has arrived, one socket read at a
-        time), so the deadline is checked between reads however slowly bytes come;
-        once less than ``read_timeout`` is left, the socket's timeout is shrunk to
-        what is left, so a read waiting for a silent server ends at the deadline too.
-        Reading to the end hands the connection back to the pool (keep-alive);
-        giving up closes it.
-        """
-        deadline = self._clock.monotonic() + self._config.total_timeout
+    def _acquire(self, endpoint: _Endpoint, wait_until: float, call: _Call) -> Permit:
+        """A limiter slot by ``wait_until`` (``max_wait``) and before ``call``'s deadline."""
+        clock = self._clock
         try:
-            response = self._session.get(
-                url, timeout=self._timeout, allow_redirects=False, stream=True
+            permit = self._limiter.acquire(
+                endpoint.group, timeout=max(0.0, min(wait_until, call.ends) - clock.monotonic())
             )
+        except RateLimited:
+            if call.ends < wait_until:  # the call's deadline, not max_wait, cut the wait short
+                raise _CallExpired("waiting for a rate-limit slot") from None
+            raise
+        if clock.monotonic() >= call.ends:
+            permit.release(success=False)
+            raise _CallExpired("waiting for a rate-limit slot")
+        return permit
+
+    def _exchange(
+        self, url: str, endpoint: _Endpoint, call_ends: float
+    ) -> tuple[requests.Response, bytes]:
+        """One GET and its whole body, within ``total_timeout`` (:class:`_TotalTimeout` if not),
+        the call's deadline ``call_ends`` (:class:`_CallExpired` if that comes first) and
+        ``max_body_bytes`` (:class:`~quotation.errors.BodyTooLarge` if not).
+
+        Connecting waits at most the time left. The status line and headers are read
+        under an :class:`~quotation.rest.deadline_adapter.ExchangeGuard` (on the client's own
+        session): every ``recv`` gets ``read_timeout`` or the time left, whichever is less,
+        so a server dripping its headers is cut off at the deadline. The body is read with
+        ``read1`` (whatever has arrived, one socket read at a time), so the deadline is
+        checked between reads however slowly bytes come; once less than ``read_timeout`` is
+        left, the socket's timeout is shrunk to what is left, so a read waiting for a silent
+        server ends at the deadline too. Reading to the end hands the connection back to the
+        pool (keep-alive); giving up closes it.
+        """
+        config = self._config
+        start = self._clock.monotonic()
+        own_deadline = start + config.total_timeout
+        deadline = min(own_deadline, call_ends)
+
+        def expired(what: str) -> Exception:
+            return _CallExpired(what) if call_ends < own_deadline else _TotalTimeout(what)
+
+        left = deadline - start
+        timeout = (min(config.connect_timeout, left), min(self._read_timeout, left))
+        guard = ExchangeGuard(self._clock, deadline=deadline, read_timeout=self._read_timeout)
+        try:
+            with guard.active():
+                response = self._session.get(
+                    url, timeout=timeout, allow_redirects=False, stream=True
+                )
+        except requests.exceptions.ConnectTimeout:
+            if timeout[0] < config.connect_timeout:
+                raise expired("not connected") from None
+            raise
         except requests.exceptions.ReadTimeout:
-            if self._read_timeout < self._config.read_timeout:
-                # The wait for the headers was capped at total_timeout: the deadline passed.
-                raise _TotalTimeout("no answer") from None
+            if guard.cut_short or timeout[1] < config.read_timeout:
+                # The wait for the status line and headers was cut at the deadline.
+                raise expired("no complete status line and headers") from None
             raise
         limit = self._config.max_body_bytes
         try:
             _check_declared_length(response, limit)
-            parts, complete = self._read_body(response.raw, deadline)
+            parts, complete = self._read_body(response.raw, deadline, guard)
         except _TooLarge as exc:
             response.close()  # the rest is never read: the connection is not reused
             raise BodyTooLarge(
@@ -594,11 +696,11 @@ class RestClient:
             raise
         if not complete:
             response.close()
-            raise _TotalTimeout(_progress(parts, response))
+            raise expired(_progress(parts, response))
         return response, parts[0] if len(parts) == 1 else b"".join(parts)
 
     def _read_body(
-        self, raw: urllib3.BaseHTTPResponse, deadline: float
+        self, raw: urllib3.BaseHTTPResponse, deadline: float, guard: ExchangeGuard
     ) -> tuple[list[bytes], bool]:
         """The body's pieces so far, and whether it is complete (``False``: the deadline passed).
 
@@ -630,13 +732,40 @@ class RestClient:
                     raise _TooLarge(f"{wire} bytes on the wire, {held} decoded", held)
                 parts.append(chunk)
         except urllib3.exceptions.ReadTimeoutError:
-            if shrunk:  # the socket timed out at the deadline, not after read_timeout
+            if shrunk or guard.cut_short:  # timed out at the deadline, not after read_timeout
                 return parts, False
             raise
 
 
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One logical call: it must end by ``ends`` (client clock), ``seconds`` after it began."""
+
+    ends: float
+    seconds: float
+    expected: int
+    """How many items were asked for (0: not known before the answer)."""
+
+
 class _TotalTimeout(Exception):
     """An exchange passed ``RestConfig.total_timeout`` (the message says how far it got)."""
+
+
+class _CallExpired(Exception):
+    """A call's deadline passed during one of its requests (the message says where)."""
+
+
+def _incomplete(
+    endpoint: _Endpoint, call: _Call, partial: tuple[object, ...], exc: _CallExpired
+) -> IncompleteAnswer:
+    expected = f" of {call.expected}" if call.expected else ""
+    return IncompleteAnswer(
+        f"GET {endpoint.path}: call deadline of {call.seconds:g} s exceeded ({exc}); "
+        f"{len(partial)}{expected} {endpoint.payload}s fetched before it, not returned",
+        partial=partial,
+        expected=call.expected,
+        deadline=call.seconds,
+    )
 
 
 class _TooLarge(Exception):

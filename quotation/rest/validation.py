@@ -43,6 +43,7 @@ __all__ = [
     "validate_converting_price_unit",
     "validate_cursor",
     "validate_days_ago",
+    "validate_deadline",
     "validate_interval",
     "validate_is_details",
     "validate_level",
@@ -347,3 +348,17 @@ def validate_level(level: object, markets: Sequence[str]) -> str | None:
                 value=level,
             )
     return format(number.normalize(), "f")
+
+
+def validate_deadline(deadline: object) -> float | None:
+    """``None`` (``RestConfig.call_deadline``) or a call's deadline: seconds, finite and > 0."""
+    if deadline is None:
+        return None
+    if (isinstance(deadline, bool) or not isinstance(deadline, int | float)
+            or not 0 < deadline < float("inf")):
+        raise InvalidRequest(
+            f"deadline must be a number of seconds > 0, got {deadline!r}",
+            parameter="deadline",
+            value=deadline,
+        )
+    return float(deadline)
