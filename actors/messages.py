@@ -1,0 +1,137 @@
+"""The messages the data-plane actors take and give: frozen, slotted, nothing mutable crosses.
+
+A host's request reaches an actor as one of the four request types (markets already
+validated by the caller: an invalid request never gets this far); the actor answers with a
+:class:`Reply` that says where the data came from (:class:`Source`) and when the exchange
+produced it, so the facade can give the host a true ``age``. Control messages switch the
+WebSocket fallback on and off and drive the health probe.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from quotation.models import Candle, CandleInterval, Orderbook, Ticker, Trade
+
+__all__ = [
+    "Activate",
+    "CandlesRequest",
+    "Deactivate",
+    "MarketData",
+    "OrderbookRequest",
+    "Reply",
+    "Request",
+    "Source",
+    "TickerRequest",
+    "TradesRequest",
+    "produced_at",
+]
+
+
+class Source(enum.StrEnum):
+    """Where an answer came from (compares equal to its string, as the facade promises)."""
+
+    SMART_ROUTER_WEBSOCKET = "smart_router/websocket"
+    SMART_ROUTER_REST = "smart_router/rest"
+    REST_FALLBACK = "rest_fallback"
+    WS_FALLBACK = "ws_fallback"
+    LAST_KNOWN_GOOD = "last_known_good"
+
+
+@dataclass(frozen=True, slots=True)
+class TickerRequest:
+    """The latest ticker of each market, in the order asked."""
+
+    markets: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CandlesRequest:
+    """``count`` candles of ``market`` at ``interval``, oldest first, ending at ``to`` (now)."""
+
+    market: str
+    interval: CandleInterval
+    count: int
+    to: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TradesRequest:
+    """The ``count`` most recent trades of ``market``, newest first as Upbit serves them."""
+
+    market: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderbookRequest:
+    """The current order book of each market, in the order asked."""
+
+    markets: tuple[str, ...]
+
+
+Request = TickerRequest | CandlesRequest | TradesRequest | OrderbookRequest
+"""A host's read, as an actor receives it."""
+
+MarketData = Ticker | Candle | Trade | Orderbook
+"""One item of a reply."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """An actor's answer: the items, their source, and when the exchange produced them.
+
+    ``produced_at`` is the exchange's time (UTC epoch seconds) the answer stands for, so
+    the facade can tell a host the data's true age: see :func:`produced_at`. ``None`` for an
+    empty reply.
+    """
+
+    data: tuple[MarketData, ...]
+    source: Source
+    produced_at: float | None
+
+    @classmethod
+    def of(
+        cls, data: Sequence[MarketData], source: Source, *, as_of: float | None = None
+    ) -> Reply:
+        """A reply stamped ``as_of`` (UTC epoch seconds) if given, else from its items.
+
+        A REST answer for a series (candles, trades) passes the moment it was answered:
+        the exchange produced that answer then, however old its newest trade is.
+        """
+        items = tuple(data)
+        return cls(items, source, as_of if as_of is not None else produced_at(items))
+
+
+@dataclass(frozen=True, slots=True)
+class Activate:
+    """Fallback on: keep the realtime streams of ``symbols`` live."""
+
+    symbols: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Deactivate:
+    """Fallback off: drop every subscription and close the connection."""
+
+
+def produced_at(items: Sequence[MarketData]) -> float | None:
+    """The exchange's time an answer stands for (UTC epoch seconds), ``None`` when empty.
+
+    Snapshots (tickers, order books) are each stamped by the exchange: the answer is as old
+    as its OLDEST snapshot, so one stale market makes the whole answer stale. A series
+    (candles, trades) stands as of its NEWEST item: its history is history, not staleness.
+    """
+    if not items:
+        return None
+    snapshots = [item.timestamp for item in items if isinstance(item, Ticker | Orderbook)]
+    if snapshots:
+        return min(snapshots).timestamp()
+    return max(
+        (item.last_trade_time if isinstance(item, Candle) else item.timestamp).timestamp()
+        for item in items
+        if isinstance(item, Candle | Trade)
+    )
