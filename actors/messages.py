@@ -15,18 +15,24 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from quotation.models import Candle, CandleInterval, Orderbook, Ticker, Trade
+from quotation.websocket.cache import StreamItem
+from quotation.websocket.status import WebSocketStatus
 
 __all__ = [
     "Activate",
     "CandlesRequest",
     "Deactivate",
+    "HealthRequest",
     "MarketData",
     "OrderbookRequest",
     "Reply",
     "Request",
+    "RestHealth",
     "Source",
+    "StreamBatch",
     "TickerRequest",
     "TradesRequest",
+    "WsHealth",
     "produced_at",
 ]
 
@@ -116,6 +122,72 @@ class Activate:
 @dataclass(frozen=True, slots=True)
 class Deactivate:
     """Fallback off: drop every subscription and close the connection."""
+
+
+@dataclass(frozen=True, slots=True)
+class HealthRequest:
+    """How are you? Answered with the actor's health snapshot (e.g. :class:`RestHealth`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RestHealth:
+    """The REST fallback's health at ``now``: its last answers, failures in a row, any ban.
+
+    Times are monotonic seconds on the actor's clock (the limiter's unless one was given).
+    ``InvalidRequest`` never counts as a failure; every other error of a request does.
+    ``banned_until`` and ``paused_groups`` come from the shared limiter's status.
+    """
+
+    now: float
+    last_success_at: float | None
+    last_failure_at: float | None
+    consecutive_failures: int
+    last_error: str | None
+    banned_until: float | None
+    paused_groups: tuple[str, ...]
+
+    @property
+    def failing(self) -> bool:
+        """The last request failed (a probe counts these)."""
+        return self.consecutive_failures > 0
+
+    @property
+    def banned(self) -> bool:
+        """Every REST call is paused by a 418 until ``banned_until``."""
+        return self.banned_until is not None
+
+
+@dataclass(frozen=True, slots=True)
+class WsHealth:
+    """The WebSocket fallback's health at ``now`` (monotonic seconds, the client's clock).
+
+    ``active`` is False while it stands by; then ``connection.state`` is IDLE with no
+    subscriptions: idle by design, not down. ``last_item_at`` is when the last item was
+    admitted to its cache; ``messages_failed`` and ``messages_malformed`` count items an
+    injected fault at ``ws_message`` kept out of it, ``dropped`` batches it could not take.
+    """
+
+    now: float
+    active: bool
+    symbols: tuple[str, ...]
+    connection: WebSocketStatus
+    last_item_at: float | None
+    messages_failed: int
+    messages_malformed: int
+    dropped: int
+
+    @property
+    def idle_by_design(self) -> bool:
+        """Standing by on purpose: not activated, so no connection is wanted."""
+        return not self.active and self.connection.subscriptions == 0
+
+
+@dataclass(frozen=True, slots=True)
+class StreamBatch:
+    """WebSocket items handed from the client's delivery thread, received by ``received_at``."""
+
+    items: tuple[StreamItem, ...]
+    received_at: float
 
 
 def produced_at(items: Sequence[MarketData]) -> float | None:
