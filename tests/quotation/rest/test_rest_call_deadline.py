@@ -91,13 +91,13 @@ class HeaderDripServer:
                     self._dripped = True
                     self._drip(conn)
                     return
+                self.good_answers += 1  # before sending: the client may check it at once
                 conn.sendall(
                     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                     b"Remaining-Req: group=market; min=600; sec=9\r\n"
                     + f"Content-Length: {len(GOOD_BODY)}\r\n\r\n".encode()
                     + GOOD_BODY
                 )
-                self.good_answers += 1
 
     def _drip(self, conn: socket.socket) -> None:
         head = (
