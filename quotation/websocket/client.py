@@ -60,7 +60,9 @@ Rules:
   markets). That market's trades are held until the fill is merged, so
   consumers see the missed trades first; a hole that could not be filled is
   delivered and cached as a :class:`~quotation.models.TradeGap`. While fills are
-  pending the receive loop wakes every ``_MERGE_POLL`` seconds to merge them.
+  pending the receive loop wakes every ``_MERGE_POLL`` seconds to merge them. At most
+  one REST fill per market per ``gap_fill_min_interval`` (10 s): holes found sooner
+  wait and are filled together by one fill once it has passed.
 * Gaps are holes in a *subscribed* stream. A market dropped from the realtime
   trade subscription (or every market, when the set is emptied) is forgotten:
   no gap is expected for it, and when it is subscribed again it starts fresh
@@ -128,8 +130,9 @@ _OPCODE_CLOSE = _ws.ABNF.OPCODE_CLOSE
 _MAX_PAUSE_SLICE = 0.1
 """Longest single sleep while waiting, so ``stop()`` is never kept waiting long."""
 _MERGE_POLL = 0.05
-"""Socket read timeout while gap fills are pending, so a finished fill is merged soon
-even when the socket is quiet (otherwise the receive loop wakes every liveness tick)."""
+"""Socket read timeout while gap fills are pending (running, or waiting for their interval),
+so a finished or due fill is handled soon even when the socket is quiet (otherwise the
+receive loop wakes every liveness tick)."""
 
 
 class WebSocketLike(Protocol):
@@ -253,6 +256,7 @@ class WebSocketClient:
             gap_filler=self._gap_filler,
             dedup_capacity=config.dedup_capacity,
             hold_capacity=config.gap_fill_hold_capacity,
+            min_fill_interval=config.gap_fill_min_interval,
             max_items_per_frame=config.max_items_per_frame,
             on_keepalive_answer=self._keepalive_answered,
             on_change=self._notify,

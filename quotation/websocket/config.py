@@ -71,6 +71,18 @@ class WebSocketConfig:
     abandoned (its hole marked with a ``TradeGap``) and the held trades are delivered."""
     gap_fill_queue_capacity: int = 1_000
     """Gap fills that may wait for the gap-fill worker; beyond, the hole is marked at once."""
+    gap_fill_min_interval: float = 10.0
+    """At most one REST gap fill per market per this many seconds (client clock; 0: no limit).
+
+    A hole found sooner waits, the market's trades held behind it, and later holes join
+    it; then one fill covers them all. 10 s: the interval runs from the market's previous
+    fill, so the first hole after a normal stretch fills at once and only a connection
+    breaking again within 10 s (flapping) waits; the price is at most 10 s of delay on that
+    market's trades (the default ``pong_timeout``, what detecting a dead transport takes
+    anyway; well within ``gap_fill_hold_capacity``: 5,000 held trades are 500 trades/s for
+    10 s), and REST gap-fill traffic is bounded by
+    ``gap_fill_max_pages`` requests per market per 10 s, usually one, whatever the
+    reconnect rate (Upbit allows 10 quotation requests/s per IP)."""
     max_frame_bytes: int = MAX_FRAME_BYTES
     """The largest frame (or fragmented message) accepted, in payload bytes; 1 MiB.
 
@@ -102,6 +114,7 @@ class WebSocketConfig:
             raise InvalidValue(f"url must be a ws:// or wss:// URL, got {shown!r}",
                                field="url", value=self.url)
         check_all(self, ("connect_timeout", "healthy_after"), above=0)
+        check("gap_fill_min_interval", self.gap_fill_min_interval, at_least=0)
         check_all(
             self,
             (

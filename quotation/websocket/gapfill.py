@@ -9,6 +9,11 @@ edge, and returns the unseen ones oldest first. When it cannot get there (REST
 failed, the page limit was hit, or the history ended), it returns what it got
 and a :class:`~quotation.models.TradeGap` marking what may still be missing.
 
+Several holes of one market may be filled by one REST fill over their whole range (the
+gap-fill rate limit, ``WebSocketConfig.gap_fill_min_interval``): :func:`share_fill` cuts
+that one result back into one :class:`GapFill` per hole, in the server's order, and
+:func:`may_start_fill` is the rate rule itself.
+
 The REST client is injected as a :class:`TradeSource` (``RestClient`` fits).
 :func:`fill_trade_gap` blocks for as long as REST takes (the process-wide rate
 limiter, a 418 ban, a slow server): it runs on the gap-fill worker thread
@@ -18,14 +23,21 @@ limiter, a 418 ban, a slow server): it runs on the gap-fill worker thread
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from quotation.errors import QuotationError
 from quotation.models import Trade, TradeGap
 
-__all__ = ["GapFill", "TradeSource", "fill_trade_gap", "unfilled_gap"]
+__all__ = [
+    "GapFill",
+    "TradeSource",
+    "fill_trade_gap",
+    "may_start_fill",
+    "share_fill",
+    "unfilled_gap",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +110,48 @@ def unfilled_gap(last_known: Trade, first_new: Trade, reason: str) -> TradeGap:
         before_sequential_id=first_new.sequential_id,
         reason=reason,
     )
+
+
+def may_start_fill(now: float, last_started: float | None, min_interval: float) -> bool:
+    """True if a market whose last REST fill started at ``last_started`` may start one at ``now``.
+
+    At most one fill per ``min_interval`` seconds (0: no limit); ``None``: never filled yet.
+    """
+    return last_started is None or now - last_started >= min_interval
+
+
+def share_fill(fill: GapFill, holes: Sequence[tuple[Trade, Trade]]) -> list[GapFill]:
+    """Cut one fill over several holes of a market back into one result per hole.
+
+    ``fill`` covers the range from the first hole's last known trade to the last hole's
+    first new one: its trades are every trade the server had strictly between them,
+    oldest first (the trades received between the holes included), and its ``gap`` the
+    oldest part it could not reach. ``holes`` are ``(last_known, first_new)`` pairs in
+    order. Each hole gets the fill's trades strictly between its edges, in the fill's
+    order; the part of a hole below what the fill reached is its own ``TradeGap`` (with
+    the fill's reason), a hole the fill did not reach at all is a ``TradeGap`` whole.
+    With one hole the result is ``[fill]``.
+    """
+    trades = fill.trades
+    position = {trade.sequential_id: index for index, trade in enumerate(trades)}
+    highest = holes[-1][1].sequential_id
+    reason = fill.gap.reason if fill.gap is not None else "gap fill did not reach this hole"
+    shares: list[GapFill] = []
+    for last_known, first_new in holes:
+        sid = first_new.sequential_id
+        end = len(trades) if sid == highest else position.get(sid)
+        if end is None:  # the fill stopped above this hole
+            shares.append(GapFill((), unfilled_gap(last_known, first_new, reason)))
+            continue
+        start = position.get(last_known.sequential_id)
+        if start is not None:  # the lower edge is inside what the fill reached
+            shares.append(GapFill(trades[start + 1 : end], None))
+        elif fill.gap is None:  # the lower edge is the range's: all of it below ``end``
+            shares.append(GapFill(trades[:end], None))
+        else:  # the fill reached into this hole but not down to its lower edge
+            upper = trades[0] if end > 0 else first_new
+            shares.append(GapFill(trades[:end], unfilled_gap(last_known, upper, reason)))
+    return shares
 
 
 class _Scan:

@@ -20,6 +20,14 @@ trades already seen (by ``sequential_id``), writes the
   :class:`~quotation.models.TradeGap` if any, the recovered trades, then the held
   trades, all in trade order, into the cache and the delivery buffer. Several
   reconnects while a fill is pending queue up in order per market.
+* Gap fills are rate-limited per market (``min_interval`` seconds on the receive
+  thread's clock, :func:`~quotation.websocket.gapfill.may_start_fill`). A hole found
+  sooner after the market's last fill started does not start one: it waits, with the
+  market's trades held behind it, and later holes join it. Once the interval has passed
+  (checked on every frame and wake-up) *one* fill covers the whole waiting range, from
+  the first hole's last known trade to the last hole's first new one, and
+  :func:`~quotation.websocket.gapfill.share_fill` cuts its result back into each hole's
+  place among the held trades. What the fill cannot reach (its page limit) is marked.
 * Holding is bounded (``hold_capacity`` trades per market). When the bound is
   hit, every fill still pending for that market is *abandoned*: its whole hole
   is marked with a ``TradeGap`` (counted in ``gaps`` and ``gap_fills_abandoned``),
@@ -53,8 +61,8 @@ from quotation.parsing import parse_ws_message
 from quotation.websocket.cache import StreamCache, StreamItem
 from quotation.websocket.dedup import TradeDeduper
 from quotation.websocket.delivery import BatchDispatcher
-from quotation.websocket.gapfill import unfilled_gap
-from quotation.websocket.gapworker import FillOutcome, FillRequest, GapFillWorker
+from quotation.websocket.gapfill import GapFill, may_start_fill, share_fill, unfilled_gap
+from quotation.websocket.gapworker import FillRequest, GapFillWorker
 
 __all__ = ["FrameIngest"]
 
@@ -70,7 +78,7 @@ def _ignore_flag(pending: bool) -> None:
 
 
 _HeldEntry = tuple[Trade | TradeGap, float] | FillRequest
-"""A held item with its receive time, or the place where a pending fill's trades go."""
+"""A held item with its receive time, or a hole: the place where a fill's trades go."""
 
 
 class FrameIngest:
@@ -84,6 +92,7 @@ class FrameIngest:
         gap_filler: GapFillWorker | None = None,
         dedup_capacity: int = 20_000,
         hold_capacity: int = 5_000,
+        min_fill_interval: float = 0.0,
         max_items_per_frame: int = 5_000,
         on_keepalive_answer: Callable[[], None] = _ignore,
         on_change: Callable[[], None] = _ignore,
@@ -94,6 +103,7 @@ class FrameIngest:
         self._filler = gap_filler
         self._dedup = TradeDeduper(dedup_capacity)
         self._hold_capacity = hold_capacity
+        self._min_fill_interval = min_fill_interval
         self._max_items = max_items_per_frame
         self._on_keepalive_answer = on_keepalive_answer
         self._on_change = on_change
@@ -106,8 +116,16 @@ class FrameIngest:
         self._held: dict[str, deque[_HeldEntry]] = {}
         """Per market with a fill pending: held trades and fill placeholders, in order."""
         self._held_counts: dict[str, int] = {}
-        self._outstanding: set[FillRequest] = set()
-        self._resolved: dict[FillRequest, FillOutcome] = {}
+        self._waiting: dict[str, list[FillRequest]] = {}
+        """Per market: holes found within ``min_fill_interval`` of its last fill, in order."""
+        self._fill_started: dict[str, float] = {}
+        """Per market: when its last REST fill was submitted (receive thread's clock)."""
+        self._outstanding: dict[FillRequest, tuple[FillRequest, ...]] = {}
+        """Fills submitted to the worker (one range each) and the holes they cover."""
+        self._fill_of: dict[FillRequest, FillRequest] = {}
+        """Each hole in an outstanding fill, and that fill."""
+        self._shares: dict[FillRequest, GapFill] = {}
+        """Holes whose part of a fill is known, waiting for their turn in the held order."""
         self.messages = 0
         """Data messages turned into canonical objects and delivered."""
         self.ignored = 0
@@ -128,8 +146,8 @@ class FrameIngest:
 
     @property
     def gap_fills_pending(self) -> int:
-        """Gap fills submitted and not merged yet."""
-        return len(self._outstanding)
+        """Gap fills submitted and not merged yet, and ranges waiting for their interval."""
+        return len(self._outstanding) + len(self._waiting)
 
     def track_trades(self, markets: Iterable[str]) -> None:
         """The markets whose realtime trades are subscribed from now on.
@@ -229,7 +247,7 @@ class FrameIngest:
         if self._needs_fill:
             last_known = self._needs_fill.pop(market, None)
             if last_known is not None:
-                self._start_fill(last_known, trade, now)
+                self._open_hole(last_known, trade, now)
         self.messages += 1
         if self._held:
             held = self._held.get(market)
@@ -242,25 +260,44 @@ class FrameIngest:
 
     # -- gap fills ---------------------------------------------------------------------------
 
-    def _start_fill(self, last_known: Trade, first_new: Trade, now: float) -> None:
-        """Hand the hole below ``first_new`` to the worker; hold the market's trades meanwhile."""
-        request = FillRequest(first_new.market, last_known, first_new)
-        filler = self._filler
-        if filler is None or not filler.submit(request):
+    def _open_hole(self, last_known: Trade, first_new: Trade, now: float) -> None:
+        """A hole below ``first_new``: hold the market's trades, fill it now or when allowed."""
+        market = first_new.market
+        if self._filler is None:
             # Nothing to wait for: mark the hole now, in its place.
-            reason = "no REST trade source configured" if filler is None else "gap-fill queue full"
-            self._place(first_new.market, unfilled_gap(last_known, first_new, reason), now)
+            reason = "no REST trade source configured"
+            self._place(market, unfilled_gap(last_known, first_new, reason), now)
             return
-        was_pending = bool(self._outstanding)
-        self._outstanding.add(request)
-        held = self._held.get(first_new.market)
+        was_pending = self.gap_fills_pending > 0
+        hole = FillRequest(market, last_known, first_new)
+        held = self._held.get(market)
         if held is None:
-            held = self._held[first_new.market] = deque()
-            self._held_counts[first_new.market] = 0
-        held.append(request)
-        if not was_pending:
+            held = self._held[market] = deque()
+            self._held_counts[market] = 0
+        held.append(hole)
+        self._waiting.setdefault(market, []).append(hole)
+        self._start_due(market, now)
+        if not was_pending and self.gap_fills_pending > 0:
             self._on_fills_pending(True)
         self._on_change()
+
+    def _start_due(self, market: str, now: float) -> None:
+        """Submit the market's waiting range as one fill if its interval has passed."""
+        if not may_start_fill(now, self._fill_started.get(market), self._min_fill_interval):
+            return
+        holes = tuple(self._waiting.pop(market))
+        fill = FillRequest(market, holes[0].last_known, holes[-1].first_new)
+        filler = self._filler
+        if filler is not None and filler.submit(fill):
+            self._fill_started[market] = now
+            self._outstanding[fill] = holes
+            for hole in holes:
+                self._fill_of[hole] = fill
+            return
+        for hole in holes:  # the worker's queue is full: mark each hole in its place
+            gap = unfilled_gap(hole.last_known, hole.first_new, "gap-fill queue full")
+            self._shares[hole] = GapFill((), gap)
+        self._release(market, now)
 
     def _place(self, market: str, item: Trade | TradeGap, now: float) -> None:
         """Deliver ``item`` now, or behind what the market holds."""
@@ -286,42 +323,59 @@ class FrameIngest:
         self.held_trades += 1
 
     def merge_done(self, now: float) -> None:
-        """Merge every finished fill (the receive thread calls this when it wakes)."""
+        """Start the waiting fills now due, merge every finished one (on every wake-up)."""
+        if self._waiting:
+            for market in list(self._waiting):
+                self._start_due(market, now)
+        self._merge_finished(now)
+
+    def _merge_finished(self, now: float) -> None:
         filler = self._filler
         if filler is None or not filler.has_done():
             return
         markets: set[str] = set()
         for outcome in filler.take_done():
-            request = outcome.request
-            if request in self._outstanding:  # else abandoned: its hole is already marked
-                self._resolved[request] = outcome
-                markets.add(request.market)
+            holes = self._outstanding.pop(outcome.request, None)
+            if holes is None:  # abandoned: its holes are already marked
+                continue
+            self.gap_fills += 1
+            self.last_gap_fill_seconds = outcome.seconds
+            shares = share_fill(outcome.fill, [(h.last_known, h.first_new) for h in holes])
+            for hole, share in zip(holes, shares, strict=True):
+                del self._fill_of[hole]
+                self._shares[hole] = share
+            markets.add(outcome.request.market)
         for market in markets:
             self._release(market, now)
+        if not self.gap_fills_pending:
+            self._on_fills_pending(False)
         self._on_change()
 
     def abandon_fills(self, now: float, reason: str) -> None:
         """Give up every pending fill: mark the holes, deliver what is held (on stop)."""
-        self.merge_done(now)
+        self._merge_finished(now)
         for market in list(self._held):
             self._release(market, now, abandon=reason)
 
     def _release(self, market: str, now: float, abandon: str | None = None) -> None:
-        """Deliver the market's held entries in order, up to the first fill still pending.
+        """Deliver the market's held entries in order, up to the first hole still unfilled.
 
-        With ``abandon``, pending fills are not waited for: each becomes a marked hole.
+        With ``abandon``, unfilled holes are not waited for: each becomes a marked hole,
+        and the fills they wait for (submitted or not) are given up and counted.
         """
         held = self._held[market]
+        if abandon is not None and self._waiting.pop(market, None) is not None:
+            self.gap_fills_abandoned += 1
         while held:
             entry = held[0]
             if isinstance(entry, FillRequest):
-                outcome = self._resolved.pop(entry, None)
-                if outcome is not None:
-                    self._outstanding.discard(entry)
-                    self._deliver_fill(outcome, now)
+                share = self._shares.pop(entry, None)
+                if share is not None:
+                    self._deliver_share(share, now)
                 elif abandon is not None:
-                    self._outstanding.discard(entry)
-                    self.gap_fills_abandoned += 1
+                    fill = self._fill_of.pop(entry, None)
+                    if fill is not None and self._outstanding.pop(fill, None) is not None:
+                        self.gap_fills_abandoned += 1
                     self._mark_gap(unfilled_gap(entry.last_known, entry.first_new, abandon), now)
                 else:
                     return
@@ -336,17 +390,14 @@ class FrameIngest:
             held.popleft()
         del self._held[market]
         del self._held_counts[market]
-        if not self._outstanding:
+        if not self.gap_fills_pending:
             self._on_fills_pending(False)
 
-    def _deliver_fill(self, outcome: FillOutcome, now: float) -> None:
-        """The hole (if any, it is the oldest part), then the recovered trades, oldest first."""
-        self.gap_fills += 1
-        self.last_gap_fill_seconds = outcome.seconds
-        fill = outcome.fill
-        if fill.gap is not None:
-            self._mark_gap(fill.gap, now)
-        for trade in fill.trades:
+    def _deliver_share(self, share: GapFill, now: float) -> None:
+        """A hole's part of a fill: its gap (if any, the oldest part), then its trades."""
+        if share.gap is not None:
+            self._mark_gap(share.gap, now)
+        for trade in share.trades:
             if self._dedup.add(trade):
                 self.gap_filled += 1
                 self._cache.put(trade, now)

@@ -252,7 +252,11 @@ def test_a_second_reconnect_while_a_fill_is_pending_queues_its_fill_behind_the_f
 ) -> None:
     source = GatedTrades(rest)
     try:
-        client, got = make_client(quiet_sim, trade_source=source, gap_fill_page_size=10)
+        # No rate limit: the second hole's fill is submitted at once and queues behind the
+        # first (with one, it would wait and join a later range: test_ws_gapfill_rate).
+        client, got = make_client(
+            quiet_sim, trade_source=source, gap_fill_page_size=10, gap_fill_min_interval=0.0
+        )
         delivered, away = drop_and_trade_meanwhile(quiet_sim, client, got, MARKET, missed=12)
         assert source.entered.wait(WAIT)
         live = [t.sequential_id for t in quiet_sim.engine.step_market(MARKET, 3)]

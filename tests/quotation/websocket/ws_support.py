@@ -55,7 +55,8 @@ class Collector:
 
 
 MakeClient = Callable[..., tuple[WebSocketClient, Collector]]
-"""``make(sim, subscriptions=..., trade_source=..., connector=..., **config)``."""
+"""``make(sim, subscriptions=..., trade_source=..., connector=..., clock=..., random=...,
+**config)``."""
 
 
 def making_clients(default_subscriptions: tuple[Subscription, ...]) -> Iterator[MakeClient]:
@@ -67,7 +68,11 @@ def making_clients(default_subscriptions: tuple[Subscription, ...]) -> Iterator[
         subscriptions: tuple[Subscription, ...] = default_subscriptions,
         **kwargs: Any,
     ) -> tuple[WebSocketClient, Collector]:
-        extra = {key: kwargs.pop(key) for key in ("trade_source", "connector") if key in kwargs}
+        extra = {
+            key: kwargs.pop(key)
+            for key in ("trade_source", "connector", "clock", "random")
+            if key in kwargs
+        }
         kwargs.setdefault("backoff", FAST_BACKOFF)
         config = WebSocketConfig(subscriptions=subscriptions, url=sim.ws_url, **kwargs)
         client = WebSocketClient(config, **extra)
