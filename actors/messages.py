@@ -25,9 +25,11 @@ __all__ = [
     "HealthRequest",
     "MarketData",
     "OrderbookRequest",
+    "ProbeRequest",
     "Reply",
     "Request",
     "RestHealth",
+    "RouterStatus",
     "Source",
     "StreamBatch",
     "TickerRequest",
@@ -180,6 +182,36 @@ class WsHealth:
     def idle_by_design(self) -> bool:
         """Standing by on purpose: not activated, so no connection is wanted."""
         return not self.active and self.connection.subscriptions == 0
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeRequest:
+    """A health probe's read: the ticker of ``market``, always through REST (never a cache)."""
+
+    market: str
+
+
+@dataclass(frozen=True, slots=True)
+class RouterStatus:
+    """The smart router's answer to :class:`HealthRequest` at ``now`` (its monotonic clock).
+
+    ``degraded``: it wants a WebSocket (``subscribed`` is not empty) but the connection is
+    down, so every request goes to REST; ``reason`` says why. A connection idle because
+    nothing is hot is not degraded. Counters since the actor started: ``rest_calls`` made,
+    ``ws_answers`` and ``coalesced`` answers given without one, ``messages_failed`` and
+    ``messages_malformed`` WebSocket items an injected ``ws_message`` fault kept off the board.
+    """
+
+    now: float
+    degraded: bool
+    reason: str | None
+    subscribed: tuple[str, ...]
+    connection: WebSocketStatus
+    rest_calls: int
+    ws_answers: int
+    coalesced: int
+    messages_failed: int
+    messages_malformed: int
 
 
 @dataclass(frozen=True, slots=True)
