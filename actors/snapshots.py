@@ -1,0 +1,199 @@
+"""What the smart router's WebSocket knows, published for readers on any thread without a lock.
+
+:class:`SnapshotBoard` holds one immutable :class:`Snapshot`: per market the latest ticker and
+order book with their receive times, the recent trades (contiguous: since the market was
+subscribed or since its last unfillable hole), when the market's stream was last heard
+from, and whether the router's WebSocket is healthy. Writers (the router's WebSocket
+consumer thread and the router actor) build a new snapshot and swap one reference
+(copy-on-write, under a writers' lock); readers take the reference once and never lock, so
+a host's thread can answer a fresh price without a hop to the actor.
+
+Readers apply the same rules as the router (:mod:`actors.routing`): :meth:`SnapshotBoard.answer`
+gives the reply the router would give from its WebSocket side, or ``None`` when the router
+would go to REST (then ask the router). Receive times are the router's monotonic clock when
+its consumer took the item from the client's delivery thread (at most one delivery batch
+after the socket read).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+from actors.messages import OrderbookRequest, Reply, Request, Source, TickerRequest, TradesRequest
+from actors.routing import Channel, DataKind, RoutingRules, choose_channel, choose_series_channel
+from quotation.models import Orderbook, Ticker, Trade, TradeGap
+from quotation.values import check
+from quotation.websocket.cache import Cached, StreamItem
+
+__all__ = ["DEFAULT_MAX_TRADES", "Snapshot", "SnapshotBoard"]
+
+V = TypeVar("V")
+
+DEFAULT_MAX_TRADES = 500
+"""Trades kept per market: Upbit's largest ``trades/ticks`` count, so any trades request can
+be answered from a full window."""
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything on the board at one moment (immutable; mappings are read-only views)."""
+
+    tickers: Mapping[str, Cached[Ticker]]
+    orderbooks: Mapping[str, Cached[Orderbook]]
+    trades: Mapping[str, tuple[Trade, ...]]
+    """Per market, oldest first (arrival order), contiguous."""
+    heard_at: Mapping[str, float]
+    """When anything of the market last arrived (monotonic)."""
+    markets: frozenset[str]
+    """The markets the router subscribes; items of others are ignored."""
+    ws_healthy: bool
+
+    @classmethod
+    def empty(cls) -> Snapshot:
+        """Nothing known, no market accepted, the WebSocket not healthy."""
+        nothing: Mapping[str, Any] = MappingProxyType({})
+        return cls(nothing, nothing, nothing, nothing, frozenset(), False)
+
+
+class SnapshotBoard:
+    """The router's published WebSocket knowledge; see the module docstring."""
+
+    def __init__(self, *, max_trades: int = DEFAULT_MAX_TRADES) -> None:
+        check("max_trades", max_trades, at_least=1, integer=True)
+        self._max_trades = max_trades
+        self._write = threading.Lock()
+        self._snapshot = Snapshot.empty()
+
+    # -- reading (any thread, no lock) ---------------------------------------------------
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """The current snapshot (one reference read)."""
+        return self._snapshot
+
+    @property
+    def ws_healthy(self) -> bool:
+        return self._snapshot.ws_healthy
+
+    def answer(self, request: Request, now: float, rules: RoutingRules) -> Reply | None:
+        """The router's WebSocket answer to ``request`` at ``now``, or ``None`` (ask it).
+
+        Tickers and order books when every market is fresh; trades when the window holds
+        ``count`` and the market's stream is fresh; candles never (the router does not
+        subscribe candles: a live candle stream cannot tell a missed bucket from a quiet one).
+        """
+        snap = self._snapshot
+        if isinstance(request, TickerRequest):
+            return _snapshots(DataKind.TICKER, snap.tickers, request.markets, snap.ws_healthy,
+                              now=now, rules=rules)
+        if isinstance(request, OrderbookRequest):
+            return _snapshots(DataKind.ORDERBOOK, snap.orderbooks, request.markets,
+                              snap.ws_healthy, now=now, rules=rules)
+        if isinstance(request, TradesRequest):
+            trades = snap.trades.get(request.market, ())
+            channel = choose_series_channel(
+                DataKind.TRADES, request.count, len(trades), snap.heard_at.get(request.market),
+                ws_healthy=snap.ws_healthy, now=now, rules=rules)
+            if channel is Channel.REST:
+                return None
+            newest_first = tuple(reversed(trades[-request.count:]))
+            return Reply.of(newest_first, Source.SMART_ROUTER_WEBSOCKET)
+        return None
+
+    # -- writing (the router's consumer thread and the router) ---------------------------
+
+    def publish(self, items: Iterable[StreamItem], received_at: float) -> int:
+        """Put ``items`` (oldest first) on the board as received at ``received_at``.
+
+        Items of markets not subscribed are ignored; a :class:`TradeGap` empties its
+        market's trade window (what follows is contiguous again). Returns how many were taken.
+        """
+        with self._write:
+            snap = self._snapshot
+            tickers = dict(snap.tickers)
+            orderbooks = dict(snap.orderbooks)
+            trades: dict[str, list[Trade]] = {}
+            heard = dict(snap.heard_at)
+            taken = 0
+            for item in items:
+                market = item.market
+                if market not in snap.markets:
+                    continue
+                if isinstance(item, Ticker):
+                    tickers[market] = Cached(item, received_at)
+                elif isinstance(item, Orderbook):
+                    orderbooks[market] = Cached(item, received_at)
+                elif isinstance(item, Trade):
+                    window = trades.get(market)
+                    if window is None:
+                        window = trades[market] = list(snap.trades.get(market, ()))
+                    window.append(item)
+                elif isinstance(item, TradeGap):
+                    trades[market] = []
+                else:
+                    continue  # candles: not kept on the board
+                heard[market] = received_at
+                taken += 1
+            if not taken:
+                return 0
+            merged = dict(snap.trades)
+            for market, window in trades.items():
+                merged[market] = tuple(window[-self._max_trades:])
+            self._snapshot = replace(
+                snap,
+                tickers=MappingProxyType(tickers),
+                orderbooks=MappingProxyType(orderbooks),
+                trades=MappingProxyType(merged),
+                heard_at=MappingProxyType(heard),
+            )
+            return taken
+
+    def set_markets(self, markets: Iterable[str]) -> None:
+        """Accept items of ``markets`` only; everything known of the others is forgotten
+        (a market subscribed again starts a new trade window)."""
+        wanted = frozenset(markets)
+        with self._write:
+            snap = self._snapshot
+
+            self._snapshot = replace(
+                snap,
+                tickers=_only(snap.tickers, wanted),
+                orderbooks=_only(snap.orderbooks, wanted),
+                trades=_only(snap.trades, wanted),
+                heard_at=_only(snap.heard_at, wanted),
+                markets=wanted,
+            )
+
+    def set_ws_healthy(self, healthy: bool) -> None:
+        """Publish whether the router's WebSocket is healthy (unhealthy: nothing is fresh)."""
+        with self._write:
+            if self._snapshot.ws_healthy != healthy:
+                self._snapshot = replace(self._snapshot, ws_healthy=healthy)
+
+    def clear(self) -> None:
+        """Forget everything (the router stopped): every read is ``None`` until it publishes."""
+        with self._write:
+            self._snapshot = Snapshot.empty()
+
+
+def _only(mapping: Mapping[str, V], markets: frozenset[str]) -> Mapping[str, V]:
+    return MappingProxyType({m: v for m, v in mapping.items() if m in markets})
+
+
+def _snapshots(
+    kind: DataKind,
+    entries: Mapping[str, Cached[Ticker]] | Mapping[str, Cached[Orderbook]],
+    markets: tuple[str, ...],
+    ws_healthy: bool,
+    *,
+    now: float,
+    rules: RoutingRules,
+) -> Reply | None:
+    received = {m: entries[m].received_at for m in markets if m in entries}
+    channel = choose_channel(kind, markets, received, ws_healthy=ws_healthy, now=now, rules=rules)
+    if channel is Channel.REST:
+        return None
+    return Reply.of([entries[m].value for m in markets], Source.SMART_ROUTER_WEBSOCKET)
