@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from quotation.models import Candle, CandleInterval, Orderbook, Ticker, Trade
+from quotation.rest.ratelimit import GroupStatus
 from quotation.websocket.cache import StreamItem
 from quotation.websocket.status import WebSocketStatus
 
@@ -22,9 +23,12 @@ __all__ = [
     "Activate",
     "CandlesRequest",
     "Deactivate",
+    "FallbackReport",
     "HealthRequest",
     "MarketData",
     "OrderbookRequest",
+    "Probe",
+    "ProbeReport",
     "ProbeRequest",
     "Reply",
     "Request",
@@ -220,6 +224,60 @@ class StreamBatch:
 
     items: tuple[StreamItem, ...]
     received_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """Health probe: probe now and report (asked, the :class:`ProbeReport` is the answer)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackReport:
+    """The fallbacks as one probe found them; ``None``: not checked (or the probe failed).
+
+    ``rest_banned_until``: the monotonic end of a REST ban (418), from the probe's error or
+    the shared limiter. The fields match ``lifeline.health.FallbackHealth``.
+    """
+
+    rest_ok: bool | None = None
+    rest_error: str | None = None
+    rest_banned_until: float | None = None
+    ws_ok: bool | None = None
+    ws_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeReport:
+    """One health probe at ``at`` (monotonic seconds on the probe's clock).
+
+    ``router_ok`` is ``None`` when the probe itself failed (``probe_error``, e.g. an injected
+    fault): nothing is known of the router then, so it is not blamed. ``latency``: seconds
+    the router took to answer or fail (``None``: it did not within the deadline, or was not
+    asked). ``consecutive_failures`` are failed router probes in a row; ``since_last_success``
+    counts from ``last_success_at``, or from the probe's start before any success. ``rss_mb``
+    (MiB, ``None`` where unknown) and ``cpu_percent`` (of one core since the last sample)
+    describe the process; ``headroom`` is the shared limiter's groups, by name.
+    """
+
+    at: float
+    router_ok: bool | None
+    router_error: str | None
+    probe_error: str | None
+    latency: float | None
+    consecutive_failures: int
+    since_last_success: float
+    last_success_at: float | None
+    fallbacks: FallbackReport
+    rss_mb: float | None
+    cpu_percent: float | None
+    headroom: tuple[GroupStatus, ...]
+
+    def available(self, group: str) -> int | None:
+        """Requests ``group`` may send right now, ``None`` if the limiter has not seen it."""
+        for status in self.headroom:
+            if status.group == group:
+                return status.available
+        return None
 
 
 def produced_at(items: Sequence[MarketData]) -> float | None:
