@@ -456,6 +456,8 @@ class WebSocketClient:
     def _pause(self, seconds: float, *, until_unsubscribed: bool = False) -> bool:
         """Sleep on the injected clock in short slices; True once it all passed.
 
+        Runs on the receive thread only: every slice also starts the gap fills now due
+        and merges finished ones, so a backoff does not keep held trades waiting.
         False (at once, or as soon as it happens) when the client is stopping and,
         with ``until_unsubscribed`` (backoff, connect pacing), when the subscription
         set is empty.
@@ -469,6 +471,9 @@ class WebSocketClient:
             step = min(remaining, _MAX_PAUSE_SLICE)
             self._clock.sleep(step)
             remaining -= step
+            if self._ingest.gap_fills_pending:
+                # Between connections too: a fill now due starts, a finished one is merged.
+                self._ingest.merge_done(self._clock.monotonic())
 
     def _run(self) -> None:
         failures = 0
