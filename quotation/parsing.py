@@ -39,6 +39,11 @@ when that fails do they run the strict readers of ``quotation._fields``, which
 find the culprit field for the error (or accept what the fast path was too
 strict for). The fast path does not tell a JSON bool from a number (Python's
 ``bool`` is an ``int``); the REST parsers and the strict path do.
+
+The REST parsers have a fast path too (``quotation._rest_fast``): one function per
+payload reads the whole array with known keys and builds the models without the
+frozen ``__init__``; on any drift the whole payload goes to the strict readers, so
+results and ``FormatError`` are theirs (``tests/quotation/test_parsing_rest_fast.py``).
 """
 
 from __future__ import annotations
