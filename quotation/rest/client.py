@@ -680,11 +680,15 @@ class RestClient:
                 raise expired("no complete status line and headers") from None
             raise
         limit = self._config.max_body_bytes
+        # Held before reading: urllib3 hands the connection back to the pool as soon as the
+        # bytes on the wire are used up, which can happen while a compressed body is still
+        # being decoded; a connection we give up on must be closed, not reused.
+        connection = getattr(response.raw, "connection", None)
         try:
             _check_declared_length(response, limit)
             parts, complete = self._read_body(response.raw, deadline, guard)
         except _TooLarge as exc:
-            response.close()  # the rest is never read: the connection is not reused
+            _discard(response, connection)  # the rest is never read: not reused
             raise BodyTooLarge(
                 f"GET {endpoint.path}: the answer passed max_body_bytes of {limit} ({exc})",
                 payload=endpoint.payload,
@@ -692,10 +696,10 @@ class RestClient:
                 received=exc.received,
             ) from None
         except BaseException:
-            response.close()
+            _discard(response, connection)
             raise
         if not complete:
-            response.close()
+            _discard(response, connection)
             raise expired(_progress(parts, response))
         return response, parts[0] if len(parts) == 1 else b"".join(parts)
 
@@ -745,6 +749,15 @@ class _Call:
     seconds: float
     expected: int
     """How many items were asked for (0: not known before the answer)."""
+
+
+def _discard(response: requests.Response, connection: object) -> None:
+    """Close an answer given up on, and its connection even if urllib3 already pooled it
+    (a closed connection in the pool is replaced by a new one on its next use)."""
+    response.close()
+    close = getattr(connection, "close", None)
+    if close is not None:
+        close()
 
 
 class _TotalTimeout(Exception):
