@@ -26,8 +26,10 @@ from actors.faults import (
 from actors.health_probe import HealthProbe, ProcessSample, sample_process
 from actors.messages import FallbackReport, Probe, ProbeReport
 from quotation.errors import Banned, InvalidValue, ServerError
+from quotation.rest import RestClient, RestConfig
 from quotation.rest.ratelimit import RateLimiter
 from tests.fakes import ManualClock
+from upbit_sim import Simulator
 
 pytestmark = pytest.mark.timeout(15)
 
@@ -486,3 +488,84 @@ def test_a_crashed_probe_stops_its_ticker(
     clock.advance(1.0)
     _no_probe_threads()
     assert reports.all == []
+
+
+# -- against the simulator --------------------------------------------------------------------
+
+
+class TickerProbe:
+    """``probe_router`` bound to a real client: the ticker of one market, as the seed's probe."""
+
+    def __init__(self, client: RestClient, market: str) -> None:
+        self._client = client
+        self._market = market
+        self.threads: list[threading.Thread] = []
+
+    def __call__(self) -> object:
+        self.threads.append(threading.current_thread())
+        return self._client.get_tickers([self._market])
+
+
+@pytest.fixture
+def quiet_sim(sim_factory: Callable[..., Simulator]) -> Simulator:
+    return sim_factory(seed=1, auto_trade=False, rate_limit=None)
+
+
+@pytest.fixture
+def probe_of(
+    quiet_sim: Simulator, limiter: RateLimiter, reports: Reports
+) -> Iterator[Callable[..., tuple[pykka.ActorRef[HealthProbe], TickerProbe]]]:
+    """A probe (system clock) whose router probe is a real client's ticker of KRW-BTC."""
+    clients: list[RestClient] = []
+
+    def made(
+        deadline: float, read_timeout: float
+    ) -> tuple[pykka.ActorRef[HealthProbe], TickerProbe]:
+        config = RestConfig(base_url=quiet_sim.base_url, read_timeout=read_timeout)
+        clients.append(client := RestClient(config, limiter=limiter))
+        router = TickerProbe(client, "KRW-BTC")
+        ref = HealthProbe.start(probe_router=router, report=reports, interval=None,
+                                deadline=deadline, limiter=limiter, probe_market="KRW-BTC")
+        return ref, router
+
+    yield made
+    pykka.ActorRegistry.stop_all()
+    for client in clients:
+        client.close()
+
+
+def test_probes_of_the_simulator_pass_and_its_503s_count_as_failures_in_a_row(
+    quiet_sim: Simulator, probe_of: Callable[..., tuple[pykka.ActorRef[HealthProbe], Any]]
+) -> None:
+    # 3 s: the simulator's 503 says sec=0, so the limiter holds the next call a window
+    ref, _ = probe_of(deadline=3.0, read_timeout=1.0)
+    healthy = _probe(ref)
+    assert (healthy.router_ok, healthy.consecutive_failures) == (True, 0)
+    assert healthy.latency is not None and 0 < healthy.latency < 3.0
+    assert healthy.available("ticker") is not None
+    assert healthy.rss_mb is not None and healthy.rss_mb > 0
+    quiet_sim.faults.fail_next(2, 503, path_prefix="/v1/ticker")
+    failed = [_probe(ref), _probe(ref)]
+    assert [r.consecutive_failures for r in failed] == [1, 2]
+    assert [r.router_error for r in failed] == [
+        "ServerError: GET /ticker: HTTP 503: Service Unavailable"] * 2
+    back = _probe(ref)
+    assert (back.router_ok, back.consecutive_failures) == (True, 0)
+    assert back.since_last_success < 0.5  # from its answer to the report
+
+
+def test_a_black_holed_simulator_fails_probes_at_the_deadline_until_it_answers_again(
+    quiet_sim: Simulator, probe_of: Callable[..., tuple[pykka.ActorRef[HealthProbe], Any]]
+) -> None:
+    ref, router = probe_of(deadline=0.5, read_timeout=1.0)
+    assert _probe(ref).router_ok is True
+    quiet_sim.faults.black_hole(path_prefix="/v1/ticker")
+    holed = [_probe(ref), _probe(ref)]
+    assert [(r.router_ok, r.consecutive_failures) for r in holed] == [(False, 1), (False, 2)]
+    assert holed[0].router_error == "no answer within 0.5 s"
+    assert holed[1].since_last_success >= 0.5
+    quiet_sim.faults.black_hole(False)
+    router.threads[-1].join(WAIT)  # the client's read timeout ends the held call
+    back = _probe(ref)
+    assert (back.router_ok, back.consecutive_failures) == (True, 0)
+    assert back.since_last_success < 0.5  # from its answer to the report
