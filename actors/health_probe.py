@@ -315,13 +315,6 @@ class HealthProbe(pykka.ThreadingActor):
         if self._ticker is not None:
             self._ticker.stop()
 
-    def threads(self) -> tuple[threading.Thread, ...]:
-        """The threads this probe started that may still run (ticker, calls)."""
-        found = [self._ticker.thread] if self._ticker is not None else []
-        found += [c.thread for c in (self._router, self._rest, self._ws)
-                  if c is not None and c.thread is not None]
-        return tuple(found)
-
     # -- messages --------------------------------------------------------------------------
 
     def on_receive(self, message: Any) -> Any:
