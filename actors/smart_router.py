@@ -213,6 +213,7 @@ class SmartRouter(pykka.ThreadingActor):
         if rest is not None:
             rest.close()
         self._memo.clear()
+        self._board.clear()  # again: a batch delivered while the client stopped set nothing
 
     # -- messages ------------------------------------------------------------------------
 
