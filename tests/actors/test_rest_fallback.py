@@ -188,6 +188,8 @@ def test_a_ban_is_seen_in_the_health_answer(quiet: Simulator, limiter: RateLimit
 def test_a_black_hole_is_a_transport_error_after_the_read_timeout_and_the_actor_lives(
     quiet: Simulator, limiter: RateLimiter
 ) -> None:
+    with RestClient(RestConfig(base_url=quiet.base_url), limiter=limiter) as warm:
+        warm.get_tickers(MARKETS)  # the markets' history is made now, not within 0.3 s later
     config = RestConfig(base_url=quiet.base_url, read_timeout=0.3, total_timeout=1.0)
     ref = _start(quiet, limiter, config=config)
     quiet.faults.black_hole()
