@@ -70,9 +70,11 @@ back with ``cursor=trades[-1].sequential_id``).
 from __future__ import annotations
 
 import logging
+import operator
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
+from itertools import islice
 from types import TracebackType
 from typing import TypeVar
 from urllib.parse import quote, urlencode
@@ -400,7 +402,9 @@ class RestClient:
         unit = validate_converting_price_unit(converting_price_unit, kind)
         endpoint = _candle_endpoint(kind)
         call = self._start(deadline, expected=wanted)
-        found: dict[datetime, Candle] = {}
+        # Newest first, strictly: each page is (Upbit sends newest first; a page that is not
+        # is put so), and a later page only adds what is older than the page before it.
+        found: list[Candle] = []
         bound: datetime | None = None
         while len(found) < wanted:
             size = min(CANDLES_PER_REQUEST, wanted - len(found))
@@ -414,20 +418,15 @@ class RestClient:
                     endpoint, params, lambda payload: parse_candles(payload, kind), call
                 )
             except _CallExpired as exc:
-                partial = sorted(found.values(), key=lambda candle: candle.start)
-                raise _incomplete(endpoint, call, tuple(partial), exc) from None
-            fresh = 0
-            for candle in page:
-                if candle.start in found or (bound is not None and candle.start >= bound):
-                    continue
-                found[candle.start] = candle
-                fresh += 1
-            if len(page) < size or fresh == 0:
+                raise _incomplete(endpoint, call, tuple(reversed(found)), exc) from None
+            fresh = page if bound is None else [c for c in page if c.start < bound]
+            fresh = _newest_first(fresh)
+            found.extend(fresh)
+            if len(page) < size or not fresh or len(found) >= wanted:
                 break
             bound = min(candle.start for candle in page)
             end = format_candle_to(bound)
-        ordered = sorted(found.values(), key=lambda candle: candle.start)
-        return ordered[-wanted:]
+        return found[wanted - 1::-1] if len(found) >= wanted else found[::-1]
 
     def get_trades(
         self,
@@ -749,6 +748,18 @@ class _Call:
     seconds: float
     expected: int
     """How many items were asked for (0: not known before the answer)."""
+
+
+def _newest_first(candles: list[Candle]) -> list[Candle]:
+    """``candles`` newest first without two of the same ``start`` (the first one kept); as
+    given, without copying, when they already are (one linear pass: Upbit's order)."""
+    starts = [candle.start for candle in candles]
+    if all(map(operator.gt, starts, islice(starts, 1, None))):
+        return candles
+    unique: dict[datetime, Candle] = {}
+    for candle in candles:
+        unique.setdefault(candle.start, candle)
+    return sorted(unique.values(), key=lambda candle: candle.start, reverse=True)
 
 
 def _discard(response: requests.Response, connection: object) -> None:

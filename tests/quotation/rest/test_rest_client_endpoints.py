@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, time, timedelta, timezone
 from decimal import Decimal
 from itertools import pairwise
@@ -11,7 +12,7 @@ import pytest
 
 from quotation.errors import InvalidRequest
 from quotation.models import CandleInterval, Side
-from quotation.rest.client import RestClient, RestConfig
+from quotation.rest.client import RestClient, RestConfig, _newest_first
 from quotation.rest.ratelimit import RateLimiter
 from upbit_sim import Simulator
 
@@ -112,6 +113,17 @@ def test_paged_minute_candles_have_no_duplicates(client: RestClient) -> None:
     starts = [candle.start for candle in candles]
     assert starts == sorted(set(starts))
     assert all(start.second == 0 for start in starts)
+
+
+def test_a_page_not_newest_first_is_put_so_and_keeps_the_first_of_a_repeated_start(
+    client: RestClient,
+) -> None:
+    page = client.get_candles("KRW-BTC", CandleInterval.DAY, count=4)[::-1]  # newest first
+    assert _newest_first(page) is page  # Upbit's order: taken as it is
+    repeated = replace(page[1], trade_price=page[1].trade_price + 1)
+    shuffled = [page[2], page[0], page[1], repeated, page[3]]
+    assert _newest_first(shuffled) == page
+    assert _newest_first([repeated, *page]) == [page[0], repeated, *page[2:]]
 
 
 def test_candles_before_to_are_strictly_before_it(client: RestClient) -> None:
