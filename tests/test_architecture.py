@@ -68,7 +68,8 @@ EXPORTS: dict[str, frozenset[str]] = {
         "SimTicker", "SimTrade", "Simulator", "SimulatorSettings", "Verdict",
     }),
     "lifeline": frozenset({
-        "ConfigError", "Level", "LevelChange", "LifelineConfig", "load_config", "parse_config",
+        "Answer", "ConfigError", "Level", "LevelChange", "LifelineConfig", "MarketDataSystem",
+        "MarketDataUnavailable", "load_config", "parse_config",
     }),
 }
 """The curated public names of each package; a new export is a decision, made here too."""

@@ -1,0 +1,45 @@
+"""What the facade hands the host: the data, where it came from, at which level, how old.
+
+``age`` is seconds since the EXCHANGE produced the data (``clock.time() - produced_at``,
+never negative; ``None`` when the reply carried no exchange time, e.g. an empty one), not
+since we cached it. ``stale`` is True only for last known good data served at Level 3 (or
+when every live source failed): such data is never presented as fresh.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from actors.messages import Reply, Source
+from lifeline.levels import Level
+from quotation.clock import Clock
+
+__all__ = ["Answer", "age_of", "answer_of"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Answer(Generic[T]):
+    """One answer to a host's read (see the module docstring)."""
+
+    data: T
+    source: Source
+    level: Level
+    age: float | None
+    stale: bool = False
+
+
+def age_of(produced_at: float | None, clock: Clock) -> float | None:
+    """Seconds since ``produced_at`` (UTC epoch seconds) on ``clock``, at least 0; None-safe."""
+    if produced_at is None:
+        return None
+    return max(0.0, clock.time() - produced_at)
+
+
+def answer_of(reply: Reply, level: Level, clock: Clock, *, stale: bool = False
+              ) -> Answer[list[object]]:
+    """The host's answer for an actor's ``reply`` served at ``level``."""
+    return Answer(list(reply.data), reply.source, level, age_of(reply.produced_at, clock),
+                  stale)

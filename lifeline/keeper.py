@@ -1,0 +1,236 @@
+"""The LevelKeeper: holds the level state, feeds it observations and time, carries out effects.
+
+Inputs arrive from other threads and are only queued there (never waited on): health probe
+reports (:meth:`LevelKeeper.report`, on the probe's thread) and supervision events
+(:meth:`LevelKeeper.on_event`, on a supervisor's thread). One daemon thread of the keeper's
+takes them in order, translates them into :mod:`lifeline.health` observations, applies
+:func:`lifeline.levels.step`, and :func:`~lifeline.levels.tick` whenever
+:func:`~lifeline.levels.next_tick_at` is due on the injected clock (re-read every
+:data:`POLL_SECONDS` of real time). On every level change it
+
+* logs the change with its reason (logger ``lifeline.keeper``: WARNING going up, INFO down);
+* carries out the effects: entering level 2 or 3 → ``Activate(symbols)`` to the WebSocket
+  fallback; back to 0/1 → ``Deactivate()`` (through ``effects``, bounded asks);
+* calls the host's callbacks (``on_level_change``), each guarded: a failing callback is
+  logged, never breaks the keeper.
+
+Translation::
+
+    ProbeReport.router_ok True/False          ProbeResult(router)   (None: probe failed itself)
+    ProbeReport.fallbacks (rest/ws known)      FallbackHealth (unknown half: as last seen)
+    ProbeReport.rss_mb                         MemorySample
+    router_sup ChildRestarted(smart_router)    RouterRestarted
+    router_sup ChildExited START_FAILED/HUNG   RouterStartFailed / RouterHung
+    router_sup Escalated                       RouterGaveUp
+    root ChildRestarted(router_sup)            a recovery attempt started (recovery_started)
+    root gave up                               RouterGaveUp + both fallbacks down
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from actors.messages import ProbeReport
+from lifeline.health import (
+    FallbackHealth,
+    MemorySample,
+    Observation,
+    ProbeResult,
+    RouterGaveUp,
+    RouterHung,
+    RouterRestarted,
+    RouterStartFailed,
+)
+from lifeline.levels import (
+    Level,
+    LevelChange,
+    LevelRules,
+    LevelState,
+    next_recovery_at,
+    next_tick_at,
+    recovery_started,
+    step,
+    tick,
+)
+from lifeline.tree import ROOT, ROUTER_SUP, SMART_ROUTER
+from quotation.clock import Clock
+from supervisors import (
+    ChildExited,
+    ChildRestarted,
+    Escalated,
+    ExitKind,
+    SupervisionEvent,
+)
+
+__all__ = ["POLL_SECONDS", "LevelKeeper"]
+
+logger = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.02
+"""Real seconds between the keeper's readings of the injected clock while it waits."""
+
+
+@dataclass(frozen=True, slots=True)
+class _RecoveryStarted:
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class _RootGaveUp:
+    at: float
+
+
+_Item = ProbeReport | Observation | _RecoveryStarted | _RootGaveUp | None
+
+
+class LevelKeeper:
+    """See the module docstring. ``effects(change)`` runs on the keeper's thread first."""
+
+    def __init__(self, rules: LevelRules, clock: Clock, *,
+                 effects: Callable[[LevelChange], None] | None = None,
+                 name: str = "lifeline-keeper") -> None:
+        self._rules = rules
+        self._clock = clock
+        self._effects = effects
+        self._state = LevelState.starting(clock.monotonic())
+        self._callbacks: list[Callable[[LevelChange], None]] = []
+        self._changes: list[LevelChange] = []
+        self._inbox: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    # -- reading (any thread) ------------------------------------------------------------
+
+    @property
+    def state(self) -> LevelState:
+        return self._state
+
+    @property
+    def level(self) -> Level:
+        return self._state.level
+
+    @property
+    def changes(self) -> tuple[LevelChange, ...]:
+        """Every level change so far, oldest first."""
+        return tuple(self._changes)
+
+    def next_recovery_at(self) -> float | None:
+        """When the level rules expect the next recovery attempt (monotonic), if any."""
+        return next_recovery_at(self._state, self._clock.monotonic(), self._rules)
+
+    # -- inputs (any thread; only queued) ------------------------------------------------
+
+    def add_callback(self, callback: Callable[[LevelChange], None]) -> None:
+        self._callbacks.append(callback)
+
+    def report(self, report: ProbeReport) -> None:
+        """A health probe report (the probe's ``report`` callable)."""
+        self._inbox.put(report)
+
+    def observe(self, observation: Observation) -> None:
+        self._inbox.put(observation)
+
+    def on_event(self, event: SupervisionEvent) -> None:
+        """A supervision event of the tree (a root listener): translated, queued."""
+        item: _Item = None
+        match event:
+            case ChildRestarted(supervisor=s, child_id=c) if s == ROUTER_SUP and c == SMART_ROUTER:
+                item = RouterRestarted(event.at)
+            case ChildExited(supervisor=s, child_id=c) if s == ROUTER_SUP and c == SMART_ROUTER:
+                if event.reason.kind is ExitKind.START_FAILED:
+                    item = RouterStartFailed(event.at)
+                elif event.reason.kind is ExitKind.HUNG:
+                    item = RouterHung(event.at)
+            case Escalated(supervisor=s) if s == ROUTER_SUP:
+                item = RouterGaveUp(event.at)
+            case Escalated(supervisor=s) if s == ROOT:
+                item = _RootGaveUp(event.at)
+            case ChildRestarted(supervisor=s, child_id=c) if s == ROOT and c == ROUTER_SUP:
+                item = _RecoveryStarted(event.at)
+        if item is not None:
+            self._inbox.put(item)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float) -> None:
+        self._stopped.set()
+        self._inbox.put(None)
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    # -- the keeper's thread ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                item = self._inbox.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                item = None
+            if self._stopped.is_set():
+                return
+            try:
+                if item is not None:
+                    self._take(item)
+                due = next_tick_at(self._state, self._rules)
+                if due is not None and self._clock.monotonic() >= due:
+                    self._apply(*tick(self._state, self._clock.monotonic(), self._rules))
+            except Exception:  # a bug here must not stop level keeping
+                logger.exception("level keeper: failed on %r", item)
+
+    def _take(self, item: ProbeReport | Observation | _RecoveryStarted | _RootGaveUp) -> None:
+        match item:
+            case ProbeReport():
+                for observation in self._translate(item):
+                    self._apply(*step(self._state, observation, self._rules))
+            case _RecoveryStarted(at):
+                logger.info("recovery attempt: root restarted the router supervisor")
+                self._state = recovery_started(self._state, at)
+            case _RootGaveUp(at):
+                self._apply(*step(self._state, RouterGaveUp(at), self._rules))
+                self._apply(*step(self._state, FallbackHealth(at, False, None, False),
+                                  self._rules))
+            case _:
+                self._apply(*step(self._state, item, self._rules))
+
+    def _translate(self, report: ProbeReport) -> list[Observation]:
+        found: list[Observation] = []
+        if report.router_ok is not None:
+            found.append(ProbeResult(report.at, report.router_ok))
+        fallbacks = report.fallbacks
+        if fallbacks.rest_ok is not None or fallbacks.ws_ok is not None:
+            found.append(FallbackHealth(
+                report.at,
+                self._state.rest_ok if fallbacks.rest_ok is None else fallbacks.rest_ok,
+                fallbacks.rest_banned_until,
+                self._state.ws_ok if fallbacks.ws_ok is None else fallbacks.ws_ok,
+            ))
+        if report.rss_mb is not None:
+            found.append(MemorySample(report.at, report.rss_mb))
+        return found
+
+    def _apply(self, state: LevelState, change: LevelChange | None) -> None:
+        self._state = state
+        if change is None:
+            return
+        self._changes.append(change)
+        log = logger.warning if change.new > change.old else logger.info
+        log("level %d -> %d: %s", change.old, change.new, change.reason,
+            extra={"level_old": int(change.old), "level_new": int(change.new),
+                   "cause": None if change.cause is None else change.cause.value})
+        if self._effects is not None:
+            try:
+                self._effects(change)
+            except Exception:
+                logger.exception("level keeper: the effects of %r failed", change)
+        for callback in list(self._callbacks):
+            try:
+                callback(change)
+            except Exception:
+                logger.exception("level keeper: a level-change callback failed")

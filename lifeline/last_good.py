@@ -1,0 +1,99 @@
+"""The last known good data: every good answer is remembered, to serve (marked stale) at Level 3.
+
+Snapshots (tickers, order books) are kept per kind and market, so any set of remembered
+markets can be answered (stamped, like any snapshot answer, by its OLDEST item). Series are
+kept per kind, market, interval and ``to``: the newest answer, cut to the ``count``
+asked (trades newest first, candles oldest first), stamped as it was when answered. Nothing
+is re-stamped: an answer from here carries the exchange time of the data, so its age is true.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from actors.messages import (
+    CandlesRequest,
+    MarketData,
+    OrderbookRequest,
+    Reply,
+    Request,
+    Source,
+    TickerRequest,
+    TradesRequest,
+)
+
+__all__ = ["LastKnownGood", "kind_of"]
+
+
+def kind_of(request: Request) -> str:
+    """The request's kind, as hosts and errors name it."""
+    match request:
+        case TickerRequest():
+            return "ticker"
+        case OrderbookRequest():
+            return "orderbook"
+        case TradesRequest():
+            return "trades"
+        case CandlesRequest():
+            return "candles"
+    raise TypeError(f"not a request: {request!r}")  # pragma: no cover
+
+
+class LastKnownGood:
+    """A small thread-safe store of the latest good data per request kind and market."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._snapshots: dict[tuple[str, str], MarketData] = {}
+        self._series: dict[tuple[object, ...], Reply] = {}
+
+    def remember(self, request: Request, reply: Reply) -> None:
+        """Keep what a good ``reply`` to ``request`` carried."""
+        if not reply.data:
+            return
+        kind = kind_of(request)
+        with self._lock:
+            if isinstance(request, TickerRequest | OrderbookRequest):
+                for item in reply.data:
+                    self._snapshots[(kind, item.market)] = item
+                return
+            self._series[_series_key(request)] = reply  # the newest, even if shorter
+
+    def recall(self, request: Request) -> Reply | None:
+        """The remembered answer to ``request`` (source ``last_known_good``), or None."""
+        kind = kind_of(request)
+        with self._lock:
+            if isinstance(request, TickerRequest | OrderbookRequest):
+                items = [self._snapshots.get((kind, market)) for market in request.markets]
+                if any(item is None for item in items):
+                    return None
+                return Reply.of([item for item in items if item is not None],
+                                Source.LAST_KNOWN_GOOD)
+            kept = self._series.get(_series_key(request))
+        if kept is None or len(kept.data) < request.count:
+            return None
+        data = (kept.data[:request.count] if isinstance(request, TradesRequest)
+                else kept.data[-request.count:])
+        return Reply(data, Source.LAST_KNOWN_GOOD, kept.produced_at)
+
+    def ages(self, now: float) -> dict[str, float | None]:
+        """``kind/market`` → seconds since the exchange produced what is kept (``now``: UTC
+        epoch seconds)."""
+        with self._lock:
+            snapshots = dict(self._snapshots)
+            series = dict(self._series)
+        ages: dict[str, float | None] = {}
+        for (kind, market), item in snapshots.items():
+            stamp = Reply.of([item], Source.LAST_KNOWN_GOOD).produced_at
+            ages[f"{kind}/{market}"] = None if stamp is None else max(0.0, now - stamp)
+        for key, reply in series.items():
+            name = "/".join(str(part) for part in key if part is not None)
+            stamp = reply.produced_at
+            ages[name] = None if stamp is None else max(0.0, now - stamp)
+        return ages
+
+
+def _series_key(request: CandlesRequest | TradesRequest) -> tuple[object, ...]:
+    if isinstance(request, TradesRequest):
+        return ("trades", request.market)
+    return ("candles", request.market, request.interval.value, request.to)

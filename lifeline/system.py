@@ -1,0 +1,411 @@
+"""``MarketDataSystem``: the one facade a trading host holds (issue 9's fixed API).
+
+::
+
+    system = MarketDataSystem.from_config("config.yaml")   # a path, or a LifelineConfig
+    with system:                                           # start() ... stop()
+        a = system.get_ticker(["KRW-BTC", "KRW-ETH"])      # Answer[list[Ticker]]
+        a.data; a.source; a.level; a.age; a.stale
+
+Routing of one read (the level is read once, at the call's start, and named in the answer):
+
+1. validate (``quotation.rest.validation``): ``InvalidRequest`` at once, no actor touched;
+2. Level 0/1: a fresh :class:`~actors.snapshots.SnapshotBoard` entry answers in the caller's
+   thread (no hop); otherwise the router is asked and waited for ``router_timeout``; if it
+   raises, crashed, is restarting or has not answered by then, the same request goes to the
+   REST fallback too and the first good answer of the two wins;
+3. Level 2: tickers and order books from the WebSocket fallback's cache when fresh (exchange
+   age ≤ the routing rules' ``max_cache_age``), else the REST fallback (a cache answer that
+   is not fresh still beats nothing if REST fails);
+4. Level 3, or every live source above failed: the last known good data with its true age
+   and ``stale=True`` up to ``max_stale_age``, else :class:`MarketDataUnavailable`.
+
+Every call returns or raises within ``request_deadline`` (real seconds, measured on the
+monotonic clock of the process). Every good live answer is remembered as last known good.
+The host API depends only on this class, not on the tree behind it: a later shared-feed mode
+(many hosts reading one supervised feed) slots in as another ``mode`` behind the same calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, cast
+
+import pykka
+
+from actors.faults import FaultBoard, FaultsDisabled
+from actors.messages import (
+    Activate,
+    CandlesRequest,
+    Deactivate,
+    OrderbookRequest,
+    Reply,
+    Request,
+    Source,
+    TickerRequest,
+    TradesRequest,
+)
+from actors.routing import RoutingRules
+from actors.snapshots import SnapshotBoard
+from lifeline.answer import Answer, age_of
+from lifeline.config import LifelineConfig, load_config
+from lifeline.errors import LifelineError, MarketDataUnavailable, SystemNotRunning
+from lifeline.keeper import LevelKeeper
+from lifeline.last_good import LastKnownGood, kind_of
+from lifeline.levels import Level, LevelChange, LevelRules
+from lifeline.tree import ROOT, Tree, TreeParts, build_tree, recovery_backoff
+from quotation.clock import Clock, SystemClock
+from quotation.errors import InvalidRequest
+from quotation.models import Candle, Orderbook, Ticker, Trade
+from quotation.rest.validation import (
+    validate_candle_count,
+    validate_candle_to,
+    validate_interval,
+    validate_market,
+    validate_markets,
+    validate_trades_count,
+)
+from supervisors import (
+    ChildHandle,
+    ChildRestarted,
+    ChildStarted,
+    ChildUnavailable,
+    Escalated,
+    ExitReason,
+    SupervisionEvent,
+)
+
+__all__ = ["START_TIMEOUT", "STOP_TIMEOUT", "MarketDataSystem", "SystemStatus"]
+
+logger = logging.getLogger(__name__)
+
+START_TIMEOUT = 30.0
+"""Real seconds ``start()`` waits for the whole tree to run."""
+STOP_TIMEOUT = 30.0
+"""Real seconds ``stop()`` gives the tree (each child is bounded by its own ``shutdown``)."""
+_POLL = 0.005
+"""Real seconds between looks at a second pending answer while waiting for the first."""
+
+
+@dataclass(frozen=True, slots=True)
+class SystemStatus:
+    """The system at one moment (``to_dict()`` is JSON-able)."""
+
+    level: Level
+    mode: str
+    running: bool
+    children: tuple[tuple[str, str], ...]
+    """Root's children (id, state)."""
+    restarts: dict[str, int] = field(default_factory=dict)
+    """``supervisor/child`` → restarts seen since start."""
+    data_ages: dict[str, float | None] = field(default_factory=dict)
+    """``kind/market`` → age (s) of the last known good data."""
+    headroom: dict[str, int] = field(default_factory=dict)
+    """Shared limiter: group → requests it may send now."""
+    banned_until: float | None = None
+    changes: tuple[LevelChange, ...] = ()
+    next_recovery_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "level": int(self.level),
+            "level_name": self.level.name.lower(),
+            "mode": self.mode,
+            "running": self.running,
+            "children": {child: state for child, state in self.children},
+            "restarts": dict(self.restarts),
+            "data_ages": dict(self.data_ages),
+            "limiter": {"headroom": dict(self.headroom), "banned_until": self.banned_until},
+            "changes": [{"old": int(c.old), "new": int(c.new), "reason": c.reason, "at": c.at,
+                         "cause": None if c.cause is None else c.cause.value}
+                        for c in self.changes],
+            "next_recovery_at": self.next_recovery_at,
+        }
+
+
+class MarketDataSystem:
+    """Market data for a trading host, with the exit strategy behind it (module docstring)."""
+
+    def __init__(self, config: LifelineConfig, *, clock: Clock | None = None) -> None:
+        self._config = config
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        fb, router = config.fallback, config.supervision.router
+        self._rules = LevelRules(
+            failure_threshold=fb.failure_threshold, no_success_timeout=fb.no_success_timeout,
+            recovery_successes=fb.recovery_successes, memory_limit_mb=fb.memory_limit_mb,
+            intensity=router.intensity, period=router.period, recovery=recovery_backoff(config))
+        self._routing = RoutingRules()
+        self._faults = FaultBoard(enabled=config.faults.enabled, clock=self._clock)
+        self._snapshots = SnapshotBoard()
+        self._last_good = LastKnownGood()
+        self._keeper = LevelKeeper(self._rules, self._clock, effects=self._effects)
+        self._tree: Tree | None = None
+        self._restarts: dict[str, int] = {}
+        self._started = threading.Event()
+        self._gave_up: ExitReason | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, source: str | os.PathLike[str] | LifelineConfig, *,
+                    clock: Clock | None = None) -> MarketDataSystem:
+        """A system from a ``config.yaml`` path or a parsed :class:`LifelineConfig`."""
+        config = source if isinstance(source, LifelineConfig) else load_config(Path(source))
+        return cls(config, clock=clock)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self, *, timeout: float = START_TIMEOUT) -> None:
+        """Start the tree; returns once every child runs (Level 0, or the level it found)."""
+        with self._lock:
+            if self._tree is not None:
+                raise LifelineError("the system is already started")
+            parts = TreeParts(self._clock, self._config.upbit.rate_limit.build(self._clock),
+                              self._faults, self._snapshots)
+            self._keeper.start()
+            self._tree = build_tree(self._config, parts, report=self._keeper.report,
+                                    listener=self._on_event, on_give_up=self._on_give_up)
+        if not self._started.wait(timeout) or self._gave_up is not None:
+            reason = self._gave_up
+            self.stop()
+            raise LifelineError(f"the market data tree did not start: {reason or 'timed out'}")
+
+    def stop(self, *, timeout: float = STOP_TIMEOUT) -> None:
+        """Stop the tree (children in reverse order, bounded) and the keeper."""
+        with self._lock:
+            tree, self._tree = self._tree, None
+        if tree is None:
+            return
+        try:
+            tree.root.stop(timeout=timeout)
+        except pykka.Timeout:
+            logger.warning("market data tree did not stop within %s s", timeout)
+        self._keeper.stop(timeout)
+        self._snapshots.clear()
+
+    def __enter__(self) -> MarketDataSystem:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # -- the host's reads ------------------------------------------------------------------
+
+    def get_ticker(self, markets: str | list[str] | tuple[str, ...]) -> Answer[list[Ticker]]:
+        request = TickerRequest(validate_markets(markets))
+        return cast("Answer[list[Ticker]]", self._serve(request))
+
+    def get_orderbook(self, markets: str | list[str] | tuple[str, ...]
+                      ) -> Answer[list[Orderbook]]:
+        request = OrderbookRequest(validate_markets(markets))
+        return cast("Answer[list[Orderbook]]", self._serve(request))
+
+    def get_candles(self, market: str, interval: object, count: int = 200,
+                    to: datetime | str | None = None) -> Answer[list[Candle]]:
+        sent_to = validate_candle_to(to)
+        request = CandlesRequest(
+            validate_market(market), validate_interval(interval), validate_candle_count(count),
+            None if sent_to is None
+            else datetime.strptime(sent_to, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC))
+        return cast("Answer[list[Candle]]", self._serve(request))
+
+    def get_trades(self, market: str, count: int = 100) -> Answer[list[Trade]]:
+        request = TradesRequest(validate_market(market), validate_trades_count(count))
+        return cast("Answer[list[Trade]]", self._serve(request))
+
+    # -- state -----------------------------------------------------------------------------
+
+    @property
+    def level(self) -> Level:
+        return self._keeper.level
+
+    @property
+    def config(self) -> LifelineConfig:
+        return self._config
+
+    @property
+    def faults(self) -> FaultBoard:
+        """The actors' fault board (``inject``, ``clear_all``); ``FaultsDisabled`` unless
+        ``faults.enabled`` is true."""
+        if not self._faults.enabled:
+            raise FaultsDisabled()
+        return self._faults
+
+    def on_level_change(self, callback: Callable[[LevelChange], None]) -> None:
+        """Call ``callback(LevelChange)`` on every level change (on the keeper's thread)."""
+        self._keeper.add_callback(callback)
+
+    def status(self) -> SystemStatus:
+        tree = self._tree
+        children: tuple[tuple[str, str], ...] = ()
+        headroom: dict[str, int] = {}
+        banned: float | None = None
+        if tree is not None:
+            try:
+                children = tuple((info.id, info.state.value)
+                                 for info in tree.root.which_children(timeout=1.0))
+            except (pykka.Timeout, pykka.ActorDeadError):  # gone or busy: say so, never hang
+                children = ((ROOT, "unavailable"),)
+            limiter = tree.parts.limiter.status()
+            headroom = {name: group.available for name, group in limiter.groups.items()}
+            banned = limiter.banned_until
+        return SystemStatus(
+            level=self.level, mode="local", running=tree is not None, children=children,
+            restarts=dict(self._restarts), data_ages=self._last_good.ages(self._clock.time()),
+            headroom=headroom, banned_until=banned, changes=self._keeper.changes,
+            next_recovery_at=self._keeper.next_recovery_at())
+
+    # -- routing ---------------------------------------------------------------------------
+
+    def _serve(self, request: Request) -> Answer[list[Any]]:
+        tree = self._tree
+        if tree is None:
+            raise SystemNotRunning("the market data system is not running: start() it")
+        level = self._keeper.level
+        deadline = time.monotonic() + self._config.fallback.request_deadline
+        errors: list[BaseException] = []
+        reply: Reply | None = None
+        if level <= Level.DEGRADED:
+            reply = self._snapshots.answer(request, self._clock.monotonic(), self._routing)
+            if reply is None:
+                reply = self._hedged(tree, request, deadline, errors)
+        elif level is Level.FALLBACK:
+            reply = self._from_fallbacks(tree, request, deadline, errors)
+        if reply is not None:
+            self._last_good.remember(request, reply)
+            return self._answer(reply, level)
+        return self._stale(request, level, errors)
+
+    def _hedged(self, tree: Tree, request: Request, deadline: float,
+                errors: list[BaseException]) -> Reply | None:
+        router_until = min(deadline, time.monotonic() + self._config.fallback.router_timeout)
+        pending = _ask(tree.router, request, errors)
+        reply = _first_good(pending, router_until, errors)
+        if reply is not None:
+            return reply
+        pending = [f for f in pending if not _done(f)] + _ask(tree.rest, request, errors)
+        return _first_good(pending, deadline, errors)
+
+    def _from_fallbacks(self, tree: Tree, request: Request, deadline: float,
+                        errors: list[BaseException]) -> Reply | None:
+        cached: Reply | None = None
+        if isinstance(request, TickerRequest | OrderbookRequest):
+            until = min(deadline, time.monotonic() + self._config.fallback.router_timeout)
+            cached = _first_good(_ask(tree.ws, request, errors), until, errors)
+            age = None if cached is None else age_of(cached.produced_at, self._clock)
+            if cached is not None and age is not None and age <= self._routing.max_cache_age:
+                return cached
+        reply = _first_good(_ask(tree.rest, request, errors), deadline, errors)
+        return reply if reply is not None else cached
+
+    def _stale(self, request: Request, level: Level, errors: list[BaseException]
+               ) -> Answer[list[Any]]:
+        kept = self._last_good.recall(request)
+        limit = self._config.fallback.max_stale_age
+        age = None if kept is None else age_of(kept.produced_at, self._clock)
+        if kept is not None and age is not None and age <= limit:
+            return Answer(list(kept.data), Source.LAST_KNOWN_GOOD, level, age, True)
+        markets = (request.markets if isinstance(request, TickerRequest | OrderbookRequest)
+                   else (request.market,))
+        had = "nothing kept" if age is None else f"last known good data is {age:.1f} s old"
+        last = f"; last error: {errors[-1]!r}" if errors else ""
+        raise MarketDataUnavailable(
+            f"no fresh {kind_of(request)} of {', '.join(markets)} at level {int(level)} "
+            f"and {had} (max_stale_age {limit:g} s){last}",
+            kind=kind_of(request), markets=markets, age=age, max_stale_age=limit,
+        ) from (errors[-1] if errors else None)
+
+    def _answer(self, reply: Reply, level: Level) -> Answer[list[Any]]:
+        return Answer(list(reply.data), reply.source, level,
+                      age_of(reply.produced_at, self._clock), False)
+
+    # -- the tree's side -------------------------------------------------------------------
+
+    def _on_event(self, event: SupervisionEvent) -> None:
+        self._keeper.on_event(event)
+        match event:
+            case ChildStarted(supervisor=s) if s == ROOT:
+                if self._tree_started_all(event.child_id):
+                    self._started.set()
+            case Escalated(supervisor=s) if s == ROOT:
+                self._started.set()
+            case _:
+                pass
+        if isinstance(event, ChildRestarted):
+            key = f"{event.supervisor}/{event.child_id}"
+            self._restarts[key] = self._restarts.get(key, 0) + 1
+
+    def _tree_started_all(self, child_id: str) -> bool:
+        return child_id == "health_probe"  # root's last child: everything before it runs
+
+    def _on_give_up(self, reason: ExitReason) -> None:
+        self._gave_up = reason
+        logger.error("market data tree gave up: %s", reason)
+        self._started.set()
+
+    def _effects(self, change: LevelChange) -> None:
+        tree = self._tree
+        if tree is None:
+            return
+        timeout = self._config.fallback.request_deadline
+        if change.old <= Level.DEGRADED < change.new:
+            tree.ws.ask(Activate(self._config.fallback.symbols), timeout=timeout)
+        elif change.new <= Level.DEGRADED < change.old:
+            tree.ws.ask(Deactivate(), timeout=timeout)
+
+
+def _ask(child: ChildHandle, request: Request, errors: list[BaseException]
+         ) -> list[pykka.Future[Any]]:
+    try:
+        return [child.ask_future(request)]
+    except ChildUnavailable as exc:  # restarting / not running: out for this call
+        errors.append(exc)
+        return []
+
+
+def _done(future: pykka.Future[Any]) -> bool:
+    try:
+        future.get(timeout=0)
+    except pykka.Timeout:
+        return False
+    except BaseException:  # noqa: BLE001 (a failed answer is done too)
+        return True
+    return True
+
+
+def _first_good(pending: list[pykka.Future[Any]], until: float,
+                errors: list[BaseException]) -> Reply | None:
+    """The first good :class:`Reply` among ``pending`` by ``until`` (real monotonic), else
+    None; failures are added to ``errors``; an ``InvalidRequest`` reaches the caller."""
+    waiting = list(pending)
+    while waiting:
+        left = until - time.monotonic()
+        if left <= 0:
+            errors.append(TimeoutError("no answer within the deadline"))
+            return None
+        for index, future in enumerate(list(waiting)):
+            last = index == len(waiting) - 1
+            try:
+                value = future.get(timeout=min(_POLL, left) if last else 0)
+            except pykka.Timeout:
+                continue
+            except InvalidRequest:
+                raise
+            except Exception as exc:  # noqa: BLE001 (any failure of a source: try the next)
+                errors.append(exc)
+                waiting.remove(future)
+                continue
+            if isinstance(value, Reply):
+                return value
+            errors.append(TypeError(f"not a reply: {value!r}"))
+            waiting.remove(future)
+    return None

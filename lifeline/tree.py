@@ -1,0 +1,215 @@
+"""The exit strategy's supervision tree, built from config: the one mapping of actors to specs.
+
+::
+
+    root (supervision.root)                       its own give-up: everything is gone (Level 3)
+    ├── router_sup (supervision.router)           a root child restarted after a
+    │   │                                         recovery backoff: escalation = Level 2
+    │   └── smart_router (deadline)               restarts here = Level 1
+    ├── fallback_sup (supervision.fallbacks)
+    │   ├── rest_fallback
+    │   └── ws_fallback
+    └── health_probe                              probes the others through ChildHandle.ask
+
+**Recovery attempts on the OTP tree.** ``router_sup`` is a ``permanent`` child of ``root``
+whose restarts are delayed by :func:`recovery_backoff` (``initial = recovery_interval``,
+doubling up to :data:`RECOVERY_CAP_FACTOR` × that, no jitter). When router_sup exceeds its
+intensity it stops the router and escalates; root sees an abnormal exit and schedules the
+restart of router_sup after the backoff: that restart IS the recovery attempt (the keeper
+marks it with :func:`lifeline.levels.recovery_started` when root reports
+``ChildRestarted(router_sup)``). The restarted router then has to pass
+``recovery_successes`` probes in a row before the level rules trust it again; if it dies
+again, the attempt failed and the next one waits longer. The supervisor's attempt number is
+its restarts within root's ``period``: with the default ``recovery_interval`` (300 s) longer
+than root's period (10 s) every attempt waits ``recovery_interval``; root's own intensity
+still bounds a crash loop of whole router supervisors (more than ``intensity`` of them within
+``period`` and root gives up: the host's ``on_give_up``, Level 3). A router that is running
+but untrusted (probe failures, no success, memory growth) is not restarted by the keeper:
+its probes are its recovery, and a hung one is replaced by router_sup's liveness deadline.
+
+The shared pieces every restart reuses (an actor is rebuilt from its spec's arguments): ONE
+:class:`~quotation.rest.RateLimiter` (``config.upbit.rate_limit.build(clock)``) for the router
+and the REST fallback, one :class:`~actors.faults.FaultBoard`, one
+:class:`~actors.snapshots.SnapshotBoard`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors.faults import FaultBoard
+from actors.health_probe import HealthProbe
+from actors.messages import (
+    HealthRequest,
+    ProbeReport,
+    ProbeRequest,
+    RestHealth,
+    TickerRequest,
+    WsHealth,
+)
+from actors.rest_fallback import RestFallback
+from actors.smart_router import SmartRouter
+from actors.snapshots import SnapshotBoard
+from actors.ws_fallback import WsFallback
+from lifeline.config import LifelineConfig
+from quotation.backoff import Backoff, Jitter
+from quotation.clock import Clock
+from quotation.rest.ratelimit import RateLimiter
+from quotation.websocket.status import ConnectionState
+from supervisors import (
+    ChildHandle,
+    ChildRestarting,
+    ChildSpec,
+    ExitReason,
+    Listener,
+    Restart,
+    SupervisorHandle,
+    supervisor_child,
+)
+
+__all__ = [
+    "FALLBACK_SUP",
+    "HEALTH_PROBE",
+    "RECOVERY_CAP_FACTOR",
+    "REST_FALLBACK",
+    "ROOT",
+    "ROUTER_SUP",
+    "SMART_ROUTER",
+    "WS_FALLBACK",
+    "Tree",
+    "TreeParts",
+    "build_tree",
+    "recovery_backoff",
+    "router_deadline",
+]
+
+ROOT, ROUTER_SUP, FALLBACK_SUP = "root", "router_sup", "fallback_sup"
+SMART_ROUTER, REST_FALLBACK, WS_FALLBACK, HEALTH_PROBE = (
+    "smart_router", "rest_fallback", "ws_fallback", "health_probe")
+
+RECOVERY_CAP_FACTOR = 8.0
+"""Recovery attempts back off up to this many ``recovery_interval``s."""
+
+
+def recovery_backoff(config: LifelineConfig) -> Backoff:
+    """The waits between recovery attempts: ``recovery_interval`` doubling, capped."""
+    interval = config.fallback.recovery_interval
+    return Backoff(initial=interval, multiplier=2.0, cap=interval * RECOVERY_CAP_FACTOR,
+                   jitter=Jitter.NONE)
+
+
+def router_deadline(config: LifelineConfig) -> float:
+    """The router's liveness deadline: twice ``request_deadline`` (a router busy longer than
+    that serves no host in time)."""
+    return 2.0 * config.fallback.request_deadline
+
+
+@dataclass(frozen=True, slots=True)
+class TreeParts:
+    """What the tree's actors share (passed to every instance, kept across restarts)."""
+
+    clock: Clock
+    limiter: RateLimiter
+    faults: FaultBoard
+    snapshots: SnapshotBoard
+
+
+@dataclass(slots=True)
+class Tree:
+    """The started tree and stable handles on its children."""
+
+    root: SupervisorHandle
+    parts: TreeParts
+    router: ChildHandle = field(init=False)
+    rest: ChildHandle = field(init=False)
+    ws: ChildHandle = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.router = self.root.child(ROUTER_SUP).child(SMART_ROUTER)
+        self.rest = self.root.child(FALLBACK_SUP).child(REST_FALLBACK)
+        self.ws = self.root.child(FALLBACK_SUP).child(WS_FALLBACK)
+
+
+class _Late:
+    """The health probe's callables are built before the tree they probe: bound late."""
+
+    def __init__(self) -> None:
+        self.tree: Tree | None = None
+
+    def get(self) -> Tree:
+        if self.tree is None:
+            raise ChildRestarting("the tree is still starting", child_id=ROOT)
+        return self.tree
+
+
+def build_tree(
+    config: LifelineConfig,
+    parts: TreeParts,
+    *,
+    report: Callable[[ProbeReport], None],
+    listener: Listener,
+    on_give_up: Callable[[ExitReason], None],
+) -> Tree:
+    """Start the tree (returns at once; children start in order on the supervisors' threads).
+
+    ``report`` gets every health probe report (on the probe's thread: hand it on, never
+    wait); ``listener`` every supervision event of the whole tree; ``on_give_up`` root's.
+    """
+    fb, sup = config.fallback, config.supervision
+    rest_config, ws_config = config.upbit.rest, config.upbit.websocket
+    shared: dict[str, Any] = {"faults": parts.faults, "clock": parts.clock}
+    probe_deadline = fb.probe_interval
+    late = _Late()
+
+    def probe_router() -> object:
+        return late.get().router.ask(ProbeRequest(fb.probe_market), timeout=probe_deadline)
+
+    def probe_rest() -> object:
+        rest = late.get().rest
+        health = rest.ask(HealthRequest(), timeout=probe_deadline)
+        if isinstance(health, RestHealth) and health.failing:
+            # Its last request failed: only a real one tells whether REST answers again.
+            return rest.ask(TickerRequest((fb.probe_market,)), timeout=probe_deadline)
+        return health
+
+    def check_ws() -> bool:
+        health = late.get().ws.ask(HealthRequest(), timeout=probe_deadline)
+        return isinstance(health, WsHealth) and (
+            health.idle_by_design or health.connection.state is ConnectionState.LIVE)
+
+    router_sup = supervisor_child(
+        ROUTER_SUP, sup.router,
+        [ChildSpec(SMART_ROUTER, SmartRouter,
+                   args=(rest_config, ws_config, parts.limiter),
+                   kwargs={"snapshots": parts.snapshots, **shared},
+                   deadline=router_deadline(config))],
+        restart=Restart.PERMANENT, clock=parts.clock, liveness_interval=fb.probe_interval,
+    )
+    router_sup = _with_backoff(router_sup, recovery_backoff(config))
+    fallback_sup = supervisor_child(
+        FALLBACK_SUP, sup.fallbacks,
+        [ChildSpec(REST_FALLBACK, RestFallback, args=(rest_config, parts.limiter),
+                   kwargs=shared),
+         ChildSpec(WS_FALLBACK, WsFallback, args=(ws_config,), kwargs=shared)],
+        clock=parts.clock,
+    )
+    probe = ChildSpec(HEALTH_PROBE, HealthProbe, kwargs={
+        "probe_router": probe_router, "report": report, "interval": fb.probe_interval,
+        "deadline": probe_deadline, "probe_rest": probe_rest, "check_ws": check_ws,
+        "limiter": parts.limiter, "probe_market": fb.probe_market, **shared,
+    })
+    root = SupervisorHandle.start(
+        sup.root, [router_sup, fallback_sup, probe], name=ROOT, clock=parts.clock,
+        listeners=[listener], on_give_up=on_give_up,
+    )
+    tree = Tree(root, parts)
+    late.tree = tree
+    return tree
+
+
+def _with_backoff(spec: ChildSpec, backoff: Backoff) -> ChildSpec:
+    return ChildSpec(spec.id, spec.start, args=spec.args, kwargs=spec.kwargs,
+                     restart=spec.restart, shutdown=spec.shutdown, type=spec.type,
+                     deadline=spec.deadline, backoff=backoff)
