@@ -1,0 +1,245 @@
+"""The MarketDataSystem facade end to end against the simulator, on shortened timings from
+config (probe_interval 0.2 s, failure_threshold 2, recovery_interval 1 s, router_timeout
+0.2 s, request_deadline 1.5 s, max_stale_age 30 s): the levels it reaches, where each answer
+comes from, and a stop that leaves no actor or thread behind.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any, TypeVar
+
+import pykka
+import pytest
+
+from actors.faults import FaultsDisabled
+from actors.messages import HealthRequest, Source, WsHealth
+from lifeline import (
+    Answer,
+    Level,
+    LevelChange,
+    LifelineConfig,
+    MarketDataSystem,
+    MarketDataUnavailable,
+)
+from lifeline.config import UpbitSettings
+from lifeline.settings import FallbackSettings, FaultSettings
+from quotation.backoff import Backoff, Jitter
+from quotation.errors import InvalidRequest
+from quotation.rest import RestConfig
+from quotation.websocket import WebSocketConfig
+from upbit_sim import Simulator
+
+pytestmark = pytest.mark.timeout(60)
+
+WAIT = 15.0
+"""Real seconds a test waits for a level or the threads before failing."""
+BTC, ETH = "KRW-BTC", "KRW-ETH"
+DEADLINE = 1.5
+A = TypeVar("A", bound=Answer[Any])
+
+
+def config_for(sim: Simulator) -> LifelineConfig:
+    return LifelineConfig(
+        upbit=UpbitSettings(
+            rest=RestConfig(base_url=sim.base_url, connect_timeout=0.5, read_timeout=0.5,
+                            total_timeout=1.0, call_deadline=1.2),
+            websocket=WebSocketConfig(url=sim.ws_url, connect_timeout=1.0, backoff=Backoff(
+                initial=0.05, multiplier=2.0, cap=0.2, jitter=Jitter.NONE)),
+        ),
+        fallback=FallbackSettings(probe_interval=0.2, failure_threshold=2,
+                                  recovery_interval=1.0, router_timeout=0.2,
+                                  request_deadline=DEADLINE, max_stale_age=30.0),
+        faults=FaultSettings(enabled=True),
+    )
+
+
+class Levels:
+    """Records level changes; waits for a level with a bounded timeout."""
+
+    def __init__(self, system: MarketDataSystem) -> None:
+        self.system = system
+        self.seen: list[LevelChange] = []
+        self._changed = threading.Condition()
+        system.on_level_change(self._on_change)
+
+    def _on_change(self, change: LevelChange) -> None:
+        with self._changed:
+            self.seen.append(change)
+            self._changed.notify_all()
+
+    def wait_for(self, level: Level, timeout: float = WAIT) -> None:
+        with self._changed:
+            if not self._changed.wait_for(lambda: self.system.level is level, timeout):
+                raise AssertionError(f"level {self.system.level!r}, not {level!r}, "
+                                     f"after {timeout} s; changes: {self.seen}")
+
+
+@pytest.fixture
+def baseline_threads() -> set[threading.Thread]:
+    return set(threading.enumerate())
+
+
+@pytest.fixture
+def sim(sim_factory: Callable[..., Simulator], baseline_threads: set[threading.Thread]
+        ) -> Simulator:
+    return sim_factory(seed=1, rate_limit=None)
+
+
+@pytest.fixture
+def system(sim: Simulator) -> Iterator[MarketDataSystem]:
+    started = MarketDataSystem.from_config(config_for(sim))
+    started.start()
+    yield started
+    started.faults.clear_all()
+    started.stop()
+    pykka.ActorRegistry.stop_all(timeout=WAIT)
+
+
+def ours(baseline: set[threading.Thread]) -> set[threading.Thread]:
+    """Threads started since ``baseline``, the simulator's own (its loop and executor) aside."""
+    return {thread for thread in set(threading.enumerate()) - baseline
+            if not thread.name.startswith(("simulator", "asyncio_"))}
+
+
+def ws_health(system: MarketDataSystem) -> WsHealth:
+    tree = system._tree
+    assert tree is not None
+    health = tree.ws.ask(HealthRequest(), timeout=WAIT)
+    assert isinstance(health, WsHealth)
+    return health
+
+
+def timed(call: Callable[[], A]) -> tuple[A, float]:
+    began = time.monotonic()
+    answer = call()
+    return answer, time.monotonic() - began
+
+
+def test_a_started_system_is_at_level_0_and_the_router_answers(
+    system: MarketDataSystem
+) -> None:
+    assert system.level is Level.NORMAL
+    answer = system.get_ticker([BTC, ETH])
+    assert answer.source in (Source.SMART_ROUTER_REST, Source.SMART_ROUTER_WEBSOCKET)
+    assert answer.level is Level.NORMAL
+    assert [t.market for t in answer.data] == [BTC, ETH]
+    assert answer.age is not None and answer.age >= 0
+    assert answer.stale is False
+    for other in (system.get_candles(BTC, "1m", count=5), system.get_trades(BTC, count=5),
+                  system.get_orderbook([BTC])):
+        assert other.source.startswith("smart_router/")
+        assert other.data
+    status = system.status().to_dict()
+    assert status["level"] == 0
+    assert status["mode"] == "local"
+    assert set(status["children"]) == {"router_sup", "fallback_sup", "health_probe"}
+
+
+def test_an_invalid_request_raises_at_once_without_touching_an_actor(
+    system: MarketDataSystem
+) -> None:
+    injection = system.faults.inject("smart_router", "crash", point="request")
+    with pytest.raises(InvalidRequest):
+        system.get_ticker(["BTC"])
+    with pytest.raises(InvalidRequest):
+        system.get_candles(BTC, "7m")
+    with pytest.raises(InvalidRequest):
+        system.get_trades(BTC, count=0)
+    assert injection.fired == 0  # no request reached the router
+    assert system.level is Level.NORMAL
+
+
+def test_a_router_that_raises_is_answered_by_the_rest_fallback_within_the_deadline(
+    system: MarketDataSystem
+) -> None:
+    system.faults.inject("smart_router", "raise", point="request")
+    for _ in range(5):
+        answer, took = timed(lambda: system.get_ticker([BTC]))
+        assert answer.source is Source.REST_FALLBACK
+        assert took < DEADLINE
+        assert answer.level <= Level.DEGRADED
+        assert system.level <= Level.DEGRADED
+
+
+def test_a_hung_router_is_answered_by_the_rest_fallback_after_router_timeout(
+    system: MarketDataSystem
+) -> None:
+    system.faults.inject("smart_router", "delay", point="request", seconds=1.0, count=1)
+    answer, took = timed(lambda: system.get_trades(BTC, count=3))
+    assert answer.source is Source.REST_FALLBACK
+    assert 0.2 <= took < DEADLINE
+
+
+def test_a_router_crash_loop_goes_to_level_2_then_back_to_level_0_once_cleared(
+    system: MarketDataSystem, sim: Simulator
+) -> None:
+    levels = Levels(system)
+    system.faults.inject("smart_router", "crash", point="request")
+    levels.wait_for(Level.FALLBACK)
+    assert ws_health(system).active  # the keeper activated the WebSocket fallback
+    for _ in range(3):
+        answer, took = timed(lambda: system.get_ticker([BTC]))
+        assert answer.source in (Source.REST_FALLBACK, Source.WS_FALLBACK)
+        assert answer.level is Level.FALLBACK
+        assert took < DEADLINE
+    system.faults.clear_all()
+    levels.wait_for(Level.NORMAL, timeout=1.0 * (3 + 1) + 0.2 + WAIT / 3)
+    assert system.get_ticker([BTC]).source.startswith("smart_router/")
+    assert [c.new for c in levels.seen][-1] is Level.NORMAL
+    assert not ws_health(system).active  # deactivated on the way down
+
+
+def test_a_backbone_outage_serves_last_known_good_with_its_true_age_and_stale(
+    system: MarketDataSystem, sim: Simulator
+) -> None:
+    levels = Levels(system)
+    fresh = system.get_ticker([BTC])
+    sim.ws.set_accepting(False)
+    sim.ws.drop_all()
+    sim.faults.black_hole(path_prefix="/v1/")
+    levels.wait_for(Level.FALLBACK)
+    with pytest.raises(MarketDataUnavailable) as missing:
+        system.get_trades(ETH, count=7)  # nothing of it was ever kept
+    assert missing.value.age is None
+    answer, took = timed(lambda: system.get_ticker([BTC]))  # REST fails: kept data, stale
+    assert took < DEADLINE + 0.2
+    assert answer.source is Source.LAST_KNOWN_GOOD and answer.stale
+    levels.wait_for(Level.LAST_RESORT)
+    answer, took = timed(lambda: system.get_ticker([BTC]))
+    assert took < 0.2  # no live source is tried at level 3
+    assert answer.source is Source.LAST_KNOWN_GOOD
+    assert answer.level is Level.LAST_RESORT
+    assert answer.stale is True
+    assert answer.data == fresh.data
+    assert fresh.age is not None and answer.age is not None and answer.age >= fresh.age
+    sim.faults.black_hole(False, path_prefix="/v1/")
+    sim.ws.set_accepting(True)
+    levels.wait_for(Level.NORMAL)
+
+
+def test_stop_leaves_no_actor_and_no_thread_behind(
+    sim: Simulator, baseline_threads: set[threading.Thread]
+) -> None:
+    system = MarketDataSystem.from_config(config_for(sim))
+    try:
+        system.start()
+        system.faults.inject("smart_router", "crash", point="request", count=1)
+        system.get_ticker([BTC])
+        Levels(system).wait_for(Level.NORMAL)
+    finally:
+        system.stop()
+    assert pykka.ActorRegistry.get_all() == []
+    deadline = time.monotonic() + WAIT
+    while (left := ours(baseline_threads)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not left, sorted(thread.name for thread in left)
+
+
+def test_faults_are_unreachable_while_disabled(sim: Simulator) -> None:
+    system = MarketDataSystem.from_config(replace(config_for(sim), faults=FaultSettings()))
+    with pytest.raises(FaultsDisabled):
+        system.faults.inject("smart_router", "crash")
