@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import io
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 from http.client import HTTPResponse
 from typing import Any
@@ -65,14 +63,26 @@ class ExchangeGuard:
             return left
         return self.read_timeout
 
-    @contextmanager
-    def active(self) -> Iterator[ExchangeGuard]:
+    def active(self) -> _Activation:
         """Answers received on this thread (context) inside the block keep to this guard."""
-        token = _current.set(self)
-        try:
-            yield self
-        finally:
-            _current.reset(token)
+        return _Activation(self)
+
+
+class _Activation:
+    """``with guard.active():`` — a plain context manager (a generator-based one cost 1 µs
+    more on every exchange)."""
+
+    __slots__ = ("_guard", "_token")
+
+    def __init__(self, guard: ExchangeGuard) -> None:
+        self._guard = guard
+
+    def __enter__(self) -> ExchangeGuard:
+        self._token = _current.set(self._guard)
+        return self._guard
+
+    def __exit__(self, *exc_info: object) -> None:
+        _current.reset(self._token)
 
 
 _current: ContextVar[ExchangeGuard | None] = ContextVar("quotation_rest_guard", default=None)
