@@ -76,7 +76,7 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from itertools import islice
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 import orjson
@@ -279,7 +279,9 @@ class RestClient:
     limiter cannot run on it. ``session`` may be given (the caller then owns it
     and :meth:`close` leaves it open; the client removes its ``Origin`` header
     and sets ``User-Agent`` and ``Accept``); otherwise the client makes one and
-    :meth:`close` closes it.
+    :meth:`close` closes it. Proxy and certificate settings (the environment's, if the
+    session trusts it, and the session's ``proxies``/``verify``/``cert``) are read once,
+    when the client is built.
     """
 
     def __init__(
@@ -320,6 +322,12 @@ class RestClient:
         self._session = session
         self._base = self._config.base_url.rstrip("/")
         self._read_timeout = min(self._config.read_timeout, self._config.total_timeout)
+        # What the environment says about proxies and certificates (``HTTPS_PROXY``,
+        # ``NO_PROXY``, ``REQUESTS_CA_BUNDLE``...) and the session's own ``proxies``/``verify``/
+        # ``cert``, read once for the base URL, as httpx does when a client is built:
+        # ``Session.get`` reads them anew on every call (all of ``os.environ``, twice: ~90 µs).
+        settings = session.merge_environment_settings(self._base + "/", {}, True, None, None)
+        self._send_settings: dict[str, Any] = dict(settings)
 
     @property
     def config(self) -> RestConfig:
@@ -666,8 +674,12 @@ class RestClient:
         guard = ExchangeGuard(self._clock, deadline=deadline, read_timeout=self._read_timeout)
         try:
             with guard.active():
-                response = self._session.get(
-                    url, timeout=timeout, allow_redirects=False, stream=True
+                session = self._session
+                response = session.send(
+                    session.prepare_request(requests.Request("GET", url)),
+                    timeout=timeout,
+                    allow_redirects=False,
+                    **self._send_settings,
                 )
         except requests.exceptions.ConnectTimeout:
             if timeout[0] < config.connect_timeout:

@@ -80,6 +80,31 @@ def test_requests_carry_no_origin_header_and_name_the_client(
     assert headers["accept"] == "application/json"
 
 
+def test_a_proxy_named_by_the_environment_when_the_client_is_built_carries_its_requests(
+    server: RecordingServer, limiter: RateLimiter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", server.base_url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    server.answer = json_answer([TICKER])
+    with RestClient(RestConfig(base_url="http://upbit.invalid/v1"), limiter=limiter) as rest:
+        assert rest.get_tickers("KRW-BTC")[0].market == "KRW-BTC"
+    assert server.seen[0].path == "http://upbit.invalid/v1/ticker?markets=KRW-BTC"
+
+
+def test_a_given_session_s_proxies_carry_its_requests(
+    server: RecordingServer, limiter: RateLimiter
+) -> None:
+    session = requests.Session()
+    session.trust_env = False
+    session.proxies = {"http": server.base_url}
+    server.answer = json_answer([TICKER])
+    config = RestConfig(base_url="http://upbit.invalid/v1")
+    with RestClient(config, limiter=limiter, session=session) as rest:
+        rest.get_tickers("KRW-BTC")
+    assert server.seen[0].path == "http://upbit.invalid/v1/ticker?markets=KRW-BTC"
+
+
 def test_an_origin_header_on_a_given_session_is_removed(
     server: RecordingServer, limiter: RateLimiter
 ) -> None:
