@@ -10,6 +10,7 @@ observation               from                                                 l
 ========================  ===================================================  =========
 ``RouterRestarted``       router_sup restarted the smart router (``ChildRestarted``)   1
 ``ChannelDegraded``       the router routes around a bad channel (or stopped to)       1
+                          (:class:`actors.routing.Channel`, the router's own enum)
 ``RouterGaveUp``          router_sup exceeded its intensity and escalated              2
 ``RouterStartFailed``     the router's ``on_start`` failed (``START_FAILED``)          2
 ``RouterHung``            the router missed its deadline (``HUNG``)                    2
@@ -24,8 +25,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from actors.routing import Channel
+
 __all__ = [
-    "Channel",
     "ChannelDegraded",
     "FallbackHealth",
     "MemorySample",
@@ -45,13 +47,6 @@ class ProbeTarget(Enum):
     ROUTER = "router"
     REST_FALLBACK = "rest_fallback"
     WS_FALLBACK = "ws_fallback"
-
-
-class Channel(Enum):
-    """A channel the smart router serves from."""
-
-    REST = "rest"
-    WEBSOCKET = "websocket"
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,11 +14,19 @@ takes them in order, translates them into :mod:`lifeline.health` observations, a
 * calls the host's callbacks (``on_level_change``), each guarded: a failing callback is
   logged, never breaks the keeper.
 
+A degraded channel: after each probe report whose router probe succeeded while the router is
+trusted, the keeper asks ``websocket_degraded()`` (the facade asks the router for its
+``RouterStatus``, bounded by ``router_timeout``) and feeds the answer to the rules as
+``ChannelDegraded(at, Channel.WEBSOCKET, degraded)``: level 1 while the router's WebSocket is
+down and it answers from REST only, back to 0 once it is live again. ``None`` (the router
+did not say in time) observes nothing.
+
 Translation::
 
     ProbeReport.router_ok True/False          ProbeResult(router)   (None: probe failed itself)
     ProbeReport.fallbacks (rest/ws known)      FallbackHealth (unknown half: as last seen)
     ProbeReport.rss_mb                         MemorySample
+    websocket_degraded() after a good probe    ChannelDegraded(WEBSOCKET)
     router_sup ChildRestarted(smart_router)    RouterRestarted
     router_sup ChildExited START_FAILED/HUNG   RouterStartFailed / RouterHung
     router_sup Escalated                       RouterGaveUp
@@ -35,7 +43,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from actors.messages import ProbeReport
+from actors.routing import Channel
 from lifeline.health import (
+    ChannelDegraded,
     FallbackHealth,
     MemorySample,
     Observation,
@@ -92,10 +102,12 @@ class LevelKeeper:
 
     def __init__(self, rules: LevelRules, clock: Clock, *,
                  effects: Callable[[LevelChange], None] | None = None,
+                 websocket_degraded: Callable[[], bool | None] | None = None,
                  name: str = "lifeline-keeper") -> None:
         self._rules = rules
         self._clock = clock
         self._effects = effects
+        self._websocket_degraded = websocket_degraded
         self._state = LevelState.starting(clock.monotonic())
         self._callbacks: list[Callable[[LevelChange], None]] = []
         self._changes: list[LevelChange] = []
@@ -189,6 +201,7 @@ class LevelKeeper:
             case ProbeReport():
                 for observation in self._translate(item):
                     self._apply(*step(self._state, observation, self._rules))
+                self._check_channel(item)
             case _RecoveryStarted(at):
                 logger.info("recovery attempt: root restarted the router supervisor")
                 self._state = recovery_started(self._state, at)
@@ -198,6 +211,15 @@ class LevelKeeper:
                                   self._rules))
             case _:
                 self._apply(*step(self._state, item, self._rules))
+
+    def _check_channel(self, report: ProbeReport) -> None:
+        ask = self._websocket_degraded
+        if ask is None or report.router_ok is not True or not self._state.trusted:
+            return
+        degraded = ask()
+        if degraded is not None:
+            observation = ChannelDegraded(report.at, Channel.WEBSOCKET, degraded)
+            self._apply(*step(self._state, observation, self._rules))
 
     def _translate(self, report: ProbeReport) -> list[Observation]:
         found: list[Observation] = []

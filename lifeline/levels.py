@@ -59,8 +59,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import Enum, IntEnum
 
+from actors.routing import Channel
 from lifeline.health import (
-    Channel,
     ChannelDegraded,
     FallbackHealth,
     MemorySample,

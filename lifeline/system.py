@@ -46,9 +46,11 @@ from actors.messages import (
     Activate,
     CandlesRequest,
     Deactivate,
+    HealthRequest,
     OrderbookRequest,
     Reply,
     Request,
+    RouterStatus,
     Source,
     TickerRequest,
     TradesRequest,
@@ -75,15 +77,20 @@ from quotation.rest.validation import (
 )
 from supervisors import (
     ChildHandle,
+    ChildInfo,
     ChildRestarted,
     ChildStarted,
+    ChildState,
+    ChildType,
     ChildUnavailable,
     Escalated,
     ExitReason,
     SupervisionEvent,
 )
+from supervisors.messages import WhichChildren
 
-__all__ = ["START_TIMEOUT", "STOP_TIMEOUT", "MarketDataSystem", "SystemStatus"]
+__all__ = ["START_TIMEOUT", "STATUS_TIMEOUT", "STOP_TIMEOUT", "ChildStatus", "MarketDataSystem",
+           "SystemStatus"]
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +98,26 @@ START_TIMEOUT = 30.0
 """Real seconds ``start()`` waits for the whole tree to run."""
 STOP_TIMEOUT = 30.0
 """Real seconds ``stop()`` gives the tree (each child is bounded by its own ``shutdown``)."""
+STATUS_TIMEOUT = 1.0
+"""Real seconds ``status()`` waits for each supervisor's ``which_children``."""
+_UNAVAILABLE = "unavailable"
 _POLL = 0.005
 """Real seconds between looks at a second pending answer while waiting for the first."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChildStatus:
+    """One child of the tree: its state, the restarts seen since start, its own children."""
+
+    id: str
+    state: str
+    """A :class:`~supervisors.ChildState` value, or ``unavailable`` (did not answer)."""
+    restarts: int = 0
+    children: tuple[ChildStatus, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"state": self.state, "restarts": self.restarts,
+                "children": {child.id: child.to_dict() for child in self.children}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +127,9 @@ class SystemStatus:
     level: Level
     mode: str
     running: bool
-    children: tuple[tuple[str, str], ...]
-    """Root's children (id, state)."""
+    children: tuple[ChildStatus, ...]
+    """Root's children, each with its own (router_sup → smart_router, fallback_sup →
+    rest_fallback and ws_fallback, health_probe)."""
     restarts: dict[str, int] = field(default_factory=dict)
     """``supervisor/child`` → restarts seen since start."""
     data_ages: dict[str, float | None] = field(default_factory=dict)
@@ -120,7 +146,7 @@ class SystemStatus:
             "level_name": self.level.name.lower(),
             "mode": self.mode,
             "running": self.running,
-            "children": {child: state for child, state in self.children},
+            "children": {child.id: child.to_dict() for child in self.children},
             "restarts": dict(self.restarts),
             "data_ages": dict(self.data_ages),
             "limiter": {"headroom": dict(self.headroom), "banned_until": self.banned_until},
@@ -146,7 +172,8 @@ class MarketDataSystem:
         self._faults = FaultBoard(enabled=config.faults.enabled, clock=self._clock)
         self._snapshots = SnapshotBoard()
         self._last_good = LastKnownGood()
-        self._keeper = LevelKeeper(self._rules, self._clock, effects=self._effects)
+        self._keeper = LevelKeeper(self._rules, self._clock, effects=self._effects,
+                                   websocket_degraded=self._router_degraded)
         self._tree: Tree | None = None
         self._restarts: dict[str, int] = {}
         self._started = threading.Event()
@@ -246,15 +273,17 @@ class MarketDataSystem:
 
     def status(self) -> SystemStatus:
         tree = self._tree
-        children: tuple[tuple[str, str], ...] = ()
+        children: tuple[ChildStatus, ...] = ()
         headroom: dict[str, int] = {}
         banned: float | None = None
         if tree is not None:
             try:
-                children = tuple((info.id, info.state.value)
-                                 for info in tree.root.which_children(timeout=1.0))
+                infos = tree.root.which_children(timeout=STATUS_TIMEOUT)
             except (pykka.Timeout, pykka.ActorDeadError):  # gone or busy: say so, never hang
-                children = ((ROOT, "unavailable"),)
+                children = (ChildStatus(ROOT, _UNAVAILABLE),)
+            else:
+                children = tuple(self._child_status(tree.root.child(info.id), ROOT, info)
+                                 for info in infos)
             limiter = tree.parts.limiter.status()
             headroom = {name: group.available for name, group in limiter.groups.items()}
             banned = limiter.banned_until
@@ -263,6 +292,20 @@ class MarketDataSystem:
             restarts=dict(self._restarts), data_ages=self._last_good.ages(self._clock.time()),
             headroom=headroom, banned_until=banned, changes=self._keeper.changes,
             next_recovery_at=self._keeper.next_recovery_at())
+
+    def _child_status(self, handle: ChildHandle, supervisor: str, info: ChildInfo
+                      ) -> ChildStatus:
+        nested: tuple[ChildStatus, ...] = ()
+        if info.type is ChildType.SUPERVISOR and info.state is ChildState.RUNNING:
+            try:
+                infos = handle.ask(WhichChildren(), timeout=STATUS_TIMEOUT)
+            except (pykka.Timeout, pykka.ActorDeadError, ChildUnavailable):
+                nested = ()
+            else:
+                nested = tuple(self._child_status(handle.child(each.id), info.id, each)
+                               for each in infos)
+        return ChildStatus(info.id, info.state.value,
+                           self._restarts.get(f"{supervisor}/{info.id}", 0), nested)
 
     # -- routing ---------------------------------------------------------------------------
 
@@ -351,6 +394,19 @@ class MarketDataSystem:
         self._gave_up = reason
         logger.error("market data tree gave up: %s", reason)
         self._started.set()
+
+    def _router_degraded(self) -> bool | None:
+        """The router's own word on its WebSocket (``RouterStatus.degraded``), asked on the
+        keeper's thread after a good probe; ``None`` when it does not answer in time."""
+        tree = self._tree
+        if tree is None:
+            return None
+        try:
+            status = tree.router.ask(HealthRequest(),
+                                     timeout=self._config.fallback.router_timeout)
+        except Exception:  # noqa: BLE001 (busy, restarting, crashed: nothing learnt)
+            return None
+        return status.degraded if isinstance(status, RouterStatus) else None
 
     def _effects(self, change: LevelChange) -> None:
         tree = self._tree

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from actors.routing import Channel
 from lifeline.health import (
-    Channel,
     ChannelDegraded,
     FallbackHealth,
     MemorySample,

@@ -6,6 +6,7 @@ comes from, and a stop that leaves no actor or thread behind.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +27,7 @@ from lifeline import (
     MarketDataUnavailable,
 )
 from lifeline.config import UpbitSettings
+from lifeline.levels import Cause
 from lifeline.settings import FallbackSettings, FaultSettings
 from quotation.backoff import Backoff, Jitter
 from quotation.errors import InvalidRequest
@@ -243,3 +245,55 @@ def test_faults_are_unreachable_while_disabled(sim: Simulator) -> None:
     system = MarketDataSystem.from_config(replace(config_for(sim), faults=FaultSettings()))
     with pytest.raises(FaultsDisabled):
         system.faults.inject("smart_router", "crash")
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true after {timeout} s")
+        time.sleep(0.02)
+
+
+def test_status_nests_the_tree_with_states_and_restarts_and_dumps_as_json(
+    system: MarketDataSystem
+) -> None:
+    system.faults.inject("smart_router", "crash", point="request", count=1)
+    system.get_ticker([BTC])  # answered by the REST fallback; the router dies and restarts
+
+    def router_restarted() -> bool:
+        children = system.status().to_dict()["children"]
+        router = children["router_sup"]["children"]["smart_router"]
+        return bool(router["restarts"] == 1 and router["state"] == "running")
+
+    wait_until(router_restarted)
+    status = json.loads(json.dumps(system.status().to_dict()))
+    children = status["children"]
+    assert list(children) == ["router_sup", "fallback_sup", "health_probe"]
+    assert {child["state"] for child in children.values()} == {"running"}
+    assert list(children["router_sup"]["children"]) == ["smart_router"]
+    assert list(children["fallback_sup"]["children"]) == ["rest_fallback", "ws_fallback"]
+    assert children["fallback_sup"]["children"]["ws_fallback"] == {
+        "state": "running", "restarts": 0, "children": {}}
+    assert children["health_probe"]["children"] == {}
+    assert status["restarts"] == {"router_sup/smart_router": 1}
+
+
+def test_a_websocket_dropped_at_the_router_is_level_1_degraded_until_it_is_back(
+    system: MarketDataSystem, sim: Simulator
+) -> None:
+    levels = Levels(system)
+    wait_until(lambda: system.get_ticker([BTC]).source is Source.SMART_ROUTER_WEBSOCKET)
+    sim.ws.set_accepting(False)
+    sim.ws.drop_all()
+    levels.wait_for(Level.DEGRADED)
+    change = levels.seen[-1]
+    assert change.cause is Cause.CHANNEL_DEGRADED
+    assert "websocket" in change.reason
+    answer = system.get_ticker([BTC])  # REST only, still the router
+    assert answer.source is Source.SMART_ROUTER_REST
+    assert answer.level is Level.DEGRADED
+    sim.ws.set_accepting(True)
+    levels.wait_for(Level.NORMAL)
+    assert levels.seen[-1].cause is Cause.CHANNEL_RECOVERED
+    assert [c.new for c in levels.seen] == [Level.DEGRADED, Level.NORMAL]
