@@ -43,6 +43,7 @@ from supervisors.spec import (
     ChildType,
     Restart,
     RestartBackoff,
+    StartFailure,
     Strategy,
     SupervisorFlags,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "Restart",
     "RestartBackoff",
     "SpecError",
+    "StartFailure",
     "Strategy",
     "SupervisionEvent",
     "Supervisor",

@@ -77,7 +77,8 @@ class ChildStarted:
 
 @dataclass(frozen=True, slots=True)
 class ChildRestarted:
-    """A replacement instance finished ``on_start``."""
+    """A replacement instance finished ``on_start``: one started after its child crashed, or
+    after a failed start that was counted as a restart (``StartFailure.RESTART``)."""
 
     supervisor: str
     child_id: str

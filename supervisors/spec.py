@@ -14,6 +14,7 @@ field               default               OTP
 ``type``            ``WORKER``            ``type => worker``
 ``deadline``        ``None`` (no check)   (none: OTP has no liveness check)
 ``backoff``         ``None`` (immediate)  (none: OTP restarts at once)
+``start_failure``   ``ABORT``             a failed start in ``init`` fails the supervisor
 ==================  ====================  ===========================================
 """
 
@@ -39,6 +40,7 @@ __all__ = [
     "ChildType",
     "Restart",
     "RestartBackoff",
+    "StartFailure",
     "Strategy",
     "SupervisorFlags",
     "check_number",
@@ -65,6 +67,21 @@ class Restart(Enum):
     PERMANENT = "permanent"
     TRANSIENT = "transient"
     TEMPORARY = "temporary"
+
+
+class StartFailure(Enum):
+    """What a child failing its *first* start (while its supervisor starts) does.
+
+    ``ABORT`` is OTP: the supervisor's ``init`` fails (``start_error``), it stops the children
+    already started and gives up. ``RESTART`` (a deviation, only under ``one_for_one``): the
+    failed start is treated like a crash of a running child -- counted against ``intensity``,
+    restarted after the child's ``backoff``, the supervisor giving up and escalating as usual
+    once intensity is exceeded -- and the children after it start without waiting for it.
+    A failed *re*start is always treated this way, as in OTP.
+    """
+
+    ABORT = "abort"
+    RESTART = "restart"
 
 
 class ChildType(Enum):
@@ -160,7 +177,9 @@ class ChildSpec:
     ``deadline + liveness_interval`` seconds after it last answered a ping or was started; one
     that answers every ping within ``deadline`` never is. ``backoff``: delay
     restarts of this child by ``backoff.delay(restarts within the period, draw)`` seconds
-    (``None``: restart at once, as OTP).
+    (``None``: restart at once, as OTP). ``start_failure``: whether a failed first start
+    fails the supervisor (``ABORT``, OTP) or is restarted like a crash (``RESTART``, see
+    :class:`StartFailure`).
     """
 
     id: str
@@ -172,6 +191,7 @@ class ChildSpec:
     type: ChildType = ChildType.WORKER
     deadline: float | None = None
     backoff: RestartBackoff | None = None
+    start_failure: StartFailure = StartFailure.ABORT
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
@@ -204,10 +224,17 @@ class ChildSpec:
         if self.backoff is not None and not isinstance(self.backoff, RestartBackoff):
             raise SpecError("must have delay(attempt, draw) (a RestartBackoff)",
                             field="backoff", value=self.backoff, reason="invalid_backoff")
+        object.__setattr__(self, "start_failure", _enum(
+            StartFailure, self.start_failure, "start_failure", "invalid_start_failure"))
 
 
-def validate_children(children: Sequence[ChildSpec]) -> tuple[ChildSpec, ...]:
-    """Check a supervisor's children: all ``ChildSpec``, ids unique (``duplicate_child_id``)."""
+def validate_children(
+    children: Sequence[ChildSpec], strategy: Strategy = Strategy.ONE_FOR_ONE
+) -> tuple[ChildSpec, ...]:
+    """Check a supervisor's children: all ``ChildSpec``, ids unique (``duplicate_child_id``),
+    ``StartFailure.RESTART`` only under ``one_for_one`` (``invalid_start_failure``: under
+    the other strategies the children after it depend on it, so they may not start without
+    it)."""
     if not isinstance(children, list | tuple):
         raise SpecError("must be a list or tuple of ChildSpec", field="children", value=children,
                         reason="invalid_child_spec")
@@ -220,4 +247,8 @@ def validate_children(children: Sequence[ChildSpec]) -> tuple[ChildSpec, ...]:
             raise SpecError("duplicate id", field=f"children[{index}].id", value=spec.id,
                             reason="duplicate_child_id")
         seen.add(spec.id)
+        if spec.start_failure is StartFailure.RESTART and strategy is not Strategy.ONE_FOR_ONE:
+            raise SpecError(f"restart needs strategy one_for_one, not {strategy.value}",
+                            field=f"children[{index}].start_failure", value=spec.start_failure,
+                            reason="invalid_start_failure")
     return tuple(children)

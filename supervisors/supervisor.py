@@ -77,6 +77,9 @@ from supervisors.spec import (
     ChildSpec,
     ChildType,
     Restart,
+    RestartBackoff,
+    StartFailure,
+    Strategy,
     SupervisorFlags,
     check_number,
     validate_children,
@@ -163,7 +166,7 @@ class Supervisor(pykka.ThreadingActor):
         if not isinstance(flags, SupervisorFlags):
             raise SpecError("must be SupervisorFlags", field="flags", value=flags,
                             reason="invalid_flags")
-        specs = validate_children(children)
+        specs = validate_children(children, flags.strategy)
         ids = [spec.id for spec in specs]
         if table is None:
             table = ChildTable(name, ids, max_pending)
@@ -284,7 +287,7 @@ class Supervisor(pykka.ThreadingActor):
         child.state = ChildState.RUNNING
         now = self._clock.monotonic()
         event: SupervisionEvent
-        if child.ever_started:
+        if child.ever_started or child.restarts:  # also after a failed first start (RESTART)
             event = ChildRestarted(self._name, child.id, message.instance, now)
         else:
             event = ChildStarted(self._name, child.id, message.instance, now)
@@ -383,10 +386,11 @@ class Supervisor(pykka.ThreadingActor):
 
     def _start_failed(self, child: _Child, reason: ExitReason) -> None:
         self._gone(child, child.instance or 0, reason, "start_error")
-        if self._initial:
+        if self._initial and child.spec.start_failure is StartFailure.ABORT:
             # OTP: a child that fails to start while the supervisor starts fails the supervisor.
             self._give_up("start_error", child, reason)
             return
+        # A failed restart, or a first start under StartFailure.RESTART: counted as a crash.
         if self._count_restart(child, reason):
             self._schedule(child)
 
@@ -442,15 +446,15 @@ class Supervisor(pykka.ThreadingActor):
             and self._to_start
             and not self._child_starting()
         ):
-            child = self._children[min(self._to_start)]
-            if child.backoff_token is not None:
-                return
+            child = self._next_due()
+            if child is None:
+                break
             self._to_start.discard(child.index)
             self._start(child)
         if (
             self._initial
             and self._giving_up is None
-            and not self._to_start
+            and all(self._children[index].backoff_token is not None for index in self._to_start)
             and not self._group_ops
             and not self._child_starting()
         ):
@@ -458,6 +462,22 @@ class Supervisor(pykka.ThreadingActor):
             report_up = getattr(self, "_lifeline_report_up", None)
             if report_up is not None:
                 report_up()
+
+    def _next_due(self) -> _Child | None:
+        """The first child to start, in spec order, that waits for no backoff.
+
+        A child waiting for its backoff holds back the children after it (they depend on it
+        under ``rest_for_one``/``one_for_all``), except under ``one_for_one``, where siblings
+        are independent: a router supervisor waiting minutes for its recovery attempt must
+        not keep a crashed sibling down that long.
+        """
+        for index in sorted(self._to_start):
+            child = self._children[index]
+            if child.backoff_token is None:
+                return child
+            if self._flags.strategy is not Strategy.ONE_FOR_ONE:
+                return None
+        return None
 
     def _child_starting(self) -> bool:
         """Whether a child is between its start and its ``ChildUp`` (one at a time)."""
@@ -607,12 +627,18 @@ def supervisor_child(
     *,
     restart: Restart = Restart.PERMANENT,
     shutdown: float | None = None,
+    backoff: RestartBackoff | None = None,
+    start_failure: StartFailure = StartFailure.ABORT,
     **options: Any,
 ) -> ChildSpec:
     """A ``ChildSpec`` for a nested supervisor (``type=SUPERVISOR``, named ``id``).
 
-    ``options`` go to ``Supervisor`` (``clock``, ``listeners``, ``liveness_interval``, …).
+    ``restart``, ``shutdown``, ``backoff`` and ``start_failure`` are the spec's; ``options``
+    go to ``Supervisor`` (``clock``, ``listeners``, ``liveness_interval``, …). A nested
+    supervisor's start fails when one of its children fails its first start under
+    ``StartFailure.ABORT``, or when it gives up before it has started them all.
     """
     kwargs = {"flags": flags, "children": tuple(children), "name": id, **options}
     return ChildSpec(id=id, start=Supervisor, kwargs=kwargs, restart=restart,
-                     shutdown=shutdown, type=ChildType.SUPERVISOR)
+                     shutdown=shutdown, type=ChildType.SUPERVISOR, backoff=backoff,
+                     start_failure=start_failure)

@@ -100,7 +100,7 @@ def script_of(spec: ChildSpec) -> Script:
 def child(scripts: Callable[..., Script]) -> Callable[..., ChildSpec]:
     """``child("a", restart=..., fail_starts=...)``: a spec for a scripted child."""
 
-    spec_fields = {"restart", "shutdown", "type", "deadline", "backoff"}
+    spec_fields = {"restart", "shutdown", "type", "deadline", "backoff", "start_failure"}
 
     def make(name: str, **options: Any) -> ChildSpec:
         spec_options = {key: value for key, value in options.items() if key in spec_fields}
