@@ -27,6 +27,16 @@ still bounds a crash loop of whole router supervisors (more than ``intensity`` o
 but untrusted (probe failures, no success, memory growth) is not restarted by the keeper:
 its probes are its recovery, and a hung one is replaced by router_sup's liveness deadline.
 
+**A router that cannot start is Level 2, not a tree that fails to start.** OTP fails a
+supervisor whose child fails its first start; here the smart router and router_sup are
+specs with ``start_failure=StartFailure.RESTART`` (:mod:`supervisors.spec`): a failing first
+start of the router is restarted within router_sup's intensity (each failure is a
+``ChildExited(START_FAILED)``, the keeper's ``RouterStartFailed``: Level 2), and once that
+is exceeded router_sup escalates (``RouterGaveUp``) and root restarts it after the recovery
+backoff, exactly as after a crash loop, while fallback_sup and the health probe start
+without waiting for it. So ``MarketDataSystem.start()`` returns with the fallbacks serving.
+The fallbacks and the probe keep OTP's rule: if they cannot start, the tree does not.
+
 The shared pieces every restart reuses (an actor is rebuilt from its spec's arguments): ONE
 :class:`~quotation.rest.RateLimiter` (``config.upbit.rate_limit.build(clock)``) for the router
 and the REST fallback, one :class:`~actors.faults.FaultBoard`, one
@@ -65,6 +75,7 @@ from supervisors import (
     ExitReason,
     Listener,
     Restart,
+    StartFailure,
     SupervisorHandle,
     supervisor_child,
 )
@@ -184,10 +195,11 @@ def build_tree(
         [ChildSpec(SMART_ROUTER, SmartRouter,
                    args=(rest_config, ws_config, parts.limiter),
                    kwargs={"snapshots": parts.snapshots, **shared},
-                   deadline=router_deadline(config))],
-        restart=Restart.PERMANENT, clock=parts.clock, liveness_interval=fb.probe_interval,
+                   deadline=router_deadline(config), start_failure=StartFailure.RESTART)],
+        restart=Restart.PERMANENT, backoff=recovery_backoff(config),
+        start_failure=StartFailure.RESTART, clock=parts.clock,
+        liveness_interval=fb.probe_interval,
     )
-    router_sup = _with_backoff(router_sup, recovery_backoff(config))
     fallback_sup = supervisor_child(
         FALLBACK_SUP, sup.fallbacks,
         [ChildSpec(REST_FALLBACK, RestFallback, args=(rest_config, parts.limiter),
@@ -207,9 +219,3 @@ def build_tree(
     tree = Tree(root, parts)
     late.tree = tree
     return tree
-
-
-def _with_backoff(spec: ChildSpec, backoff: Backoff) -> ChildSpec:
-    return ChildSpec(spec.id, spec.start, args=spec.args, kwargs=spec.kwargs,
-                     restart=spec.restart, shutdown=spec.shutdown, type=spec.type,
-                     deadline=spec.deadline, backoff=backoff)

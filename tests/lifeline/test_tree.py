@@ -1,0 +1,237 @@
+"""The tree's Level 2 paths end to end against the simulator, on shortened timings from
+config (probe_interval 0.2 s, recovery_interval 1 s, recovery_successes 3, router intensity
+5 in 10 s): a router that cannot start leaves the system started at Level 2 with the
+fallbacks serving (never a tree that fails to start), and a router crash loop makes
+router_sup escalate; in both, once the fault is cleared, root's restart of router_sup after
+the recovery backoff is the recovery attempt, and the router is trusted again after
+``recovery_successes`` healthy probes (Level 0).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pykka
+import pytest
+
+from actors.messages import Source
+from lifeline import Level, LevelChange, LifelineConfig, MarketDataSystem
+from lifeline.config import UpbitSettings
+from lifeline.levels import Cause
+from lifeline.settings import FallbackSettings, FaultSettings
+from lifeline.tree import FALLBACK_SUP, HEALTH_PROBE, ROOT, ROUTER_SUP, SMART_ROUTER
+from quotation.backoff import Backoff, Jitter
+from quotation.rest import RestConfig
+from quotation.websocket import WebSocketConfig
+from supervisors import (
+    ChildExited,
+    ChildRestarted,
+    ChildState,
+    Escalated,
+    EscalationTarget,
+    ExitKind,
+    SupervisionEvent,
+)
+from upbit_sim import Simulator
+
+pytestmark = pytest.mark.timeout(60)
+
+WAIT = 15.0
+"""Real seconds a test waits for a level or an event before failing."""
+BTC = "KRW-BTC"
+PROBE, RECOVERY, SUCCESSES, DEADLINE = 0.2, 1.0, 3, 1.5
+SLACK = 3.0
+"""Real seconds allowed on top of the config's bounds (threads, loopback I/O)."""
+BACK_TO_0 = RECOVERY * (SUCCESSES + 1) + PROBE + SLACK
+"""Fault cleared → Level 0: recovery_interval × (recovery_successes + 1) + probe_interval."""
+FOREVER = 1_000
+"""A fail_start count no number of router_sup restarts within the test uses up."""
+
+
+def config_for(sim: Simulator) -> LifelineConfig:
+    return LifelineConfig(
+        upbit=UpbitSettings(
+            rest=RestConfig(base_url=sim.base_url, connect_timeout=0.5, read_timeout=0.5,
+                            total_timeout=1.0, call_deadline=1.2),
+            websocket=WebSocketConfig(url=sim.ws_url, connect_timeout=1.0, backoff=Backoff(
+                initial=0.05, multiplier=2.0, cap=0.2, jitter=Jitter.NONE)),
+        ),
+        fallback=FallbackSettings(probe_interval=PROBE, failure_threshold=2,
+                                  recovery_interval=RECOVERY, recovery_successes=SUCCESSES,
+                                  router_timeout=0.2, request_deadline=DEADLINE,
+                                  max_stale_age=30.0),
+        faults=FaultSettings(enabled=True),
+    )
+
+
+class Watch:
+    """Records level changes and supervision events; waits for them with bounded timeouts."""
+
+    def __init__(self, system: MarketDataSystem) -> None:
+        self.system = system
+        self.changes: list[LevelChange] = []
+        self.events: list[SupervisionEvent] = []
+        self._cond = threading.Condition()
+        system.on_level_change(self._on_change)
+
+    def _on_change(self, change: LevelChange) -> None:
+        with self._cond:
+            self.changes.append(change)
+            self._cond.notify_all()
+
+    def on_event(self, event: SupervisionEvent) -> None:
+        with self._cond:
+            self.events.append(event)
+            self._cond.notify_all()
+
+    def subscribe(self) -> None:
+        """Listen to the whole tree's events from now on (root's listeners get them all)."""
+        tree = self.system._tree
+        assert tree is not None
+        tree.root.subscribe(self.on_event)
+
+    def level(self, level: Level, timeout: float = WAIT) -> None:
+        with self._cond:
+            if not self._cond.wait_for(lambda: self.system.level is level, timeout):
+                raise AssertionError(f"level {self.system.level!r}, not {level!r}, after "
+                                     f"{timeout} s; changes: {self.changes}")
+
+    def event(self, match: Callable[[SupervisionEvent], bool], timeout: float = WAIT
+              ) -> SupervisionEvent:
+        def found() -> SupervisionEvent | None:
+            return next((event for event in self.events if match(event)), None)
+
+        with self._cond:
+            if not self._cond.wait_for(lambda: found() is not None, timeout):
+                raise AssertionError(f"no such event after {timeout} s; saw: {self.events}")
+            event = found()
+            assert event is not None
+            return event
+
+
+def recovery_attempt(event: SupervisionEvent) -> bool:
+    return isinstance(event, ChildRestarted) and (event.supervisor, event.child_id) == (
+        ROOT, ROUTER_SUP)
+
+
+def router_sup_escalated(event: SupervisionEvent) -> bool:
+    return isinstance(event, Escalated) and event.supervisor == ROUTER_SUP
+
+
+@pytest.fixture
+def sim(sim_factory: Callable[..., Simulator]) -> Simulator:
+    return sim_factory(seed=1, rate_limit=None)
+
+
+@pytest.fixture
+def systems(sim: Simulator) -> Iterator[Callable[[], MarketDataSystem]]:
+    made: list[MarketDataSystem] = []
+
+    def make() -> MarketDataSystem:
+        system = MarketDataSystem.from_config(config_for(sim))
+        made.append(system)
+        return system
+
+    yield make
+    for system in made:
+        system.faults.clear_all()
+        system.stop()
+    pykka.ActorRegistry.stop_all(timeout=WAIT)
+
+
+def root_children(system: MarketDataSystem) -> dict[str, ChildState]:
+    tree = system._tree
+    assert tree is not None and tree.root.is_alive()
+    return {info.id: info.state for info in tree.root.which_children(timeout=WAIT)}
+
+
+def served_by_fallbacks(system: MarketDataSystem) -> None:
+    for _ in range(3):
+        began = time.monotonic()
+        trades = system.get_trades(BTC, count=3)
+        assert trades.source is Source.REST_FALLBACK
+        assert trades.level is Level.FALLBACK
+        ticker = system.get_ticker([BTC])
+        assert ticker.source in (Source.REST_FALLBACK, Source.WS_FALLBACK)
+        assert [t.market for t in ticker.data] == [BTC]
+        assert time.monotonic() - began < 2 * DEADLINE
+
+
+def test_a_router_that_cannot_start_leaves_the_system_started_at_level_2_on_the_fallbacks(
+    systems: Callable[[], MarketDataSystem]
+) -> None:
+    system = systems()
+    watch = Watch(system)
+    system.faults.inject(SMART_ROUTER, "fail_start", count=FOREVER)
+    began = time.monotonic()
+    system.start()  # returns: root neither gave up nor waits for the router
+
+    watch.level(Level.FALLBACK)
+    assert watch.changes[0].new is Level.FALLBACK
+    assert watch.changes[0].cause is Cause.ROUTER_START_FAILED
+    assert root_children(system) == {  # router_sup waits for its recovery attempt
+        ROUTER_SUP: ChildState.RESTARTING, FALLBACK_SUP: ChildState.RUNNING,
+        HEALTH_PROBE: ChildState.RUNNING}
+    served_by_fallbacks(system)
+
+    watch.subscribe()
+    system.faults.clear_all()
+    cleared = time.monotonic()
+    watch.level(Level.NORMAL, timeout=BACK_TO_0)
+    took = time.monotonic() - cleared
+    attempt = watch.event(recovery_attempt, timeout=0)
+    assert attempt.at >= began + RECOVERY  # root waited its recovery backoff
+    assert took <= BACK_TO_0
+    assert watch.changes[-1].cause is Cause.ROUTER_TRUSTED
+    assert system.get_ticker([BTC]).source.startswith("smart_router/")
+
+
+def test_a_router_that_fails_a_few_starts_within_intensity_is_restarted_by_router_sup(
+    systems: Callable[[], MarketDataSystem]
+) -> None:
+    system = systems()
+    watch = Watch(system)
+    system.faults.inject(SMART_ROUTER, "fail_start", count=2)  # router intensity is 5
+    system.start()
+    watch.level(Level.NORMAL, timeout=RECOVERY * (SUCCESSES + 1) + PROBE + SLACK)
+    assert [change.cause for change in watch.changes] == [Cause.ROUTER_START_FAILED,
+                                                          Cause.ROUTER_TRUSTED]
+    tree = system._tree
+    assert tree is not None
+    router_sup = tree.root.which_children(timeout=WAIT)[0]
+    assert (router_sup.id, router_sup.state) == (ROUTER_SUP, ChildState.RUNNING)
+    assert router_sup.instance == 1  # root's first: router_sup never escalated
+
+
+def test_a_router_crash_loop_escalates_from_router_sup_and_root_restarts_it_after_the_backoff(
+    systems: Callable[[], MarketDataSystem]
+) -> None:
+    system = systems()
+    watch = Watch(system)
+    system.start()
+    watch.subscribe()
+    assert system.level is Level.NORMAL
+    system.faults.inject(SMART_ROUTER, "crash", point="request")  # every probe kills it
+
+    escalated = watch.event(router_sup_escalated)
+    assert isinstance(escalated, Escalated)
+    assert escalated.target is EscalationTarget.PARENT
+    crashes = [e for e in watch.events if isinstance(e, ChildExited)
+               and (e.supervisor, e.child_id) == (ROUTER_SUP, SMART_ROUTER)
+               and e.reason.kind is ExitKind.CRASHED]
+    assert len(crashes) > system.config.supervision.router.intensity
+    watch.level(Level.FALLBACK)
+    served_by_fallbacks(system)
+
+    system.faults.clear_all()
+    cleared = time.monotonic()
+    attempt = watch.event(recovery_attempt, timeout=BACK_TO_0)
+    assert attempt.at >= escalated.at + RECOVERY  # the recovery backoff, no jitter
+    watch.level(Level.NORMAL, timeout=BACK_TO_0)
+    assert time.monotonic() - cleared <= BACK_TO_0
+    assert watch.changes[-1].cause is Cause.ROUTER_TRUSTED
+    assert root_children(system)[ROUTER_SUP] is ChildState.RUNNING
+
+
