@@ -94,7 +94,12 @@ class _RootGaveUp:
     at: float
 
 
-_Item = ProbeReport | Observation | _RecoveryStarted | _RootGaveUp | None
+@dataclass(frozen=True, slots=True)
+class _Settled:
+    done: threading.Event
+
+
+_Item = ProbeReport | Observation | _RecoveryStarted | _RootGaveUp | _Settled | None
 
 
 class LevelKeeper:
@@ -146,6 +151,12 @@ class LevelKeeper:
     def observe(self, observation: Observation) -> None:
         self._inbox.put(observation)
 
+    def settle(self, timeout: float) -> bool:
+        """Wait until everything queued before this call is taken in (False: timed out)."""
+        done = threading.Event()
+        self._inbox.put(_Settled(done))
+        return done.wait(timeout)
+
     def on_event(self, event: SupervisionEvent) -> None:
         """A supervision event of the tree (a root listener): translated, queued."""
         item: _Item = None
@@ -196,8 +207,11 @@ class LevelKeeper:
             except Exception:  # a bug here must not stop level keeping
                 logger.exception("level keeper: failed on %r", item)
 
-    def _take(self, item: ProbeReport | Observation | _RecoveryStarted | _RootGaveUp) -> None:
+    def _take(self, item: ProbeReport | Observation | _RecoveryStarted | _RootGaveUp | _Settled
+              ) -> None:
         match item:
+            case _Settled(done):
+                done.set()
             case ProbeReport():
                 for observation in self._translate(item):
                     self._apply(*step(self._state, observation, self._rules))

@@ -203,6 +203,7 @@ class MarketDataSystem:
             reason = self._gave_up
             self.stop()
             raise LifelineError(f"the market data tree did not start: {reason or 'timed out'}")
+        self._keeper.settle(timeout)  # the level now says what the tree found (e.g. 2)
 
     def stop(self, *, timeout: float = STOP_TIMEOUT) -> None:
         """Stop the tree (children in reverse order, bounded) and the keeper."""
