@@ -10,7 +10,7 @@ WebSocket fallback on and off and drive the health probe.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,8 +25,11 @@ __all__ = [
     "Deactivate",
     "FallbackReport",
     "HealthRequest",
+    "Listen",
+    "Listener",
     "MarketData",
     "OrderbookRequest",
+    "Pin",
     "Probe",
     "ProbeReport",
     "ProbeRequest",
@@ -128,6 +131,27 @@ class Activate:
 @dataclass(frozen=True, slots=True)
 class Deactivate:
     """Fallback off: drop every subscription and close the connection."""
+
+
+Listener = Callable[[tuple[StreamItem, ...]], None]
+"""Takes the realtime items an actor admitted (see :class:`Listen`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pin:
+    """Smart router: keep ``markets`` subscribed whatever the demand (``candles``: their
+    1-minute candles too); replaces the previous Pin, ``Pin(())`` unpins all."""
+
+    markets: tuple[str, ...]
+    candles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    """Hand every realtime item admitted to ``listener`` (thread-safe, never blocking; ``None``:
+    stop); the smart router calls it on its delivery thread, the WebSocket fallback on its own."""
+
+    listener: Listener | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,14 @@ passes each item through fault point ``ws_message`` and publishes the survivors 
 at once, so a slow REST call never holds back fresh prices, and the host's facade can read
 the board in its own thread (:meth:`SnapshotBoard.answer`) under the same rules.
 
+Pinned markets (:class:`~actors.messages.Pin`, from the facade's subscriptions): kept
+subscribed whatever the demand (they do not count against ``max_hot_markets``), their
+1-minute candles too for ``candles``; each Pin replaces the last. A
+:class:`~actors.messages.Listen` listener gets every item the delivery thread put through
+``ws_message`` (candles included), right after the board; it must not block, and what it
+raises is logged, never lets the delivery thread fail. Both are state of one instance: a
+restarted router starts unpinned and unheard until told again.
+
 Coalescing: the actor answers one message at a time, so identical requests that arrive
 while a REST call runs wait in its inbox. The REST answer is kept for
 ``rules.coalesce_window`` (0.1 s) keyed by the request, and those identical requests are
@@ -67,8 +75,11 @@ from actors.faults import (
 from actors.messages import (
     CandlesRequest,
     HealthRequest,
+    Listen,
+    Listener,
     MarketData,
     OrderbookRequest,
+    Pin,
     ProbeRequest,
     Reply,
     Request,
@@ -170,6 +181,9 @@ class SmartRouter(pykka.ThreadingActor):
         self._ws: WebSocketClient | None = None
         self._demand = Demand(self._rules)
         self._subscribed: tuple[str, ...] = ()
+        self._candles: tuple[str, ...] = ()
+        self._pinned = Pin(())
+        self._listener: Listener | None = None
         self._memo: dict[Request, tuple[float, Reply]] = {}
         self._degraded = False
         self._rest_calls = 0
@@ -223,6 +237,13 @@ class SmartRouter(pykka.ThreadingActor):
                 raise message.error()
             case HealthRequest():
                 return self._status()
+            case Pin():
+                self._pinned = message
+                self._follow_demand(self._clock.monotonic())
+                return None
+            case Listen(listener):
+                self._listener = listener
+                return None
             case ProbeRequest(market=market):
                 return self._serve(TickerRequest((market,)), probe=True)
             case TickerRequest() | OrderbookRequest() | TradesRequest() | CandlesRequest():
@@ -301,13 +322,15 @@ class SmartRouter(pykka.ThreadingActor):
     # -- demand and the WebSocket ---------------------------------------------------------
 
     def _follow_demand(self, now: float) -> None:
-        hot = self._demand.hot_markets(now)
-        if hot == self._subscribed or self._ws is None:
+        pinned = self._pinned.markets
+        wanted = pinned + tuple(m for m in self._demand.hot_markets(now) if m not in pinned)
+        candles = self._pinned.candles
+        if (wanted, candles) == (self._subscribed, self._candles) or self._ws is None:
             return
-        logger.info("smart router: subscribing %d market(s): %s", len(hot), ", ".join(hot))
-        self._board.set_markets(hot)  # before the client: the new markets' first items count
-        self._subscribed = hot
-        self._ws.set_subscriptions(_subscriptions(hot))
+        logger.info("smart router: subscribing %d market(s): %s", len(wanted), ", ".join(wanted))
+        self._board.set_markets(wanted)  # before the client: the new markets' first items count
+        self._subscribed, self._candles = wanted, candles
+        self._ws.set_subscriptions(_subscriptions(wanted, candles))
 
     def _assess(self) -> WebSocketVerdict:
         ws = _opened(self._ws)
@@ -345,6 +368,12 @@ class SmartRouter(pykka.ThreadingActor):
             except FormatError:
                 self._messages_malformed += 1
         self._board.publish(taken, received_at)
+        listener = self._listener
+        if listener is not None and taken:
+            try:
+                listener(tuple(taken))
+            except Exception:  # the host's side must never stop the delivery thread
+                logger.exception("smart router: the stream listener failed")
         verdict = assess_websocket(ws.status(), wanted=bool(self._subscribed))
         self._board.set_ws_healthy(verdict.healthy)
 
@@ -377,11 +406,13 @@ def _markets(request: Request) -> tuple[str, ...]:
     return (request.market,)
 
 
-def _subscriptions(markets: tuple[str, ...]) -> tuple[Subscription, ...]:
-    if not markets:
-        return ()
-    return tuple(Subscription(kind, markets)
-                 for kind in (DataType.TICKER, DataType.ORDERBOOK, DataType.TRADE))
+def _subscriptions(markets: tuple[str, ...], candles: tuple[str, ...] = ()
+                   ) -> tuple[Subscription, ...]:
+    found = [Subscription(kind, markets) for kind in
+             (DataType.TICKER, DataType.ORDERBOOK, DataType.TRADE)] if markets else []
+    if candles:
+        found.append(Subscription(DataType.CANDLE_1M, candles))
+    return tuple(found)
 
 
 def _in_request_order(request: Request, items: Sequence[MarketData]) -> list[MarketData]:

@@ -23,6 +23,9 @@ Activate that changes the symbols: data from before a pause would hide the hole.
 Messages (asked; :mod:`actors.messages`)::
 
     Activate(symbols) / Deactivate()      → None
+    Listen(listener)                      → None; ``listener`` then gets every item admitted
+                                            to the cache (on the actor's thread, in order;
+                                            it must not block; what it raises is logged)
     TickerRequest, OrderbookRequest       → Reply(source=ws_fallback), stamped by the oldest
                                             cached snapshot's exchange timestamp
     TradesRequest                         → the newest ``count`` cached trades, newest first
@@ -63,6 +66,8 @@ from actors.messages import (
     CandlesRequest,
     Deactivate,
     HealthRequest,
+    Listen,
+    Listener,
     MarketData,
     OrderbookRequest,
     Reply,
@@ -126,6 +131,7 @@ class WsFallback(pykka.ThreadingActor):
         self._client: WebSocketClient | None = None
         self._remove_consumer: Callable[[], None] | None = None
         self._symbols: tuple[str, ...] = ()
+        self._listener: Listener | None = None
         self._last_item_at: float | None = None
         self._failed = 0
         self._malformed = 0
@@ -196,6 +202,9 @@ class WsFallback(pykka.ThreadingActor):
             case Deactivate():
                 self._deactivate()
                 return None
+            case Listen(listener):
+                self._listener = listener
+                return None
             case HealthRequest():
                 return self._health()
             case CrashNow():
@@ -226,6 +235,7 @@ class WsFallback(pykka.ThreadingActor):
             self._pending -= 1
         if not self._symbols:
             return  # left over from before Deactivate
+        admitted_items: list[StreamItem] = []
         for item in batch.items:
             try:
                 admitted = checked(self._faults, _ME, FaultPoint.WS_MESSAGE, (item,))
@@ -239,7 +249,13 @@ class WsFallback(pykka.ThreadingActor):
                 continue
             self._cache.put(admitted[0], batch.received_at)
             self._last_item_at = batch.received_at
-
+            admitted_items.append(admitted[0])
+        listener = self._listener
+        if listener is not None and admitted_items:
+            try:
+                listener(tuple(admitted_items))
+            except Exception:  # the host's side must never crash the fallback
+                logger.exception("WebSocket fallback: the stream listener failed")
     def _answer(self, request: Request) -> Reply:
         try:
             self._faults.at(_ME, FaultPoint.REQUEST)

@@ -7,8 +7,8 @@ strategy's ``fallback``, ``supervision`` and ``faults`` keys), ``cli`` (the
 rehearsal against the embedded simulator), ``health`` (what is observed of the router and
 the fallbacks) and ``levels`` (the failure levels: :class:`Level`, :class:`LevelChange` and
 their pure rules), ``tree`` (the supervision tree from config), ``keeper`` (the
-LevelKeeper), ``answer``, ``errors``, ``last_good`` and ``system`` (the
-:class:`MarketDataSystem` facade).
+LevelKeeper), ``subscriptions`` (realtime callbacks: :class:`Subscription`, :class:`Update`),
+``answer``, ``errors``, ``last_good`` and ``system`` (the :class:`MarketDataSystem` facade).
 """
 
 import logging
@@ -18,6 +18,7 @@ from lifeline.config import LifelineConfig, load_config, parse_config
 from lifeline.config_schema import ConfigError
 from lifeline.errors import MarketDataUnavailable
 from lifeline.levels import Level, LevelChange
+from lifeline.subscriptions import Subscription, Update
 from lifeline.system import MarketDataSystem
 
 __all__ = [
@@ -28,6 +29,8 @@ __all__ = [
     "LifelineConfig",
     "MarketDataSystem",
     "MarketDataUnavailable",
+    "Subscription",
+    "Update",
     "load_config",
     "parse_config",
 ]

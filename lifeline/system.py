@@ -20,6 +20,13 @@ Routing of one read (the level is read once, at the call's start, and named in t
 4. Level 3, or every live source above failed: the last known good data with its true age
    and ``stale=True`` up to ``max_stale_age``, else :class:`MarketDataUnavailable`.
 
+Realtime data (:mod:`lifeline.subscriptions`): ``subscribe(kind, markets, callback)`` pins the
+markets on the router (:class:`~actors.messages.Pin`, re-sent whenever a router instance
+starts) and, while the WebSocket fallback is activated (levels 2 and 3), adds them to its
+``Activate`` set; both actors hand their items to the system's one dispatcher thread
+(:class:`~actors.messages.Listen`, likewise re-sent to every new instance), which calls the
+host's callbacks with an :class:`~lifeline.subscriptions.Update`.
+
 Every call returns or raises within ``request_deadline`` (real seconds, measured on the
 monotonic clock of the process). Every good live answer is remembered as last known good.
 The host API depends only on this class, not on the tree behind it: a later shared-feed mode
@@ -35,6 +42,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
@@ -47,7 +55,9 @@ from actors.messages import (
     CandlesRequest,
     Deactivate,
     HealthRequest,
+    Listen,
     OrderbookRequest,
+    Pin,
     Reply,
     Request,
     RouterStatus,
@@ -63,7 +73,18 @@ from lifeline.errors import LifelineError, MarketDataUnavailable, SystemNotRunni
 from lifeline.keeper import LevelKeeper
 from lifeline.last_good import LastKnownGood, kind_of
 from lifeline.levels import Level, LevelChange, LevelRules
-from lifeline.tree import ROOT, Tree, TreeParts, build_tree, recovery_backoff
+from lifeline.subscriptions import Dispatcher, StreamKind, Subscription, Update
+from lifeline.tree import (
+    FALLBACK_SUP,
+    ROOT,
+    ROUTER_SUP,
+    SMART_ROUTER,
+    WS_FALLBACK,
+    Tree,
+    TreeParts,
+    build_tree,
+    recovery_backoff,
+)
 from quotation.clock import Clock, SystemClock
 from quotation.errors import InvalidRequest
 from quotation.models import Candle, Orderbook, Ticker, Trade
@@ -174,6 +195,11 @@ class MarketDataSystem:
         self._last_good = LastKnownGood()
         self._keeper = LevelKeeper(self._rules, self._clock, effects=self._effects,
                                    websocket_degraded=self._router_degraded)
+        self._dispatcher = Dispatcher(self._clock, lambda: self._keeper.level,
+                                      on_change=self._subscriptions_changed)
+        self._control = threading.Lock()  # orders Pin / Activate / Deactivate as decided
+        self._fallback_on = False
+        self._stopped = False
         self._tree: Tree | None = None
         self._restarts: dict[str, int] = {}
         self._started = threading.Event()
@@ -196,7 +222,10 @@ class MarketDataSystem:
                 raise LifelineError("the system is already started")
             parts = TreeParts(self._clock, self._config.upbit.rate_limit.build(self._clock),
                               self._faults, self._snapshots)
+            if self._stopped:
+                raise LifelineError("a stopped system cannot start again: make a new one")
             self._keeper.start()
+            self._dispatcher.start()
             self._tree = build_tree(self._config, parts, report=self._keeper.report,
                                     listener=self._on_event, on_give_up=self._on_give_up)
         if not self._started.wait(timeout) or self._gave_up is not None:
@@ -204,18 +233,23 @@ class MarketDataSystem:
             self.stop()
             raise LifelineError(f"the market data tree did not start: {reason or 'timed out'}")
         self._keeper.settle(timeout)  # the level now says what the tree found (e.g. 2)
+        self._wire(SMART_ROUTER)
+        self._wire(WS_FALLBACK)
 
     def stop(self, *, timeout: float = STOP_TIMEOUT) -> None:
         """Stop the tree (children in reverse order, bounded) and the keeper."""
         with self._lock:
             tree, self._tree = self._tree, None
+            self._stopped = True
         if tree is None:
+            self._dispatcher.stop()
             return
         try:
             tree.root.stop(timeout=timeout)
         except pykka.Timeout:
             logger.warning("market data tree did not stop within %s s", timeout)
         self._keeper.stop(timeout)
+        self._dispatcher.stop()
         self._snapshots.clear()
 
     def __enter__(self) -> MarketDataSystem:
@@ -249,6 +283,55 @@ class MarketDataSystem:
     def get_trades(self, market: str, count: int = 100) -> Answer[list[Trade]]:
         request = TradesRequest(validate_market(market), validate_trades_count(count))
         return cast("Answer[list[Trade]]", self._serve(request))
+
+    # -- realtime --------------------------------------------------------------------------
+
+    def subscribe(self, kind: str, markets: str | list[str] | tuple[str, ...],
+                  callback: Callable[[Update[Any]], object]) -> Subscription:
+        """Call ``callback(Update)`` for every new ``kind`` item of ``markets``
+        (:mod:`lifeline.subscriptions`) until ``close()``; kinds ``ticker``, ``trade``,
+        ``orderbook``, ``candle.1m``. ``InvalidRequest`` at once for an unknown kind or a bad
+        market, ``TypeError`` for a callback that is not callable."""
+        stream = StreamKind.of(kind)
+        wanted = validate_markets(markets)
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, got {callback!r:.80}")
+        if self._stopped:
+            raise SystemNotRunning("the market data system is stopped")
+        return self._dispatcher.add(stream, wanted, callback)
+
+    def _pin(self) -> Pin:
+        dispatcher = self._dispatcher
+        return Pin(dispatcher.markets(StreamKind.TICKER, StreamKind.TRADE, StreamKind.ORDERBOOK),
+                   dispatcher.markets(StreamKind.CANDLE_1M))
+
+    def _fallback_symbols(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self._config.fallback.symbols,
+                                    *self._dispatcher.markets())))
+
+    def _subscriptions_changed(self) -> None:
+        tree = self._tree
+        if tree is None:
+            return  # start() pins what is subscribed by then
+        with self._control:
+            _tell(tree.router, self._pin())
+            if self._fallback_on:
+                _tell(tree.ws, Activate(self._fallback_symbols()))
+
+    def _wire(self, child_id: str) -> None:
+        """Tell a (new) instance of the router or the WebSocket fallback what it must know."""
+        tree = self._tree
+        if tree is None:
+            return
+        offer = self._dispatcher.offer
+        with self._control:
+            if child_id == SMART_ROUTER:
+                _tell(tree.router, Listen(partial(offer, source=Source.SMART_ROUTER_WEBSOCKET)))
+                _tell(tree.router, self._pin())
+            else:
+                _tell(tree.ws, Listen(partial(offer, source=Source.WS_FALLBACK)))
+                if self._fallback_on:
+                    _tell(tree.ws, Activate(self._fallback_symbols()))
 
     # -- state -----------------------------------------------------------------------------
 
@@ -377,6 +460,9 @@ class MarketDataSystem:
     def _on_event(self, event: SupervisionEvent) -> None:
         self._keeper.on_event(event)
         match event:
+            case ChildStarted(supervisor=s, child_id=c) | ChildRestarted(supervisor=s, child_id=c
+                                                                         ) if (s, c) in _WIRED:
+                self._wire(c)
             case ChildStarted(supervisor=s) if s == ROOT:
                 if self._tree_started_all(event.child_id):
                     self._started.set()
@@ -413,11 +499,27 @@ class MarketDataSystem:
         tree = self._tree
         if tree is None:
             return
-        timeout = self._config.fallback.request_deadline
-        if change.old <= Level.DEGRADED < change.new:
-            tree.ws.ask(Activate(self._config.fallback.symbols), timeout=timeout)
-        elif change.new <= Level.DEGRADED < change.old:
-            tree.ws.ask(Deactivate(), timeout=timeout)
+        with self._control:
+            if change.old <= Level.DEGRADED < change.new:
+                self._fallback_on = True
+                done = tree.ws.ask_future(Activate(self._fallback_symbols()))
+            elif change.new <= Level.DEGRADED < change.old:
+                self._fallback_on = False
+                done = tree.ws.ask_future(Deactivate())
+            else:
+                return
+        done.get(timeout=self._config.fallback.request_deadline)
+
+
+_WIRED = frozenset({(ROUTER_SUP, SMART_ROUTER), (FALLBACK_SUP, WS_FALLBACK)})
+"""The children told the subscriptions' Listen / Pin / Activate whenever an instance starts."""
+
+
+def _tell(child: ChildHandle, message: object) -> None:
+    try:
+        child.tell(message)
+    except ChildUnavailable as exc:  # a new instance will be wired when it starts
+        logger.debug("could not tell %r to %s: %s", message, child, exc)
 
 
 def _ask(child: ChildHandle, request: Request, errors: list[BaseException]

@@ -69,7 +69,7 @@ EXPORTS: dict[str, frozenset[str]] = {
     }),
     "lifeline": frozenset({
         "Answer", "ConfigError", "Level", "LevelChange", "LifelineConfig", "MarketDataSystem",
-        "MarketDataUnavailable", "load_config", "parse_config",
+        "MarketDataUnavailable", "Subscription", "Update", "load_config", "parse_config",
     }),
 }
 """The curated public names of each package; a new export is a decision, made here too."""
