@@ -496,18 +496,20 @@ class MarketDataSystem:
         return status.degraded if isinstance(status, RouterStatus) else None
 
     def _effects(self, change: LevelChange) -> None:
-        tree = self._tree
-        if tree is None:
-            return
         with self._control:
+            message: Activate | Deactivate
             if change.old <= Level.DEGRADED < change.new:
                 self._fallback_on = True
-                done = tree.ws.ask_future(Activate(self._fallback_symbols()))
+                message = Activate(self._fallback_symbols())
             elif change.new <= Level.DEGRADED < change.old:
                 self._fallback_on = False
-                done = tree.ws.ask_future(Deactivate())
+                message = Deactivate()
             else:
                 return
+            tree = self._tree
+            if tree is None:  # still starting: start() wires the fallback once the tree runs
+                return
+            done = tree.ws.ask_future(message)
         done.get(timeout=self._config.fallback.request_deadline)
 
 
