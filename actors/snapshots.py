@@ -24,12 +24,12 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from actors.messages import OrderbookRequest, Reply, Request, Source, TickerRequest, TradesRequest
-from actors.routing import Channel, DataKind, RoutingRules, choose_channel, choose_series_channel
+from actors.routing import Channel, DataKind, RoutingRules, choose_series_channel
 from quotation.models import Orderbook, Ticker, Trade, TradeGap
 from quotation.values import check
 from quotation.websocket.cache import Cached, StreamItem
 
-__all__ = ["DEFAULT_MAX_TRADES", "Snapshot", "SnapshotBoard"]
+__all__ = ["DEFAULT_MAX_TRADES", "Snapshot", "SnapshotBoard", "Stamped"]
 
 V = TypeVar("V")
 
@@ -38,11 +38,20 @@ DEFAULT_MAX_TRADES = 500
 be answered from a full window."""
 
 @dataclass(frozen=True, slots=True)
+class Stamped(Cached[V]):
+    """A board entry: the item, when it was received (monotonic) and, computed once when it
+    is published, the exchange time it stands for (UTC epoch seconds), so that a reader's
+    answer costs one lookup per market."""
+
+    produced_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """Everything on the board at one moment (immutable; mappings are read-only views)."""
 
-    tickers: Mapping[str, Cached[Ticker]]
-    orderbooks: Mapping[str, Cached[Orderbook]]
+    tickers: Mapping[str, Stamped[Ticker]]
+    orderbooks: Mapping[str, Stamped[Orderbook]]
     trades: Mapping[str, tuple[Trade, ...]]
     """Per market, oldest first (arrival order), contiguous."""
     heard_at: Mapping[str, float]
@@ -85,13 +94,12 @@ class SnapshotBoard:
         ``count`` and the market's stream is fresh; candles never (the router does not
         subscribe candles: a live candle stream cannot tell a missed bucket from a quiet one).
         """
+        if isinstance(request, TickerRequest | OrderbookRequest):
+            found = self.fresh(request, now, rules.max_cache_age)
+            if found is None:
+                return None
+            return Reply(found[0], Source.SMART_ROUTER_WEBSOCKET, found[1])
         snap = self._snapshot
-        if isinstance(request, TickerRequest):
-            return _snapshots(DataKind.TICKER, snap.tickers, request.markets, snap.ws_healthy,
-                              now=now, rules=rules)
-        if isinstance(request, OrderbookRequest):
-            return _snapshots(DataKind.ORDERBOOK, snap.orderbooks, request.markets,
-                              snap.ws_healthy, now=now, rules=rules)
         if isinstance(request, TradesRequest):
             trades = snap.trades.get(request.market, ())
             channel = choose_series_channel(
@@ -102,6 +110,39 @@ class SnapshotBoard:
             newest_first = tuple(reversed(trades[-request.count:]))
             return Reply.of(newest_first, Source.SMART_ROUTER_WEBSOCKET)
         return None
+
+    def fresh(self, request: TickerRequest | OrderbookRequest, now: float, max_cache_age: float
+              ) -> tuple[tuple[Ticker, ...] | tuple[Orderbook, ...], float] | None:
+        """The items and exchange stamp (the OLDEST item's, as :func:`~actors.messages.produced_at`)
+        of the router's WebSocket answer to a snapshot ``request`` at ``now``, or ``None``.
+
+        The hot path of :meth:`answer` for a host's thread: the rule of
+        :func:`~actors.routing.choose_channel` (every market has an entry received within
+        ``max_cache_age`` before ``now`` and the WebSocket is healthy; an empty request never)
+        carried out with one lookup per market and the stamps computed at publish time.
+        """
+        snap = self._snapshot
+        if not snap.ws_healthy:
+            return None
+        entries: Mapping[str, Stamped[Any]] = (
+            snap.tickers if isinstance(request, TickerRequest) else snap.orderbooks)
+        markets = request.markets
+        if len(markets) == 1:
+            entry = entries.get(markets[0])
+            if entry is None or not 0 <= now - entry.received_at <= max_cache_age:
+                return None
+            return (entry.value,), entry.produced_at
+        if not markets:
+            return None
+        items = []
+        oldest = float("inf")
+        for market in markets:
+            entry = entries.get(market)
+            if entry is None or not 0 <= now - entry.received_at <= max_cache_age:
+                return None
+            items.append(entry.value)
+            oldest = min(oldest, entry.produced_at)
+        return tuple(items), oldest
 
     # -- writing (the router's consumer thread and the router) ---------------------------
 
@@ -123,9 +164,9 @@ class SnapshotBoard:
                 if market not in snap.markets:
                     continue
                 if isinstance(item, Ticker):
-                    tickers[market] = Cached(item, received_at)
+                    tickers[market] = Stamped(item, received_at, item.timestamp.timestamp())
                 elif isinstance(item, Orderbook):
-                    orderbooks[market] = Cached(item, received_at)
+                    orderbooks[market] = Stamped(item, received_at, item.timestamp.timestamp())
                 elif isinstance(item, Trade):
                     window = trades.get(market)
                     if window is None:
@@ -182,18 +223,3 @@ class SnapshotBoard:
 def _only(mapping: Mapping[str, V], markets: frozenset[str]) -> Mapping[str, V]:
     return MappingProxyType({m: v for m, v in mapping.items() if m in markets})
 
-
-def _snapshots(
-    kind: DataKind,
-    entries: Mapping[str, Cached[Ticker]] | Mapping[str, Cached[Orderbook]],
-    markets: tuple[str, ...],
-    ws_healthy: bool,
-    *,
-    now: float,
-    rules: RoutingRules,
-) -> Reply | None:
-    received = {m: entries[m].received_at for m in markets if m in entries}
-    channel = choose_channel(kind, markets, received, ws_healthy=ws_healthy, now=now, rules=rules)
-    if channel is Channel.REST:
-        return None
-    return Reply.of([entries[m].value for m in markets], Source.SMART_ROUTER_WEBSOCKET)

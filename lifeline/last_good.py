@@ -5,11 +5,16 @@ markets can be answered (stamped, like any snapshot answer, by its OLDEST item).
 kept per kind, market, interval and ``to``: the newest answer, cut to the ``count``
 asked (trades newest first, candles oldest first), stamped as it was when answered. Nothing
 is re-stamped: an answer from here carries the exchange time of the data, so its age is true.
+
+A snapshot already kept (the very same item, as when the same fresh cache entry answers
+again and again) is not stored again: :meth:`LastKnownGood.keep` checks identity without the
+lock, so a cache hit costs one dict lookup per market here.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 from actors.messages import (
     CandlesRequest,
@@ -25,8 +30,15 @@ from actors.messages import (
 __all__ = ["LastKnownGood", "kind_of"]
 
 
+_KINDS: dict[type, str] = {TickerRequest: "ticker", OrderbookRequest: "orderbook",
+                          TradesRequest: "trades", CandlesRequest: "candles"}
+
+
 def kind_of(request: Request) -> str:
     """The request's kind, as hosts and errors name it."""
+    kind = _KINDS.get(type(request))
+    if kind is not None:
+        return kind
     match request:
         case TickerRequest():
             return "ticker"
@@ -51,13 +63,21 @@ class LastKnownGood:
         """Keep what a good ``reply`` to ``request`` carried."""
         if not reply.data:
             return
-        kind = kind_of(request)
+        if isinstance(request, TickerRequest | OrderbookRequest):
+            self.keep(kind_of(request), reply.data)
+            return
         with self._lock:
-            if isinstance(request, TickerRequest | OrderbookRequest):
-                for item in reply.data:
-                    self._snapshots[(kind, item.market)] = item
-                return
             self._series[_series_key(request)] = reply  # the newest, even if shorter
+
+    def keep(self, kind: str, items: Sequence[MarketData]) -> None:
+        """Keep snapshot ``items`` (tickers or order books) of ``kind`` served live; an item
+        already kept (the same object) is not stored again."""
+        kept = self._snapshots
+        for item in items:
+            key = (kind, item.market)
+            if kept.get(key) is not item:  # one read under the GIL; writes take the lock
+                with self._lock:
+                    kept[key] = item
 
     def recall(self, request: Request) -> Reply | None:
         """The remembered answer to ``request`` (source ``last_known_good``), or None."""

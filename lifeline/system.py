@@ -67,7 +67,7 @@ from actors.messages import (
 )
 from actors.routing import RoutingRules
 from actors.snapshots import SnapshotBoard
-from lifeline.answer import Answer, age_of
+from lifeline.answer import Answer, age_of, new_answer
 from lifeline.config import LifelineConfig, load_config
 from lifeline.errors import LifelineError, MarketDataUnavailable, SystemNotRunning
 from lifeline.keeper import LevelKeeper
@@ -124,6 +124,9 @@ STATUS_TIMEOUT = 1.0
 _UNAVAILABLE = "unavailable"
 _POLL = 0.005
 """Real seconds between looks at a second pending answer while waiting for the first."""
+_MEMO_SIZE = 1024
+"""Validated market lists remembered per snapshot kind (emptied when full)."""
+_LIVE = Source.SMART_ROUTER_WEBSOCKET
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +193,9 @@ class MarketDataSystem:
             recovery_successes=fb.recovery_successes, memory_limit_mb=fb.memory_limit_mb,
             intensity=router.intensity, period=router.period, recovery=recovery_backoff(config))
         self._routing = RoutingRules()
+        self._max_cache_age = self._routing.max_cache_age
+        self._tickers: dict[object, TickerRequest] = {}
+        self._orderbooks: dict[object, OrderbookRequest] = {}
         self._faults = FaultBoard(enabled=config.faults.enabled, clock=self._clock)
         self._snapshots = SnapshotBoard()
         self._last_good = LastKnownGood()
@@ -263,12 +269,20 @@ class MarketDataSystem:
     # -- the host's reads ------------------------------------------------------------------
 
     def get_ticker(self, markets: str | list[str] | tuple[str, ...]) -> Answer[list[Ticker]]:
-        request = TickerRequest(validate_markets(markets))
+        key = _memo_key(markets)
+        request = None if key is None else self._tickers.get(key)
+        if request is None:
+            request = TickerRequest(validate_markets(markets))
+            _memo_put(self._tickers, key, request)
         return cast("Answer[list[Ticker]]", self._serve(request))
 
     def get_orderbook(self, markets: str | list[str] | tuple[str, ...]
                       ) -> Answer[list[Orderbook]]:
-        request = OrderbookRequest(validate_markets(markets))
+        key = _memo_key(markets)
+        request = None if key is None else self._orderbooks.get(key)
+        if request is None:
+            request = OrderbookRequest(validate_markets(markets))
+            _memo_put(self._orderbooks, key, request)
         return cast("Answer[list[Orderbook]]", self._serve(request))
 
     def get_candles(self, market: str, interval: object, count: int = 200,
@@ -398,11 +412,21 @@ class MarketDataSystem:
         if tree is None:
             raise SystemNotRunning("the market data system is not running: start() it")
         level = self._keeper.level
+        snapshot = isinstance(request, TickerRequest | OrderbookRequest)
+        if level <= Level.DEGRADED and isinstance(request, TickerRequest | OrderbookRequest):
+            # the hot path: a fresh board entry answers in the caller's thread, no hop
+            found = self._snapshots.fresh(request, self._clock.monotonic(), self._max_cache_age)
+            if found is not None:
+                items, stamp = found
+                self._last_good.keep(_KIND[type(request)], items)
+                return new_answer(list(items), _LIVE, level,
+                                  max(0.0, self._clock.time() - stamp), False)
         deadline = time.monotonic() + self._config.fallback.request_deadline
         errors: list[BaseException] = []
         reply: Reply | None = None
         if level <= Level.DEGRADED:
-            reply = self._snapshots.answer(request, self._clock.monotonic(), self._routing)
+            reply = None if snapshot else self._snapshots.answer(request, self._clock.monotonic(),
+                                                                 self._routing)
             if reply is None:
                 reply = self._hedged(tree, request, deadline, errors)
         elif level is Level.FALLBACK:
@@ -511,6 +535,31 @@ class MarketDataSystem:
                 return
             done = tree.ws.ask_future(message)
         done.get(timeout=self._config.fallback.request_deadline)
+
+
+_KIND: dict[type, str] = {TickerRequest: "ticker", OrderbookRequest: "orderbook"}
+
+
+def _memo_key(markets: object) -> object:
+    """The key a validated market list is remembered under, or None (not remembered: only a
+    string or a list or tuple of exact strings, which hash and compare as plain values)."""
+    kind = type(markets)
+    if kind is str:
+        return markets
+    if kind is tuple or kind is list:
+        for market in cast("tuple[object, ...]", markets):
+            if type(market) is not str:
+                return None
+        return tuple(cast("tuple[str, ...]", markets))
+    return None
+
+
+def _memo_put(memo: dict[object, Any], key: object, request: object) -> None:
+    if key is None:
+        return
+    if len(memo) >= _MEMO_SIZE:
+        memo.clear()
+    memo[key] = request
 
 
 _WIRED = frozenset({(ROUTER_SUP, SMART_ROUTER), (FALLBACK_SUP, WS_FALLBACK)})
