@@ -440,11 +440,13 @@ class MarketDataSystem:
                 errors: list[BaseException]) -> Reply | None:
         router_until = min(deadline, time.monotonic() + self._config.fallback.router_timeout)
         pending = _ask(tree.router, request, errors)
-        reply = _first_good(pending, router_until, errors)
-        if reply is not None:
-            return reply
-        pending = [f for f in pending if not _done(f)] + _ask(tree.rest, request, errors)
-        return _first_good(pending, deadline, errors)
+        if pending:
+            reply, answered = _one_good(pending[0], router_until, errors)
+            if reply is not None:
+                return reply
+            if answered:  # it raised or crashed: nothing more to wait for from it
+                pending = []
+        return _first_good(pending + _ask(tree.rest, request, errors), deadline, errors)
 
     def _from_fallbacks(self, tree: Tree, request: Request, deadline: float,
                         errors: list[BaseException]) -> Reply | None:
@@ -582,26 +584,42 @@ def _ask(child: ChildHandle, request: Request, errors: list[BaseException]
         return []
 
 
-def _done(future: pykka.Future[Any]) -> bool:
+def _one_good(future: pykka.Future[Any], until: float, errors: list[BaseException]
+              ) -> tuple[Reply | None, bool]:
+    """(the good :class:`Reply` of ``future`` by ``until`` (real monotonic), whether it
+    answered by then): one wait that ends when the answer comes or exactly at ``until``;
+    a failure is added to ``errors``; an ``InvalidRequest`` reaches the caller."""
+    left = until - time.monotonic()
     try:
-        future.get(timeout=0)
+        value = future.get(timeout=max(0.0, left))
     except pykka.Timeout:
-        return False
-    except BaseException:  # noqa: BLE001 (a failed answer is done too)
-        return True
-    return True
+        errors.append(TimeoutError("no answer within the deadline"))
+        return None, False
+    except InvalidRequest:
+        raise
+    except Exception as exc:  # noqa: BLE001 (any failure of a source: try the next)
+        errors.append(exc)
+        return None, True
+    if isinstance(value, Reply):
+        return value, True
+    errors.append(TypeError(f"not a reply: {value!r}"))
+    return None, True
 
 
 def _first_good(pending: list[pykka.Future[Any]], until: float,
                 errors: list[BaseException]) -> Reply | None:
     """The first good :class:`Reply` among ``pending`` by ``until`` (real monotonic), else
     None; failures are added to ``errors``; an ``InvalidRequest`` reaches the caller."""
+    if len(pending) == 1:
+        return _one_good(pending[0], until, errors)[0]
     waiting = list(pending)
     while waiting:
         left = until - time.monotonic()
         if left <= 0:
             errors.append(TimeoutError("no answer within the deadline"))
             return None
+        if len(waiting) == 1:
+            return _one_good(waiting[0], until, errors)[0]
         for index, future in enumerate(list(waiting)):
             last = index == len(waiting) - 1
             try:
