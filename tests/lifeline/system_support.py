@@ -280,7 +280,7 @@ class Poker:
             self._ask(Activate((BTC, ETH)))
         while not self._stop.is_set():
             self._ask(TickerRequest((BTC,)))
-            self._stop.wait(0.1)
+            self._stop.wait(0.3)  # inside the ticker group's REST budget with the probes
 
     def _ask(self, message: object) -> None:
         try:
