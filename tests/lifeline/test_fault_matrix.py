@@ -83,11 +83,6 @@ XFAIL: dict[str, str] = {
              "one crash per probe_interval)"),
     "health_probe-fail_start": _ROOT_GIVES_UP.format(
         what="the health probe cannot start (root restarts it without backoff)"),
-    "net-429-storm": (
-        "after a 429 storm ends, Level 0 comes back only ~4.0 s later, past the bound "
-        "recovery_interval x (recovery_successes + 1) + probe_interval = 2.0 s (+0.5 s slack): "
-        "the REST side keeps failing for ~2 s more after the simulator answers again (the "
-        "shared limiter's 429 pause), so the probes and then the recovery start late"),
 }
 """Case id → the exact bug that makes it fail today (strict: a fix turns it into a failure,
 and the fixer removes the entry)."""
