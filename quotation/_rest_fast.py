@@ -17,13 +17,24 @@ rejects, and build exactly what the strict path builds:
   parses as naive: the strict path reads both);
 * decimals from strings only (a number goes to the strict path).
 
-The models are frozen slotted dataclasses whose ``__init__`` sets each field through
+The models (but ``OrderbookLevel``, a msgspec Struct built by its C constructor or by
+msgspec itself) are frozen slotted dataclasses whose ``__init__`` sets each field through
 ``object.__setattr__``; most of a strict parse goes there. ``_draft(model)`` is a
 mutable twin with the same slots whose plain ``__init__`` stores the fields; assigning
 ``__class__`` then makes it the model (CPython allows that between classes of identical
 slot layout), an object equal in type and every field to one built by the model's own
 ``__init__``, for a quarter of the cost. A model that gains a ``__post_init__`` or a
 layout the twin cannot match fails at import, not silently.
+
+Order books also have a path from the raw body (``orderbooks_json``): one module-level
+``msgspec.json.Decoder`` reads the bytes straight into small Structs (``_RawBook``, whose
+``orderbook_units`` are the model's ``OrderbookLevel``s already) and the books are built
+from them. Both Structs forbid unknown fields, so msgspec never skips a value unchecked:
+every byte it accepts went through a typed field, and JSON that orjson would reject (a
+number out of range, bad UTF-8) is rejected too. A key it does not know (Upbit drift), a
+type it does not take (a float ``timestamp``, a bool, a null where a number belongs) or
+a body that is not JSON raises ``msgspec.DecodeError`` (in ``DRIFT``); the caller then
+decodes the body with orjson and runs ``orderbooks``, and so on to the strict readers.
 """
 
 from __future__ import annotations
@@ -34,6 +45,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from operator import itemgetter
 from typing import Any
+
+import msgspec
 
 from quotation.models import (
     Candle,
@@ -49,10 +62,25 @@ from quotation.models import (
     Trade,
 )
 
-__all__ = ["DRIFT", "candles", "instruments", "markets", "orderbooks", "tickers", "trades"]
+__all__ = [
+    "DRIFT",
+    "candles",
+    "instruments",
+    "markets",
+    "orderbooks",
+    "orderbooks_json",
+    "tickers",
+    "trades",
+]
 
-DRIFT = (KeyError, TypeError, ValueError, AttributeError, OverflowError, OSError, InvalidOperation)
-"""What the fast path raises on a payload it does not handle: run the strict path then."""
+DRIFT = (
+    KeyError, TypeError, ValueError, AttributeError, OverflowError, OSError, InvalidOperation,
+    msgspec.DecodeError, RecursionError,
+)  # fmt: skip
+"""What the fast path raises on a payload it does not handle: run the strict path then.
+
+``msgspec.DecodeError`` (its ``ValidationError`` too) and ``RecursionError`` come from
+``orderbooks_json`` only."""
 
 _CHANGES: Mapping[str, Change] = {change.value: change for change in Change}
 _SIDES: Mapping[str, Side] = {side.value: side for side in Side}
@@ -82,7 +110,6 @@ _new: Callable[[Any], Any] = object.__new__
 _TickerDraft = _draft(Ticker)
 _CandleDraft = _draft(Candle)
 _TradeDraft = _draft(Trade)
-_LevelDraft = _draft(OrderbookLevel)
 _OrderbookDraft = _draft(Orderbook)
 _MarketDraft = _draft(Market)
 _InstrumentDraft = _draft(OrderbookInstrument)
@@ -258,11 +285,9 @@ def trades(payload: list[Any]) -> list[Trade]:
 
 
 def _levels(units: Any) -> tuple[OrderbookLevel, ...]:
-    """The book's levels: the hottest loop of all (3,000 of them in a 100-market answer)."""
+    """The book's levels from decoded JSON (3,000 of them in a 100-market answer)."""
     if units.__class__ is not list:
         raise TypeError("orderbook_units")
-    new = _new
-    draft = _LevelDraft
     model = OrderbookLevel
     levels: list[OrderbookLevel] = []
     append = levels.append
@@ -278,18 +303,12 @@ def _levels(units: Any) -> tuple[OrderbookLevel, ...]:
             or bid_size.__class__ is bool
         ):
             raise TypeError("a bool is not a number")
-        level = new(draft)
-        level.ask_price = ask_price * 1.0
-        level.ask_size = ask_size * 1.0
-        level.bid_price = bid_price * 1.0
-        level.bid_size = bid_size * 1.0
-        level.__class__ = model
-        append(level)
+        append(model(ask_price * 1.0, ask_size * 1.0, bid_price * 1.0, bid_size * 1.0))
     return tuple(levels)
 
 
 def orderbooks(payload: list[Any]) -> list[Orderbook]:
-    """``/v1/orderbook``; ``level`` absent or null is 0."""
+    """``/v1/orderbook`` decoded; ``level`` absent or null is 0."""
     draft = _OrderbookDraft
     result = []
     for m in payload:
@@ -309,6 +328,47 @@ def orderbooks(payload: list[Any]) -> list[Orderbook]:
         book.level = 0.0 if value is None else _number(value)
         value = get("stream_type")
         book.stream_type = value if value is None else _STREAM_TYPES[value]
+        book.__class__ = Orderbook
+        result.append(book)
+    return result
+
+
+class _RawBook(msgspec.Struct, gc=False, forbid_unknown_fields=True):
+    """One book of a ``/v1/orderbook`` body as msgspec decodes it (the JSON types Upbit sends)."""
+
+    market: str
+    timestamp: int
+    total_ask_size: float
+    total_bid_size: float
+    orderbook_units: tuple[OrderbookLevel, ...]
+    level: float | None = None
+    stream_type: str | None = None
+
+
+_BOOKS = msgspec.json.Decoder(list[_RawBook])
+
+
+def orderbooks_json(body: bytes) -> list[Orderbook]:
+    """``/v1/orderbook`` from its raw JSON body; anything unexpected raises one of ``DRIFT``.
+
+    msgspec checks what ``orderbooks`` checks (a JSON int or float and never a bool for
+    every number, stored as ``float``; a string market; an array of objects with the four
+    level fields), and the books are built as there.
+    """
+    draft = _OrderbookDraft
+    stream_types = _STREAM_TYPES
+    result = []
+    for raw in _BOOKS.decode(body):
+        book = _new(draft)
+        book.market = raw.market
+        book.timestamp = _from_timestamp(raw.timestamp / 1000, UTC)
+        book.total_ask_size = raw.total_ask_size
+        book.total_bid_size = raw.total_bid_size
+        book.levels = raw.orderbook_units
+        level = raw.level
+        book.level = 0.0 if level is None else level
+        stream_type = raw.stream_type
+        book.stream_type = stream_type if stream_type is None else stream_types[stream_type]
         book.__class__ = Orderbook
         result.append(book)
     return result

@@ -1,9 +1,10 @@
 """The canonical market-data model: what REST and WebSocket payloads become.
 
-Every value is a frozen, slotted dataclass; nothing here is mutable, so objects
-can cross threads and actors freely. Timestamps are timezone-aware UTC
-``datetime`` objects. Prices and volumes are ``float`` because Upbit sends JSON
-doubles; tick sizes, which Upbit sends as strings, are ``Decimal``.
+Every value is a frozen, slotted dataclass, except ``OrderbookLevel``, a frozen
+``msgspec.Struct`` (equal, hashable and printed like the dataclasses; see its note);
+nothing here is mutable, so objects can cross threads and actors freely. Timestamps
+are timezone-aware UTC ``datetime`` objects. Prices and volumes are ``float`` because
+Upbit sends JSON doubles; tick sizes, which Upbit sends as strings, are ``Decimal``.
 
 Field names follow Upbit's REST names where Upbit has one, so the Upbit
 documentation reads straight onto the model. Where Upbit's payloads disagree
@@ -23,6 +24,8 @@ import enum
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+
+import msgspec
 
 __all__ = [
     "Candle",
@@ -252,9 +255,17 @@ class Trade:
     stream_type: StreamType | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class OrderbookLevel:
-    """One row of the book: the ask and the bid at the same depth."""
+class OrderbookLevel(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=True):
+    """One row of the book: the ask and the bid at the same depth.
+
+    A frozen ``msgspec.Struct``, not a dataclass: a 100-market REST book holds 3,000 of them,
+    and msgspec decodes a JSON body straight into them (``quotation._rest_fast``) for less than
+    ``orjson.loads`` alone costs, where building frozen dataclasses cost 0.33 µs each. It
+    compares, hashes and prints like the dataclasses; use ``msgspec.structs`` (``asdict``,
+    ``replace``, ``fields``) instead of the ``dataclasses`` helpers. ``gc=False``: it holds
+    floats only. ``forbid_unknown_fields``: a unit with a key the model does not know is not
+    decoded by msgspec (which would skip its value unchecked) but by the orjson path.
+    """
 
     ask_price: float
     ask_size: float

@@ -8,6 +8,7 @@ return one model object per item, in the order given::
     parse_candles        /v1/candles/...               → list[Candle]
     parse_trades         /v1/trades/ticks              → list[Trade]
     parse_orderbooks     /v1/orderbook                 → list[Orderbook]
+    parse_orderbooks_json  /v1/orderbook, the raw body (bytes) → list[Orderbook]
     parse_orderbook_instruments  /v1/orderbook/instruments → list[OrderbookInstrument]
 
 ``parse_ws_message`` takes one WebSocket data message (``ticker``, ``trade``,
@@ -44,14 +45,18 @@ The REST parsers have a fast path too (``quotation._rest_fast``): one function p
 payload reads the whole array with known keys and builds the models without the
 frozen ``__init__``; on any drift the whole payload goes to the strict readers, so
 results and ``FormatError`` are theirs (``tests/quotation/test_parsing_rest_fast.py``).
+``parse_orderbooks_json`` starts one step earlier, from the body: msgspec decodes it
+straight into the model's levels; on any drift the body is decoded by orjson and goes
+through ``parse_orderbooks``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any, TypeAlias
+
+import orjson
 
 from quotation import _rest_fast
 from quotation._fields import FieldReader, naive_utc, require_list
@@ -77,6 +82,7 @@ __all__ = [
     "parse_markets",
     "parse_orderbook_instruments",
     "parse_orderbooks",
+    "parse_orderbooks_json",
     "parse_tickers",
     "parse_trades",
     "parse_ws_message",
@@ -325,6 +331,22 @@ def parse_orderbooks(payload: object) -> list[Orderbook]:
     return _strict_orderbooks(payload)
 
 
+def parse_orderbooks_json(body: bytes) -> list[Orderbook]:
+    """``/v1/orderbook`` from its raw JSON body: what ``parse_orderbooks(orjson.loads(body))``
+    gives, in about a third of the time for 100 books.
+
+    msgspec decodes the body straight into the models' levels; on anything it does not
+    take (drift, or a body that is not JSON) the body goes the orjson way, so the result,
+    the ``FormatError`` and, for a body that is not JSON, the ``orjson.JSONDecodeError``
+    are that way's.
+    """
+    try:
+        return _rest_fast.orderbooks_json(body)
+    except _rest_fast.DRIFT:
+        pass
+    return parse_orderbooks(orjson.loads(body))
+
+
 def parse_orderbook_instruments(payload: object) -> list[OrderbookInstrument]:
     """``/v1/orderbook/instruments``; tick sizes and levels are exact ``Decimal``s."""
     if payload.__class__ is list:
@@ -517,39 +539,6 @@ def _fast_trade(keys: Mapping[str, str], fallback: _FastParser) -> _FastParser:
     return _guarded(keys, build, fallback)
 
 
-def _level_constructor() -> Callable[[float, float, float, float], OrderbookLevel]:
-    """A positional ``OrderbookLevel`` constructor that is about 40 % faster than the class.
-
-    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``
-    by name; a book of 15 levels spends most of its parse time there. Setting the
-    slots through their descriptors builds an identical object. If the model ever
-    stops being a plain four-field dataclass, the class itself is used.
-    """
-    fields = tuple(field.name for field in dataclasses.fields(OrderbookLevel))
-    if fields != ("ask_price", "ask_size", "bid_price", "bid_size") or hasattr(
-        OrderbookLevel, "__post_init__"
-    ):
-        return OrderbookLevel
-    new = object.__new__
-    slots = vars(OrderbookLevel)  # the slot descriptors
-    set_ask_price = slots["ask_price"].__set__
-    set_ask_size = slots["ask_size"].__set__
-    set_bid_price = slots["bid_price"].__set__
-    set_bid_size = slots["bid_size"].__set__
-
-    def level(
-        ask_price: float, ask_size: float, bid_price: float, bid_size: float
-    ) -> OrderbookLevel:
-        built: OrderbookLevel = new(OrderbookLevel)
-        set_ask_price(built, ask_price)
-        set_ask_size(built, ask_size)
-        set_bid_price(built, bid_price)
-        set_bid_size(built, bid_size)
-        return built
-
-    return level
-
-
 def _fast_orderbook(
     keys: Mapping[str, str], unit_keys: Mapping[str, str], fallback: _FastParser
 ) -> _FastParser:
@@ -558,7 +547,7 @@ def _fast_orderbook(
         "level", "stream_type",
     )  # fmt: skip
     ap, a_s, bp, b_s = _bind(unit_keys, "ask_price", "ask_size", "bid_price", "bid_size")
-    level_type = _level_constructor()
+    level_type = OrderbookLevel  # a msgspec Struct: its C constructor is the fast way
 
     def build(m: Mapping[str, Any], market: str) -> WsModel:
         levels = tuple(

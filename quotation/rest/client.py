@@ -10,8 +10,9 @@ Layers: parameters are checked by :mod:`quotation.rest.validation` (an
 :class:`~quotation.errors.InvalidRequest` before any network call), every
 request takes a slot from the shared :class:`~quotation.rest.ratelimit.RateLimiter`
 under its endpoint's group, goes out on one ``requests.Session`` (keep-alive)
-with a (connect, read) timeout, and the decoded JSON becomes models through
-:mod:`quotation.parsing`.
+with a (connect, read) timeout, and the JSON body becomes models through
+:mod:`quotation.parsing` (decoded by orjson; an order-book body is read by msgspec
+straight into the models, ``parse_orderbooks_json``, with the same results and errors).
 
 Errors (all :class:`~quotation.errors.QuotationError`):
 
@@ -108,7 +109,7 @@ from quotation.parsing import (
     parse_candles,
     parse_markets,
     parse_orderbook_instruments,
-    parse_orderbooks,
+    parse_orderbooks_json,
     parse_tickers,
     parse_trades,
 )
@@ -233,6 +234,21 @@ _TICKER_ALL = _Endpoint("/ticker/all", "ticker", "ticker", "quote_currencies")
 _TRADES = _Endpoint("/trades/ticks", "crix-trades", "trade", "market")
 _ORDERBOOK = _Endpoint("/orderbook", "orderbook", "orderbook", "markets")
 _INSTRUMENTS = _Endpoint("/orderbook/instruments", "orderbook", "orderbook_instrument", "markets")
+
+
+def _decoded(parse: Callable[[object], list[_T]]) -> Callable[[bytes], list[_T]]:
+    """A body parser: ``parse`` of what orjson decodes from the body."""
+
+    def parse_body(body: bytes) -> list[_T]:
+        return parse(orjson.loads(body))
+
+    return parse_body
+
+
+_PARSE_MARKETS = _decoded(parse_markets)
+_PARSE_TICKERS = _decoded(parse_tickers)
+_PARSE_TRADES = _decoded(parse_trades)
+_PARSE_INSTRUMENTS = _decoded(parse_orderbook_instruments)
 
 
 def _candle_endpoint(interval: CandleInterval) -> _Endpoint:
@@ -365,14 +381,14 @@ class RestClient:
         details = validate_is_details(is_details)
         call = self._start(deadline, expected=0)
         params = [("is_details", "true" if details else "false")]
-        return self._fetch(_MARKETS, params, parse_markets, call)
+        return self._fetch(_MARKETS, params, _PARSE_MARKETS, call)
 
     def get_tickers(self, markets: Iterable[str] | str, *, deadline: float | None = None
                     ) -> list[Ticker]:
         """Current tickers of ``markets`` (split into several requests if the list is long)."""
         codes = validate_markets(markets)
         call = self._start(deadline, expected=len(codes))
-        return self._fetch_chunked(_TICKER, "markets", codes, [], parse_tickers, call=call)
+        return self._fetch_chunked(_TICKER, "markets", codes, [], _PARSE_TICKERS, call=call)
 
     def get_tickers_by_quote(
         self, quote_currencies: Iterable[str] | str, *, deadline: float | None = None
@@ -381,7 +397,7 @@ class RestClient:
         quotes = validate_quote_currencies(quote_currencies)
         call = self._start(deadline, expected=0)
         return self._fetch(
-            _TICKER_ALL, [("quote_currencies", ",".join(quotes))], parse_tickers, call
+            _TICKER_ALL, [("quote_currencies", ",".join(quotes))], _PARSE_TICKERS, call
         )
 
     def get_candles(
@@ -423,7 +439,7 @@ class RestClient:
                 params.append(("converting_price_unit", unit))
             try:
                 page = self._fetch_page(
-                    endpoint, params, lambda payload: parse_candles(payload, kind), call
+                    endpoint, params, lambda body: parse_candles(orjson.loads(body), kind), call
                 )
             except _CallExpired as exc:
                 raise _incomplete(endpoint, call, tuple(reversed(found)), exc) from None
@@ -465,7 +481,7 @@ class RestClient:
         if days is not None:
             params.append(("days_ago", str(days)))
         call = self._start(deadline, expected=int(params[1][1]))
-        return self._fetch(_TRADES, params, parse_trades, call)
+        return self._fetch(_TRADES, params, _PARSE_TRADES, call)
 
     def get_orderbooks(
         self,
@@ -488,7 +504,9 @@ class RestClient:
         if depth is not None:
             extra.append(("count", str(depth)))
         call = self._start(deadline, expected=len(codes))
-        return self._fetch_chunked(_ORDERBOOK, "markets", codes, extra, parse_orderbooks, call=call)
+        return self._fetch_chunked(
+            _ORDERBOOK, "markets", codes, extra, parse_orderbooks_json, call=call
+        )
 
     def get_orderbook_instruments(
         self, markets: Iterable[str] | str, *, deadline: float | None = None
@@ -497,7 +515,7 @@ class RestClient:
         codes = validate_markets(markets)
         call = self._start(deadline, expected=len(codes))
         return self._fetch_chunked(
-            _INSTRUMENTS, "markets", codes, [], parse_orderbook_instruments, call=call
+            _INSTRUMENTS, "markets", codes, [], _PARSE_INSTRUMENTS, call=call
         )
 
     # -- plumbing ----------------------------------------------------------------
@@ -514,7 +532,7 @@ class RestClient:
         name: str,
         codes: Sequence[str],
         extra: Params,
-        parse: Callable[[object], list[_T]],
+        parse: Callable[[bytes], list[_T]],
         *,
         call: _Call,
     ) -> list[_T]:
@@ -529,7 +547,7 @@ class RestClient:
         return result
 
     def _fetch(
-        self, endpoint: _Endpoint, params: Params, parse: Callable[[object], list[_T]], call: _Call
+        self, endpoint: _Endpoint, params: Params, parse: Callable[[bytes], list[_T]], call: _Call
     ) -> list[_T]:
         """A call of one request (its retries aside)."""
         try:
@@ -538,18 +556,20 @@ class RestClient:
             raise _incomplete(endpoint, call, (), exc) from None
 
     def _fetch_page(
-        self, endpoint: _Endpoint, params: Params, parse: Callable[[object], list[_T]], call: _Call
+        self, endpoint: _Endpoint, params: Params, parse: Callable[[bytes], list[_T]], call: _Call
     ) -> list[_T]:
-        """One request of ``call``, decoded (:class:`_CallExpired` if its deadline passes)."""
+        """One request of ``call``, its body parsed (:class:`_CallExpired` if its deadline passes).
+
+        ``parse`` takes the body; orjson's error on one that is not JSON becomes a FormatError.
+        """
         body = self._request(endpoint, params, call)
         try:
-            payload = orjson.loads(body)
+            return parse(body)
         except orjson.JSONDecodeError as exc:
             raise FormatError(
                 f"{endpoint.path}: the answer is not JSON ({exc}); starts {body[:80]!r}",
                 payload=endpoint.payload,
             ) from None
-        return parse(payload)
 
     def _request(self, endpoint: _Endpoint, params: Params, call: _Call) -> bytes:
         """One logical GET: limiter slot, send, status → body or typed error, retries.

@@ -3,7 +3,9 @@ build, and on drift the public parsers give the strict readers' result or their 
 
 Proved on every recorded REST body, on simulator answers for every endpoint, many markets
 and several counts, and on drifted copies of one item of each (each key removed, set to a
-value of every wrong JSON type, an extra key). "Exactly" means ``==`` and, field by field,
+value of every wrong JSON type, an extra key). Order books are proved from their raw bodies
+too (``parse_orderbooks_json``, msgspec): the same books, and for a body orjson rejects the
+same ``orjson.JSONDecodeError``. "Exactly" means ``==`` and, field by field,
 the same type and ``repr`` (so ``-0.0``, a tz-aware ``datetime`` and a ``Decimal``'s digits
 count too).
 """
@@ -12,10 +14,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
+import orjson
 import pytest
 import requests
 
@@ -33,6 +38,7 @@ from quotation.parsing import (
     parse_markets,
     parse_orderbook_instruments,
     parse_orderbooks,
+    parse_orderbooks_json,
     parse_tickers,
     parse_trades,
 )
@@ -89,6 +95,9 @@ def assert_identical(got: object, expected: object, path: str = "") -> None:
         for field in dataclasses.fields(expected):
             name = field.name
             assert_identical(getattr(got, name), getattr(expected, name), f"{path}.{name}")
+    elif isinstance(expected, msgspec.Struct):
+        for name in expected.__struct_fields__:
+            assert_identical(getattr(got, name), getattr(expected, name), f"{path}.{name}")
     elif isinstance(expected, list | tuple):
         assert isinstance(got, list | tuple) and len(got) == len(expected), path
         for index, (one, other) in enumerate(zip(got, expected, strict=True)):
@@ -122,22 +131,28 @@ def test_every_recorded_rest_payload_takes_the_fast_path_and_equals_the_strict_p
 
 
 @pytest.fixture(scope="module")
-def sim_get() -> Iterator[Callable[[str], Any]]:
-    """GET a simulator path (with its rate limit raised) and decode the JSON answer."""
+def sim_body() -> Iterator[Callable[[str], bytes]]:
+    """GET a simulator path (with its rate limit raised): the raw body of the answer."""
     sim = Simulator(seed=7, rate_limit=RateLimitPolicy(per_second=1_000_000))
     sim.start()
     session = requests.Session()
 
-    def get(path: str) -> Any:
+    def get(path: str) -> bytes:
         response = session.get(f"{sim.base_url}{path}", timeout=5)
         assert response.status_code == 200, (path, response.text)
-        return response.json()
+        return response.content
 
     try:
         yield get
     finally:
         session.close()
         sim.stop()
+
+
+@pytest.fixture(scope="module")
+def sim_get(sim_body: Callable[[str], bytes]) -> Callable[[str], Any]:
+    """GET a simulator path and decode the JSON answer."""
+    return lambda path: json.loads(sim_body(path))
 
 
 def _all_markets(get: Callable[[str], Any]) -> list[str]:
@@ -289,3 +304,111 @@ def test_drifted_markets_and_their_market_events_parse_or_fail_exactly_as_the_st
     old = {key: value for key, value in market.items() if key != "market_event"}
     for warning in ("NONE", "CAUTION", "OTHER"):
         _assert_same_outcome_on_every_variant(MARKETS, {**old, "market_warning": warning}, "")
+
+
+# --- order books from the raw body (msgspec) ----------------------------------------------------
+
+
+def _body_outcome(body: bytes) -> tuple[object, ...]:
+    """``parse_orderbooks_json(body)``: the books, the FormatError, or orjson's error."""
+    try:
+        return _outcome(parse_orderbooks_json, body)
+    except orjson.JSONDecodeError as error:
+        return ("JSONDecodeError", str(error))
+
+
+def _orjson_outcome(body: bytes) -> tuple[object, ...]:
+    """The reference: the body decoded by orjson, then the strict readers."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        return ("JSONDecodeError", str(error))
+    return _outcome(_strict_orderbooks, payload)
+
+
+@pytest.mark.recordings
+def test_the_recorded_orderbook_body_is_decoded_by_msgspec_alone_into_the_strict_parse(
+    recordings_dir: Path,
+) -> None:
+    body = load_cassettes(recordings_dir)["get_orderbooks"].body_text.encode()
+
+    assert_identical(_rest_fast.orderbooks_json(body), _strict_orderbooks(orjson.loads(body)))
+
+
+@pytest.mark.parametrize("count", [1, 15, 30])
+def test_simulated_orderbook_bodies_of_every_market_and_depth_are_decoded_by_msgspec_alone(
+    sim_body: Callable[[str], bytes], sim_get: Callable[[str], Any], count: int
+) -> None:
+    for chunk in _chunks(_all_markets(sim_get), 100):
+        body = sim_body(f"/orderbook?markets={chunk}&count={count}")
+        expected = _strict_orderbooks(orjson.loads(body))
+
+        assert_identical(_rest_fast.orderbooks_json(body), expected)
+        assert_identical(parse_orderbooks_json(body), expected)
+
+
+def test_an_aggregated_orderbook_body_keeps_its_level(
+    sim_body: Callable[[str], bytes], sim_get: Callable[[str], Any]
+) -> None:
+    levels = sim_get("/orderbook/instruments?markets=KRW-BTC")[0]["supported_levels"]
+    body = sim_body(f"/orderbook?markets=KRW-BTC&level={levels[-1]}")
+    books = _rest_fast.orderbooks_json(body)
+
+    assert books[0].level == float(levels[-1]) > 0
+    assert_identical(books, _strict_orderbooks(orjson.loads(body)))
+
+
+def test_drifted_orderbook_bodies_parse_or_fail_exactly_as_the_strict_path(
+    sim_get: Callable[[str], Any],
+) -> None:
+    book = sim_get("/orderbook?markets=KRW-BTC&count=3")[0]
+    variants = [
+        *_variants(book),
+        *_nested_variants(book, "orderbook_units"),
+        *_variants({**book, "stream_type": "SNAPSHOT", "level": 0}),
+    ]
+    payloads: list[tuple[str, object]] = [(what, [book, changed]) for what, changed in variants]
+    payloads += [("not an array", book), ("item not an object", [book, "x"]), ("empty", [])]
+    for what, payload in payloads:
+        body = orjson.dumps(payload)
+        assert_identical(_body_outcome(body), _orjson_outcome(body), what)
+
+
+def test_a_key_the_structs_do_not_know_sends_the_body_the_orjson_way_with_the_same_books(
+    sim_body: Callable[[str], bytes],
+) -> None:
+    body = sim_body("/orderbook?markets=KRW-BTC,KRW-ETH&count=2")
+    for drifted in (
+        body.replace(b'"market":', b'"new":[1,{"x":true}],"market":', 1),
+        body.replace(b'"ask_price":', b'"ask_count":3,"ask_price":', 1),
+    ):
+        with pytest.raises(msgspec.ValidationError, match="unknown field"):
+            _rest_fast.orderbooks_json(drifted)
+        assert_identical(parse_orderbooks_json(drifted), _strict_orderbooks(orjson.loads(drifted)))
+
+
+_BAD_JSON_VALUES = [
+    b"1e400", b"-1E400", b"123456789e999999999", b"NaN", b"Infinity", b"01", b"1.", b"tru",
+    b'"\xff"', b'"\xed\xa0\x80"', b'"\\ud800"', b'"a\x01b"', b'"\\q"',
+    b"[" * 2000 + b"]" * 2000, b"[1,]", b"",
+]  # fmt: skip
+"""JSON values orjson rejects (msgspec skips some of them unchecked when it skips a key)."""
+
+
+def test_order_book_bodies_that_orjson_rejects_fail_with_its_error_wherever_the_fault_is(
+    sim_body: Callable[[str], bytes],
+) -> None:
+    body = sim_body("/orderbook?markets=KRW-BTC&count=2")
+    bodies = [b"", b" ", body + b" x", b"\xef\xbb\xbf" + body, body[:-1], b" " + body + b"\n"]
+    for value in _BAD_JSON_VALUES:
+        bodies += [
+            body.replace(b'"market":', b'"new":' + value + b',"market":', 1),
+            body.replace(b'"ask_price":', b'"new":' + value + b',"ask_price":', 1),
+            body.replace(b'"KRW-BTC"', value, 1),
+            body.replace(b'"timestamp":', b'"timestamp":' + value + b',"was":', 1),
+            body.replace(b'"bid_size":', b'"bid_size":' + value + b',"was":', 1),
+        ]
+    outcomes = [_orjson_outcome(one) for one in bodies]
+    assert sum(outcome[0] == "JSONDecodeError" for outcome in outcomes) >= len(bodies) - 1
+    for one, expected in zip(bodies, outcomes, strict=True):
+        assert_identical(_body_outcome(one), expected, repr(one[:120]))
