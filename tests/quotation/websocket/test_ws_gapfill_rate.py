@@ -172,9 +172,12 @@ def test_holes_within_the_interval_wait_and_are_filled_by_one_rest_fill_in_trade
     started = clock.monotonic()
     first = live(quiet_sim, MARKET, 3)
     assert got.wait_for(lambda items: first[-1] in sids(items))
-    away(quiet_sim, client, connector, {MARKET: 5})  # the market's first fill starts at once
+    filled = away(quiet_sim, client, connector, {MARKET: 5})[MARKET]  # first fill: at once
     assert client.wait_until(lambda s: s.gap_fills == 1 and s.gap_fills_pending == 0, WAIT)
     assert [r.at for r in source.requests] == [started]
+    # The fill's trades reach the consumer on the delivery thread: wait for them before
+    # taking the baseline that the held holes below must not change.
+    assert got.wait_for(lambda items: set(filled) <= sids(items))
     delivered = sids(got.snapshot())
 
     # Three more holes within the interval: none starts a fill; every trade since is held.
