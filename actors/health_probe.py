@@ -32,7 +32,9 @@ A fault injected at ``probe`` (:mod:`actors.faults`) strikes the probe, not the 
                    failures in a row are left as they were and the time since the last
                    success keeps growing; nothing is called
     crash          the actor dies (``on_failure``): escapes a told Probe; an asked one
-                   tells itself CrashNow (the crash contract) and the asker sees the crash
+                   tells itself CrashNow (the crash contract) and the asker sees the crash;
+                   a CrashNow this instance did not tell itself (a predecessor's, moved to
+                   it by a supervisor) is ignored: one crash, one death
     hang           the actor's thread blocks until the injection ends: it answers nothing,
                    so its supervisor's liveness ping finds it hung
     delay          the probe starts ``seconds`` later on the clock
@@ -289,6 +291,7 @@ class HealthProbe(pykka.ThreadingActor):
         self._rest = None if probe_rest is None else _Call("rest", probe_rest, self._clock)
         self._ws = None if check_ws is None else _Call("ws", check_ws, self._clock)
         self._ticker: Ticker | None = None
+        self._crash_told: CrashNow | None = None
         self._failures = 0
         self._started_at = 0.0
         self._last_success_at: float | None = None
@@ -322,6 +325,10 @@ class HealthProbe(pykka.ThreadingActor):
             case Probe():
                 return self._probe()
             case CrashNow():
+                if message is not self._crash_told:
+                    # Told by a predecessor that already died of its told Probe; its supervisor
+                    # moved the message to this instance, which did not crash.
+                    return None
                 raise message.error()
         raise TypeError(f"health_probe: unknown message {type(message).__name__}: {message!r}")
 
@@ -333,7 +340,8 @@ class HealthProbe(pykka.ThreadingActor):
         try:
             self._faults.at(ActorName.HEALTH_PROBE, FaultPoint.PROBE)
         except InjectedCrash as crash:
-            self.actor_ref.tell(CrashNow.of(crash))  # dies on it if this probe was asked
+            self._crash_told = CrashNow.of(crash)
+            self.actor_ref.tell(self._crash_told)  # dies on it if this probe was asked
             raise
         except InjectedFault as fault:
             return self._finish(router=None, probe_error=str(fault), fallbacks=FallbackReport())

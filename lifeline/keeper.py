@@ -32,6 +32,11 @@ Translation::
     router_sup Escalated                       RouterGaveUp
     root ChildRestarted(router_sup)            a recovery attempt started (recovery_started)
     root gave up                               RouterGaveUp + both fallbacks down
+    recovery_attempt(at) (the tree rebuilt)    a recovery attempt started (recovery_started)
+
+Timed actions (:meth:`LevelKeeper.call_at`) run on the keeper's thread when the injected
+clock reaches their time (the system's rebuild of a tree whose root gave up); dropped when
+the keeper stops.
 """
 
 from __future__ import annotations
@@ -87,6 +92,7 @@ POLL_SECONDS = 0.02
 @dataclass(frozen=True, slots=True)
 class _RecoveryStarted:
     at: float
+    what: str = "root restarted the router supervisor"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +105,13 @@ class _Settled:
     done: threading.Event
 
 
-_Item = ProbeReport | Observation | _RecoveryStarted | _RootGaveUp | _Settled | None
+@dataclass(frozen=True, slots=True)
+class _Timer:
+    at: float
+    action: Callable[[], None]
+
+
+_Item = ProbeReport | Observation | _RecoveryStarted | _RootGaveUp | _Settled | _Timer | None
 
 
 class LevelKeeper:
@@ -119,6 +131,7 @@ class LevelKeeper:
         self._inbox: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._timers: list[_Timer] = []  # touched only on the keeper's thread
 
     # -- reading (any thread) ------------------------------------------------------------
 
@@ -150,6 +163,17 @@ class LevelKeeper:
 
     def observe(self, observation: Observation) -> None:
         self._inbox.put(observation)
+
+    def call_at(self, at: float, action: Callable[[], None]) -> None:
+        """Run ``action()`` on the keeper's thread once the injected clock reaches ``at``
+        (monotonic; re-read every :data:`POLL_SECONDS`); never once the keeper is stopped.
+        A raising action is logged."""
+        self._inbox.put(_Timer(at, action))
+
+    def recovery_attempt(self, at: float) -> None:
+        """A recovery attempt started at ``at`` other than root restarting router_sup (the
+        system rebuilt the whole tree): the new router must prove itself from zero."""
+        self._inbox.put(_RecoveryStarted(at, "the system rebuilt the tree"))
 
     def settle(self, timeout: float) -> bool:
         """Wait until everything queued before this call is taken in (False: timed out)."""
@@ -206,18 +230,35 @@ class LevelKeeper:
                     self._apply(*tick(self._state, self._clock.monotonic(), self._rules))
             except Exception:  # a bug here must not stop level keeping
                 logger.exception("level keeper: failed on %r", item)
+            self._run_timers()
+
+    def _run_timers(self) -> None:
+        if not self._timers:
+            return
+        now = self._clock.monotonic()
+        due = [timer for timer in self._timers if timer.at <= now]
+        self._timers = [timer for timer in self._timers if timer.at > now]
+        for timer in due:
+            if self._stopped.is_set():
+                return
+            try:
+                timer.action()
+            except Exception:
+                logger.exception("level keeper: the timed action %r failed", timer.action)
 
     def _take(self, item: ProbeReport | Observation | _RecoveryStarted | _RootGaveUp | _Settled
-              ) -> None:
+              | _Timer) -> None:
         match item:
             case _Settled(done):
                 done.set()
+            case _Timer():
+                self._timers.append(item)
             case ProbeReport():
                 for observation in self._translate(item):
                     self._apply(*step(self._state, observation, self._rules))
                 self._check_channel(item)
-            case _RecoveryStarted(at):
-                logger.info("recovery attempt: root restarted the router supervisor")
+            case _RecoveryStarted(at, what):
+                logger.info("recovery attempt: %s", what)
                 self._state = recovery_started(self._state, at)
             case _RootGaveUp(at):
                 self._apply(*step(self._state, RouterGaveUp(at), self._rules))

@@ -76,6 +76,7 @@ from lifeline.levels import Level, LevelChange, LevelRules
 from lifeline.subscriptions import Dispatcher, StreamKind, Subscription, Update
 from lifeline.tree import (
     FALLBACK_SUP,
+    HEALTH_PROBE,
     ROOT,
     ROUTER_SUP,
     SMART_ROUTER,
@@ -97,6 +98,7 @@ from quotation.rest.validation import (
     validate_trades_count,
 )
 from supervisors import (
+    ChildExited,
     ChildHandle,
     ChildInfo,
     ChildRestarted,
@@ -215,6 +217,10 @@ class MarketDataSystem:
         self._started = threading.Event()
         self._gave_up: ExitReason | None = None
         self._lock = threading.Lock()
+        self._parts: TreeParts | None = None
+        self._rebuilds = 0
+        """Trees rebuilt since the router was last trusted (the rebuild backoff's attempt)."""
+        self._keeper.add_callback(self._level_changed)
 
     @classmethod
     def from_config(cls, source: str | os.PathLike[str] | LifelineConfig, *,
@@ -236,8 +242,8 @@ class MarketDataSystem:
                 raise LifelineError("a stopped system cannot start again: make a new one")
             self._keeper.start()
             self._dispatcher.start()
-            self._tree = build_tree(self._config, parts, report=self._keeper.report,
-                                    listener=self._on_event, on_give_up=self._on_give_up)
+            self._parts = parts
+            self._tree = self._build(parts)
         if not self._started.wait(timeout) or self._gave_up is not None:
             reason = self._gave_up
             self.stop()
@@ -498,6 +504,9 @@ class MarketDataSystem:
                     self._started.set()
             case Escalated(supervisor=s) if s == ROOT:
                 self._started.set()
+            case ChildRestarted(supervisor=s, child_id=c) | ChildExited(
+                    supervisor=s, child_id=c) if s == ROOT and c == HEALTH_PROBE:
+                self._started.set()  # its first start failed: restarted after its backoff
             case _:
                 pass
         if isinstance(event, ChildRestarted):
@@ -507,10 +516,47 @@ class MarketDataSystem:
     def _tree_started_all(self, child_id: str) -> bool:
         return child_id == "health_probe"  # root's last child: everything before it runs
 
+    def _build(self, parts: TreeParts) -> Tree:
+        return build_tree(self._config, parts, report=self._keeper.report,
+                          listener=self._on_event, on_give_up=self._on_give_up)
+
     def _on_give_up(self, reason: ExitReason) -> None:
-        self._gave_up = reason
-        logger.error("market data tree gave up: %s", reason)
+        """Root gave up (on its thread, its children stopped): the keeper goes to Level 3
+        (``Escalated`` of root) and the whole tree is rebuilt after the recovery backoff
+        (``recovery_interval`` doubling, :func:`~lifeline.tree.recovery_backoff`; the attempt
+        counts rebuilds since the router was last trusted), on the keeper's clock and thread,
+        unless the system is stopped by then."""
+        with self._lock:
+            self._gave_up = reason
+            dead, stopped = self._tree, self._stopped
+            if not stopped:
+                self._rebuilds += 1
+            attempt = self._rebuilds
         self._started.set()
+        if stopped or dead is None:
+            logger.error("market data tree gave up: %s", reason)
+            return
+        delay = recovery_backoff(self._config).delay(attempt)
+        logger.error("market data tree gave up: %s; rebuilding it in %g s (attempt %d)",
+                     reason, delay, attempt)
+        self._keeper.call_at(self._clock.monotonic() + delay, partial(self._rebuild, dead))
+
+    def _rebuild(self, dead: Tree) -> None:
+        """The keeper's timer: a new tree in place of ``dead`` (same shared parts: limiter,
+        faults, snapshots), wired like start()'s; nothing if stopped or already replaced."""
+        with self._lock:
+            if self._stopped or self._tree is not dead or self._parts is None:
+                return
+            self._keeper.recovery_attempt(self._clock.monotonic())
+            self._gave_up = None
+            self._tree = self._build(self._parts)
+        logger.warning("market data tree rebuilt after root gave up")
+        self._wire(SMART_ROUTER)
+        self._wire(WS_FALLBACK)
+
+    def _level_changed(self, change: LevelChange) -> None:
+        if change.new <= Level.DEGRADED:
+            self._rebuilds = 0  # the router is trusted: the next give-up starts from 1
 
     def _router_degraded(self) -> bool | None:
         """The router's own word on its WebSocket (``RouterStatus.degraded``), asked on the

@@ -6,10 +6,11 @@
     ├── router_sup (supervision.router)           a root child restarted after a
     │   │                                         recovery backoff: escalation = Level 2
     │   └── smart_router (deadline)               restarts here = Level 1
-    ├── fallback_sup (supervision.fallbacks)
-    │   ├── rest_fallback
-    │   └── ws_fallback
-    └── health_probe                              probes the others through ChildHandle.ask
+    ├── fallback_sup (supervision.fallbacks)      restarted after restart_backoff(root)
+    │   ├── rest_fallback                         restarted after restart_backoff(fallbacks)
+    │   └── ws_fallback                           restarted after restart_backoff(fallbacks)
+    └── health_probe (deadline)                   restarted after restart_backoff(root);
+                                                  probes the others through ChildHandle.ask
 
 **Recovery attempts on the OTP tree.** ``router_sup`` is a ``permanent`` child of ``root``
 whose restarts are delayed by :func:`recovery_backoff` (``initial = recovery_interval``,
@@ -35,7 +36,24 @@ start of the router is restarted within router_sup's intensity (each failure is 
 is exceeded router_sup escalates (``RouterGaveUp``) and root restarts it after the recovery
 backoff, exactly as after a crash loop, while fallback_sup and the health probe start
 without waiting for it. So ``MarketDataSystem.start()`` returns with the fallbacks serving.
-The fallbacks and the probe keep OTP's rule: if they cannot start, the tree does not.
+
+**A fallback or probe that cannot start (or crash-loops) never takes the tree down.** Without
+a wait, a child failing its (re)start burns its supervisor's whole ``intensity`` within
+milliseconds: fallback_sup gives up, root restarts it at once, and within seconds root
+exceeds its own intensity and gives up too, taking the healthy router with it. So every
+child of root and of fallback_sup restarts after :func:`restart_backoff` of its supervisor:
+doubling from a first wait so long that one child's first ``intensity`` restarts span the
+supervisor's ``period`` (one child failing again and again cannot exceed its supervisor's
+intensity on its own), never shorter than ``probe_interval``. They are also
+``StartFailure.RESTART`` specs: a fallback (or the probe) that cannot start is restarted
+after its backoff while its siblings start, so ``MarketDataSystem.start()`` returns with the
+router serving (Level 0/1) instead of failing. If root gives up anyway (several children
+failing at once), :class:`~lifeline.system.MarketDataSystem` rebuilds the whole tree after a
+recovery backoff (Level 3 meanwhile).
+
+**A hung probe is replaced.** The health probe has a liveness ``deadline``
+(:func:`probe_liveness_deadline`, longer than the probe's own per-probe deadline) and root
+pings it every ``probe_interval``.
 
 The shared pieces every restart reuses (an actor is rebuilt from its spec's arguments): ONE
 :class:`~quotation.rest.RateLimiter` (``config.upbit.rate_limit.build(clock)``) for the router
@@ -76,6 +94,7 @@ from supervisors import (
     Listener,
     Restart,
     StartFailure,
+    SupervisorFlags,
     SupervisorHandle,
     supervisor_child,
 )
@@ -92,7 +111,9 @@ __all__ = [
     "Tree",
     "TreeParts",
     "build_tree",
+    "probe_liveness_deadline",
     "recovery_backoff",
+    "restart_backoff",
     "router_deadline",
 ]
 
@@ -115,6 +136,31 @@ def router_deadline(config: LifelineConfig) -> float:
     """The router's liveness deadline: twice ``request_deadline`` (a router busy longer than
     that serves no host in time)."""
     return 2.0 * config.fallback.request_deadline
+
+
+def restart_backoff(flags: SupervisorFlags, floor: float) -> Backoff:
+    """The waits before a supervisor restarts a child of its that keeps failing.
+
+    Doubling from ``max(floor, period / (2 ** intensity - 1))``, no jitter: the first
+    ``intensity`` waits add up to ``period``, so one child failing at every (re)start never
+    has more than ``intensity`` restarts within ``period`` (the oldest has aged out before
+    the next one is counted) and cannot make its supervisor give up on its own.
+    """
+    times = 2 ** max(flags.intensity, 1)
+    initial = max(floor, flags.period / (times - 1))
+    return Backoff(initial=initial, multiplier=2.0, cap=initial * times, jitter=Jitter.NONE)
+
+
+def probe_liveness_deadline(config: LifelineConfig) -> float:
+    """The health probe's liveness deadline: ``2 × probe_interval + request_deadline``.
+
+    A probe keeps the probe actor busy up to its own deadline (``probe_interval``) and at
+    most one probe waits ahead of a liveness ping: a live probe answers within
+    ``2 × probe_interval``; ``request_deadline`` more is grace (a slow sample, a loaded
+    machine, a ``delay`` fault of the probe shorter than that).
+    """
+    fb = config.fallback
+    return 2.0 * fb.probe_interval + fb.request_deadline
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,21 +246,26 @@ def build_tree(
         start_failure=StartFailure.RESTART, clock=parts.clock,
         liveness_interval=fb.probe_interval,
     )
+    in_fallbacks = restart_backoff(sup.fallbacks, fb.probe_interval)
+    in_root = restart_backoff(sup.root, fb.probe_interval)
     fallback_sup = supervisor_child(
         FALLBACK_SUP, sup.fallbacks,
         [ChildSpec(REST_FALLBACK, RestFallback, args=(rest_config, parts.limiter),
-                   kwargs=shared),
-         ChildSpec(WS_FALLBACK, WsFallback, args=(ws_config,), kwargs=shared)],
+                   kwargs=shared, backoff=in_fallbacks, start_failure=StartFailure.RESTART),
+         ChildSpec(WS_FALLBACK, WsFallback, args=(ws_config,), kwargs=shared,
+                   backoff=in_fallbacks, start_failure=StartFailure.RESTART)],
+        restart=Restart.PERMANENT, backoff=in_root, start_failure=StartFailure.RESTART,
         clock=parts.clock,
     )
     probe = ChildSpec(HEALTH_PROBE, HealthProbe, kwargs={
         "probe_router": probe_router, "report": report, "interval": fb.probe_interval,
         "deadline": probe_deadline, "probe_rest": probe_rest, "check_ws": check_ws,
         "limiter": parts.limiter, "probe_market": fb.probe_market, **shared,
-    })
+    }, deadline=probe_liveness_deadline(config), backoff=in_root,
+        start_failure=StartFailure.RESTART)
     root = SupervisorHandle.start(
         sup.root, [router_sup, fallback_sup, probe], name=ROOT, clock=parts.clock,
-        listeners=[listener], on_give_up=on_give_up,
+        listeners=[listener], on_give_up=on_give_up, liveness_interval=fb.probe_interval,
     )
     tree = Tree(root, parts)
     late.tree = tree

@@ -406,7 +406,11 @@ def run_case(system: MarketDataSystem, sim: Simulator, case: Case) -> Result:
     if not poked:
         notes.append("the poker could not finish (fallback still busy)")
     recovered_after: float | None = None
-    if levels.wait_for(Level.NORMAL, recovery_bound(config) + RECOVERY_SLACK + WAIT):
+    back = recovery_bound(config) + RECOVERY_SLACK + WAIT
+    # Level 0 with every child of the tree running again (one may still wait for its restart
+    # backoff, and its absence may move the level once more): the last change to 0 counts.
+    if levels.wait_for(Level.NORMAL, back) and until(lambda: _all_running(system), WAIT) and (
+            levels.wait_for(Level.NORMAL, back)):
         recovered_after = max(0.0, _back_to_normal_at(levels, cleared) - cleared)
 
     ws_idle = until(lambda: _ws_idle(system), WAIT)
@@ -430,6 +434,16 @@ def _back_to_normal_at(levels: Levels, cleared: float) -> float:
         if change.new is Level.NORMAL:
             return max(at, cleared)
     return cleared  # never left Level 0
+
+
+def _all_running(system: MarketDataSystem) -> bool:
+    """Whether root and every child below it runs (none waiting for a restart backoff)."""
+    def running(children: dict[str, Any]) -> bool:
+        return all(info["state"] == "running" and running(info["children"])
+                   for info in children.values())
+
+    children = system.status().to_dict()["children"]
+    return bool(children) and running(children)
 
 
 def _ws_idle(system: MarketDataSystem) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import pykka
 import pytest
@@ -21,7 +22,14 @@ from lifeline import Level, LevelChange, LifelineConfig, MarketDataSystem
 from lifeline.config import UpbitSettings
 from lifeline.levels import Cause
 from lifeline.settings import FallbackSettings, FaultSettings
-from lifeline.tree import FALLBACK_SUP, HEALTH_PROBE, ROOT, ROUTER_SUP, SMART_ROUTER
+from lifeline.tree import (
+    FALLBACK_SUP,
+    HEALTH_PROBE,
+    REST_FALLBACK,
+    ROOT,
+    ROUTER_SUP,
+    SMART_ROUTER,
+)
 from quotation.backoff import Backoff, Jitter
 from quotation.rest import RestConfig
 from quotation.websocket import WebSocketConfig
@@ -33,6 +41,7 @@ from supervisors import (
     EscalationTarget,
     ExitKind,
     SupervisionEvent,
+    SupervisorFlags,
 )
 from upbit_sim import Simulator
 
@@ -235,3 +244,92 @@ def test_a_router_crash_loop_escalates_from_router_sup_and_root_restarts_it_afte
     assert root_children(system)[ROUTER_SUP] is ChildState.RUNNING
 
 
+
+
+def _root_gives_up_at_once(sim: Simulator) -> MarketDataSystem:
+    """A system whose root has intensity 0: any restart of one of its children is its
+    give-up (the probe crashing once is enough)."""
+    config = config_for(sim)
+    supervision = replace(config.supervision,
+                          root=SupervisorFlags(intensity=0, period=10.0))
+    return MarketDataSystem.from_config(replace(config, supervision=supervision))
+
+
+def _actors_left() -> list[str]:
+    return [ref.actor_class.__name__ for ref in pykka.ActorRegistry.get_all()]
+
+
+def test_a_fallback_or_probe_that_cannot_start_leaves_start_returning_with_the_router_serving(
+    systems: Callable[[], MarketDataSystem]
+) -> None:
+    system = systems()
+    for actor in (REST_FALLBACK, HEALTH_PROBE):
+        system.faults.inject(actor, "fail_start", count=FOREVER)
+    system.start()  # neither root nor fallback_sup gives up: the failed starts wait backoffs
+
+    assert system.level is Level.NORMAL
+    assert system.get_trades(BTC, count=3).source is Source.SMART_ROUTER_REST
+    children = root_children(system)
+    assert children[ROUTER_SUP] is ChildState.RUNNING
+    assert children[HEALTH_PROBE] is ChildState.RESTARTING
+
+    system.faults.clear_all()
+    assert until_true(lambda: set(root_children(system).values()) == {ChildState.RUNNING},
+                      WAIT)
+    assert system.level is Level.NORMAL
+
+
+def test_root_giving_up_is_level_3_on_last_known_good_and_the_system_rebuilds_the_tree(
+    sim: Simulator
+) -> None:
+    system = _root_gives_up_at_once(sim)
+    try:
+        watch = Watch(system)
+        system.start()
+        assert system.get_ticker([BTC]).source.startswith("smart_router/")  # kept as good
+        dead = system._tree
+        assert dead is not None
+        system.faults.inject(HEALTH_PROBE, "crash", point="probe", count=1)
+
+        watch.level(Level.LAST_RESORT)
+        gave_up = time.monotonic()
+        assert watch.changes[0].cause is Cause.ROUTER_GAVE_UP
+        stale = system.get_ticker([BTC])
+        if system.level is Level.LAST_RESORT:  # not rebuilt yet (recovery_interval: 1 s)
+            assert stale.stale is True and stale.source is Source.LAST_KNOWN_GOOD
+            assert stale.level is Level.LAST_RESORT and stale.age is not None
+        watch.level(Level.NORMAL, timeout=BACK_TO_0)
+        assert time.monotonic() - gave_up <= BACK_TO_0
+        assert watch.changes[-1].cause is Cause.ROUTER_TRUSTED
+        assert system._tree is not dead and not dead.root.is_alive()
+        assert set(root_children(system).values()) == {ChildState.RUNNING}
+        assert system.get_ticker([BTC]).source.startswith("smart_router/")
+    finally:
+        system.stop()
+    assert _actors_left() == []
+
+
+def test_a_stop_while_a_rebuild_waits_cancels_it_and_leaves_no_actor_or_keeper_thread(
+    sim: Simulator
+) -> None:
+    system = _root_gives_up_at_once(sim)
+    watch = Watch(system)
+    system.start()
+    system.faults.inject(HEALTH_PROBE, "crash", point="probe", count=1)
+    watch.level(Level.LAST_RESORT)
+    system.stop()  # the rebuild is due recovery_interval (1 s) after the give-up
+
+    assert _actors_left() == []
+    assert not until_true(lambda: bool(_actors_left()), RECOVERY + 0.5)  # never rebuilt
+    assert not [t for t in threading.enumerate() if t.name == "lifeline-keeper"]
+
+
+def until_true(predicate: Callable[[], bool], timeout: float) -> bool:
+    """Poll ``predicate`` (no event to wait on) until it holds or ``timeout`` passes."""
+    end = time.monotonic() + timeout
+    idle = threading.Event()
+    while not predicate():
+        if time.monotonic() >= end:
+            return False
+        idle.wait(0.05)
+    return True
