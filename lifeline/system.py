@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -449,14 +450,12 @@ class MarketDataSystem:
     def _hedged(self, tree: Tree, request: Request, deadline: float,
                 errors: list[BaseException]) -> Reply | None:
         router_until = min(deadline, time.monotonic() + self._config.fallback.router_timeout)
-        pending = _ask(tree.router, request, errors)
-        if pending:
-            reply, answered = _one_good(pending[0], router_until, errors, precise=True)
-            if reply is not None:
-                return reply
-            if answered:  # it raised or crashed: nothing more to wait for from it
-                pending = []
-        return _first_good(pending + _ask(tree.rest, request, errors), deadline, errors)
+        hedge = _Hedge(tree.rest, request)
+        hedge.ask_router(tree.router)
+        if not hedge.wait(router_until, precise=True):
+            hedge.ask_rest()  # at router_timeout (nothing if the router's failure sent it)
+            hedge.wait(deadline, precise=False)
+        return hedge.outcome(errors)
 
     def _from_fallbacks(self, tree: Tree, request: Request, deadline: float,
                         errors: list[BaseException]) -> Reply | None:
@@ -634,34 +633,172 @@ def _ask(child: ChildHandle, request: Request, errors: list[BaseException]
         return []
 
 
-def _wait(future: pykka.Future[Any], until: float, *, precise: bool) -> Any:
-    """``future``'s value (or what it raised) once it comes, ``pykka.Timeout`` at ``until``
-    (real monotonic). ``precise``: sleep only until ``_SPIN`` before ``until``, then yield
-    the GIL in a loop, so the wait ends within tens of µs of ``until``."""
-    left = until - time.monotonic()
-    if not precise or left <= _SPIN:
-        return future.get(timeout=max(0.0, left))
-    try:
-        return future.get(timeout=left - _SPIN)
-    except pykka.Timeout:
-        pass
-    while True:
+class _Notifying(pykka.ThreadingFuture[Any]):
+    """A future that, once set, calls ``on_done(value, error)`` on the thread that set it
+    (the answering actor's, or whoever answers an envelope never handled). ``on_done`` must
+    only record and send, never wait; whatever it raises is logged, never reaches that
+    thread (pykka would answer the same envelope twice and the actor crash)."""
+
+    def __init__(self, on_done: Callable[[Any, BaseException | None], None]) -> None:
+        super().__init__()
+        self._on_done = on_done
+
+    def set(self, value: Any | None = None) -> None:
+        super().set(value)
+        self._notify(value, None)
+
+    def set_exception(self, exc_info: Any = None) -> None:
+        info = sys.exc_info() if exc_info is None else exc_info
+        super().set_exception(info)
+        error = info[1]
+        if error is None:
+            error = info[0]() if info[0] is not None else RuntimeError("no exception set")
+        self._notify(None, error)
+
+    def _notify(self, value: Any, error: BaseException | None) -> None:
         try:
-            return future.get(timeout=0)
-        except pykka.Timeout:
+            self._on_done(value, error)
+        except Exception:
+            logger.exception("hedged request: a completion callback failed")
+
+
+_NOT_ASKED, _ASKED, _ANSWERED = 0, 1, 2
+"""The REST fallback's part in a :class:`_Hedge`."""
+
+
+class _Hedge:
+    """One read at Level 0/1 (issue 9's hedging rule): the router is asked; if it raises,
+    crashes or has not answered by ``router_timeout``, the same request goes to the REST
+    fallback too, and the first good answer of the two wins.
+
+    When the router's answer is a failure, the REST fallback is asked from the thread that
+    completes the router's future (:class:`_Notifying`), not after a hop through the
+    caller; at ``router_timeout`` the caller asks it (:meth:`ask_rest`, once per hedge
+    whoever comes first). The caller sleeps on one latch, released once: a good reply, an
+    ``InvalidRequest`` (raised to the caller), or every source asked has failed. After
+    :meth:`outcome` the hedge is closed: a late answer is dropped, nothing more is sent."""
+
+    __slots__ = ("_latch", "_lock", "_request", "_rest", "_rest_reply", "_rest_state",
+                 "_router_open", "_settled", "errors", "invalid", "reply")
+
+    def __init__(self, rest: ChildHandle, request: Request) -> None:
+        self._rest = rest
+        self._request = request
+        self._lock = threading.Lock()
+        self._latch = threading.Lock()
+        self._latch.acquire()  # released by _settle, once
+        self._settled = False
+        self._router_open = False
+        self._rest_state = _NOT_ASKED
+        self._rest_reply: _Notifying | None = None
+        self.reply: Reply | None = None
+        self.invalid: InvalidRequest | None = None
+        self.errors: list[BaseException] = []
+
+    def ask_router(self, router: ChildHandle) -> None:
+        self._router_open = True
+        try:
+            router.ask_future(self._request, future=_Notifying(self._router_done))
+        except ChildUnavailable as exc:  # restarting / not running: out for this call
+            with self._lock:
+                self._router_open = False
+                self.errors.append(exc)
+            self.ask_rest()
+            return
+        # made while the router's thread wakes up: off the path to the REST fallback's answer
+        self._rest_reply = _Notifying(self._rest_done)
+
+    def ask_rest(self) -> None:
+        """Ask the REST fallback, unless it was asked already or the hedge is settled."""
+        with self._lock:
+            if self._rest_state != _NOT_ASKED or self._settled:
+                return
+            self._rest_state = _ASKED
+        reply_to = self._rest_reply
+        try:
+            self._rest.ask_future(self._request, future=reply_to if reply_to is not None
+                                  else _Notifying(self._rest_done))
+        except ChildUnavailable as exc:
+            self._rest_done(None, exc)
+
+    def _router_done(self, value: Any, error: BaseException | None) -> None:
+        with self._lock:
+            self._router_open = False
+            if self._settled or self._took(value, error):
+                return
+            if self._rest_state == _ANSWERED:
+                self._settle()  # the REST fallback has failed as well
+                return
+            send = self._rest_state == _NOT_ASKED
+        if send:
+            self.ask_rest()  # a send on this thread (the router's): no wait
+
+    def _rest_done(self, value: Any, error: BaseException | None) -> None:
+        with self._lock:
+            self._rest_state = _ANSWERED
+            if self._settled or self._took(value, error):
+                return
+            if not self._router_open:
+                self._settle()  # both have failed
+
+    def _took(self, value: Any, error: BaseException | None) -> bool:
+        """(Under the lock.) Whether this answer settles the hedge; a failure is recorded."""
+        if error is None and isinstance(value, Reply):
+            self.reply = value
+        elif isinstance(error, InvalidRequest):
+            self.invalid = error
+        else:
+            self.errors.append(TypeError(f"not a reply: {value!r:.200}") if error is None
+                               else error)
+            return False
+        self._settle()
+        return True
+
+    def _settle(self) -> None:
+        if not self._settled:
+            self._settled = True
+            self._latch.release()
+
+    def wait(self, until: float, *, precise: bool) -> bool:
+        """Whether the hedge settled by ``until`` (real monotonic). ``precise``: sleep only
+        until ``_SPIN`` before ``until``, then yield the GIL in a loop, so the wait ends within
+        tens of µs of ``until`` (pointless once the REST fallback is asked: then it ends
+        early, False)."""
+        left = until - time.monotonic()
+        if not precise or left <= _SPIN:
+            return self._latch.acquire(timeout=max(0.0, left))
+        if self._latch.acquire(timeout=left - _SPIN):
+            return True
+        while self._rest_state == _NOT_ASKED:
+            if self._latch.acquire(blocking=False):
+                return True
             if time.monotonic() >= until:
-                raise
-        time.sleep(0)
+                return False
+            time.sleep(0)
+        return False
+
+    def outcome(self, errors: list[BaseException]) -> Reply | None:
+        """Close the hedge: its good reply, or None with its failures added to ``errors``;
+        an ``InvalidRequest`` from a source is raised."""
+        with self._lock:
+            timed_out = not self._settled
+            self._settled = True  # late answers are dropped, no REST ask goes out any more
+            errors.extend(self.errors)
+            reply, invalid = self.reply, self.invalid
+        if invalid is not None:
+            raise invalid
+        if reply is None and timed_out:
+            errors.append(TimeoutError("no answer within the deadline"))
+        return reply
 
 
-def _one_good(future: pykka.Future[Any], until: float, errors: list[BaseException], *,
-              precise: bool = False) -> tuple[Reply | None, bool]:
+def _one_good(future: pykka.Future[Any], until: float, errors: list[BaseException]
+              ) -> tuple[Reply | None, bool]:
     """(the good :class:`Reply` of ``future`` by ``until`` (real monotonic), whether it
-    answered by then): one wait that ends when the answer comes or at ``until`` (within tens
-    of µs if ``precise``: :func:`_wait`); a failure is added to ``errors``; an
-    ``InvalidRequest`` reaches the caller."""
+    answered by then): one wait that ends when the answer comes or at ``until``; a failure
+    is added to ``errors``; an ``InvalidRequest`` reaches the caller."""
     try:
-        value = _wait(future, until, precise=precise)
+        value = future.get(timeout=max(0.0, until - time.monotonic()))
     except pykka.Timeout:
         errors.append(TimeoutError("no answer within the deadline"))
         return None, False

@@ -243,11 +243,13 @@ class ChildHandle:
         """
         return self.ask_future(message).get(timeout=timeout)
 
-    def ask_future(self, message: Any) -> pykka.Future[Any]:
-        """Send ``message`` and return the future of its answer."""
-        future: pykka.Future[Any] = pykka.ThreadingFuture()
-        self._entry().deliver(Envelope(message, reply_to=future))
-        return future
+    def ask_future(self, message: Any, *, future: pykka.Future[Any] | None = None
+                   ) -> pykka.Future[Any]:
+        """Send ``message`` and return the future of its answer: ``future`` when given (e.g.
+        one that calls back when it is set, on the thread that sets it), else a new one."""
+        reply_to: pykka.Future[Any] = pykka.ThreadingFuture() if future is None else future
+        self._entry().deliver(Envelope(message, reply_to=reply_to))
+        return reply_to
 
     def __repr__(self) -> str:
         return f"<ChildHandle {self._table.supervisor}/{'/'.join(self._path)}>"
