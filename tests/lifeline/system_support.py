@@ -37,6 +37,7 @@ from actors.messages import (
     Activate,
     Deactivate,
     HealthRequest,
+    OrderbookRequest,
     RouterStatus,
     Source,
     TickerRequest,
@@ -262,7 +263,13 @@ class HostLoad:
 
 class Poker:
     """Asks a fallback actor directly, as the facade does at Level 2 (at Level 0 nobody
-    asks it, so a fault there would never fire). For ``ws`` it first activates it."""
+    asks it, so a fault there would never fire). For ``ws`` it first activates it.
+
+    It asks the REST fallback for an order book: at Level 0 the host's order books come from
+    the router's WebSocket snapshots, so that REST group is idle, while the ticker group
+    carries the probes (the router's, and, while the REST fallback is failing, a real REST
+    ticker per probe: 5/s at probe_interval 0.2 s); a ticker poker on top overran the ticker
+    group's budget (10/s) and failed the router's probes: a spurious Level 3."""
 
     def __init__(self, system: MarketDataSystem, which: str) -> None:
         self.system = system
@@ -278,9 +285,10 @@ class Poker:
     def _run(self) -> None:
         if self.which == "ws":
             self._ask(Activate((BTC, ETH)))
+        request = OrderbookRequest((BTC,)) if self.which == "rest" else TickerRequest((BTC,))
         while not self._stop.is_set():
-            self._ask(TickerRequest((BTC,)))
-            self._stop.wait(0.3)  # inside the ticker group's REST budget with the probes
+            self._ask(request)
+            self._stop.wait(0.3)
 
     def _ask(self, message: object) -> None:
         try:
@@ -345,6 +353,8 @@ class Result:
     changes: list[LevelChange]
     restarts: dict[str, int]
     children: dict[str, Any]
+    final_level: Level
+    """The level once everything else was checked (recovery is only over if it is 0)."""
     ws_idle: bool
     sim_ws_connections: int
     extra_threads: list[str]
@@ -423,7 +433,8 @@ def run_case(system: MarketDataSystem, sim: Simulator, case: Case) -> Result:
         case=case, config=config, calls=list(load.calls), hung=hung, reached=reached,
         reached_after=reached_after, recovered_after=recovered_after,
         changes=levels.changes(), restarts=dict(status.restarts),
-        children=dict(status.to_dict()["children"]), ws_idle=ws_idle,
+        children=dict(status.to_dict()["children"]), final_level=system.level,
+        ws_idle=ws_idle,
         sim_ws_connections=sim.ws.stats().connections, extra_threads=extra,
         poke=dict(poker.outcomes) if poker else {}, notes=notes)
 
@@ -509,6 +520,9 @@ def check_recovery(result: Result) -> None:
     assert result.recovered_after is not None, f"never back to Level 0: {result.summary()}"
     assert result.recovered_after <= bound, (
         f"back to Level 0 after {result.recovered_after:.2f}s > {bound:.2f}s: "
+        f"{result.summary()}")
+    assert result.final_level is Level.NORMAL, (
+        f"left Level 0 again after recovering: L{int(result.final_level)}: "
         f"{result.summary()}")
     assert result.ws_idle, "the WebSocket fallback is still active or connected"
     assert result.sim_ws_connections <= 1, (

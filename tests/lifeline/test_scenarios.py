@@ -19,6 +19,7 @@ from actors.messages import Source
 from lifeline import Level, MarketDataSystem
 from lifeline.levels import Cause
 from tests.lifeline.system_support import (
+    WAIT,
     Case,
     Clear,
     Result,
@@ -29,6 +30,7 @@ from tests.lifeline.system_support import (
     router_status,
     run_case,
     started_system,
+    until,
 )
 from upbit_sim import Simulator
 
@@ -38,13 +40,10 @@ ROUTER = (Source.SMART_ROUTER_WEBSOCKET, Source.SMART_ROUTER_REST)
 FALLBACKS = (Source.REST_FALLBACK, Source.WS_FALLBACK)
 
 
-def run(sim_factory: Callable[..., Simulator], case: Case,
-        during: Callable[[MarketDataSystem], None] | None = None) -> Result:
+def run(sim_factory: Callable[..., Simulator], case: Case) -> Result:
     sim = sim_factory(seed=1, rate_limit=None)
     with started_system(matrix_config(sim, **case.settings)) as system:
         result = run_case(system, sim, case)
-        if during is not None:
-            during(system)
     print(result.summary())
     check_level(result)
     check_calls(result)
@@ -93,14 +92,16 @@ def test_level_1_channel_selection_error_the_router_routes_around_a_refused_webs
 def test_level_1_format_unification_failure_corrupt_websocket_messages_never_reach_the_host(
     sim_factory: Callable[..., Simulator]
 ) -> None:
+    malformed: list[int] = []
+
     def inject(system: MarketDataSystem, sim: Simulator) -> Clear:
         system.faults.inject("smart_router", "corrupt", point="ws_message")
+        # the fault window lasts until the router has had WebSocket items to spoil
+        until(lambda: router_status(system).messages_malformed > 0, WAIT)
+        malformed.append(router_status(system).messages_malformed)
         return system.faults.clear_all
 
-    malformed: list[int] = []
-    result = run(sim_factory, Case("format-unification", Level.NORMAL, inject),
-                 during=lambda system: malformed.append(
-                     router_status(system).messages_malformed))
+    result = run(sim_factory, Case("format-unification", Level.NORMAL, inject))
     assert malformed and malformed[0] > 0, "the corrupt items were counted, not served"
     assert all(c.source in ROUTER for c in result.calls), "the router serves throughout"
 
