@@ -13,7 +13,9 @@ Routing of one read (the level is read once, at the call's start, and named in t
 2. Level 0/1: a fresh :class:`~actors.snapshots.SnapshotBoard` entry answers in the caller's
    thread (no hop); otherwise the router is asked and waited for ``router_timeout``; if it
    raises, crashed, is restarting or has not answered by then, the same request goes to the
-   REST fallback too and the first good answer of the two wins;
+   REST fallback too and the first good answer of the two wins; while the router circuit
+   breaker (:mod:`lifeline.breaker`) is open, after ``trip_after`` router failures in a row,
+   requests skip the router and go straight to the REST fallback until its one trial;
 3. Level 2: tickers and order books from the WebSocket fallback's cache when fresh (exchange
    age ≤ the routing rules' ``max_cache_age``), else the REST fallback (a cache answer that
    is not fresh still beats nothing if REST fails);
@@ -69,6 +71,7 @@ from actors.messages import (
 from actors.routing import RoutingRules
 from actors.snapshots import SnapshotBoard
 from lifeline.answer import Answer, age_of, new_answer
+from lifeline.breaker import BreakerView, Route, RouterBreaker
 from lifeline.config import LifelineConfig, load_config
 from lifeline.errors import LifelineError, MarketDataUnavailable, SystemNotRunning
 from lifeline.keeper import LevelKeeper
@@ -170,6 +173,8 @@ class SystemStatus:
     banned_until: float | None = None
     changes: tuple[LevelChange, ...] = ()
     next_recovery_at: float | None = None
+    router_breaker: BreakerView | None = None
+    """The router circuit breaker (:mod:`lifeline.breaker`): routing, not level."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -185,6 +190,8 @@ class SystemStatus:
                          "cause": None if c.cause is None else c.cause.value}
                         for c in self.changes],
             "next_recovery_at": self.next_recovery_at,
+            "router_breaker": (None if self.router_breaker is None
+                               else self.router_breaker.to_dict()),
         }
 
 
@@ -200,6 +207,7 @@ class MarketDataSystem:
             recovery_successes=fb.recovery_successes, memory_limit_mb=fb.memory_limit_mb,
             intensity=router.intensity, period=router.period, recovery=recovery_backoff(config))
         self._routing = RoutingRules()
+        self._breaker = RouterBreaker.from_settings(fb)
         self._max_cache_age = self._routing.max_cache_age
         self._tickers: dict[object, TickerRequest] = {}
         self._orderbooks: dict[object, OrderbookRequest] = {}
@@ -400,7 +408,8 @@ class MarketDataSystem:
             level=self.level, mode="local", running=tree is not None, children=children,
             restarts=dict(self._restarts), data_ages=self._last_good.ages(self._clock.time()),
             headroom=headroom, banned_until=banned, changes=self._keeper.changes,
-            next_recovery_at=self._keeper.next_recovery_at())
+            next_recovery_at=self._keeper.next_recovery_at(),
+            router_breaker=self._breaker.view(self._clock.monotonic()))
 
     def _child_status(self, handle: ChildHandle, supervisor: str, info: ChildInfo
                       ) -> ChildStatus:
@@ -449,12 +458,31 @@ class MarketDataSystem:
 
     def _hedged(self, tree: Tree, request: Request, deadline: float,
                 errors: list[BaseException]) -> Reply | None:
+        """Level 0/1 past the cache: the router with the hedge, or, while the breaker is
+        open, the REST fallback alone (one ask, one wait). The breaker learns the router's
+        part: good within ``router_timeout``, failed (raised, crashed, unavailable, or no
+        answer by then), or neither (``InvalidRequest``)."""
+        breaker = self._breaker
+        route = breaker.route(self._clock.monotonic())
+        if route is Route.REST:
+            return _first_good(_ask(tree.rest, request, errors), deadline, errors)
+        trial = route is Route.TRIAL
         router_until = min(deadline, time.monotonic() + self._config.fallback.router_timeout)
         hedge = _Hedge(tree.rest, request)
         hedge.ask_router(tree.router)
         if not hedge.wait(router_until, precise=True):
             hedge.ask_rest()  # at router_timeout (nothing if the router's failure sent it)
+            verdict = hedge.router_verdict
             hedge.wait(deadline, precise=False)
+        else:
+            verdict = hedge.router_verdict
+        now = self._clock.monotonic()
+        if verdict == _ROUTER_GOOD:
+            breaker.success(now, trial=trial)
+        elif verdict == _ROUTER_INVALID:
+            breaker.neutral(now, trial=trial)
+        else:  # failed, or no answer within router_timeout
+            breaker.failure(now, trial=trial)
         return hedge.outcome(errors)
 
     def _from_fallbacks(self, tree: Tree, request: Request, deadline: float,
@@ -556,6 +584,8 @@ class MarketDataSystem:
     def _level_changed(self, change: LevelChange) -> None:
         if change.new <= Level.DEGRADED:
             self._rebuilds = 0  # the router is trusted: the next give-up starts from 1
+            if change.old > Level.DEGRADED:
+                self._breaker.reset()  # trusted by recovery: the next request asks it
 
     def _router_degraded(self) -> bool | None:
         """The router's own word on its WebSocket (``RouterStatus.degraded``), asked on the
@@ -664,6 +694,8 @@ class _Notifying(pykka.ThreadingFuture[Any]):
 
 _NOT_ASKED, _ASKED, _ANSWERED = 0, 1, 2
 """The REST fallback's part in a :class:`_Hedge`."""
+_ROUTER_PENDING, _ROUTER_GOOD, _ROUTER_FAILED, _ROUTER_INVALID = 0, 1, 2, 3
+"""The router's part in a :class:`_Hedge` (``router_verdict``), for the breaker."""
 
 
 class _Hedge:
@@ -679,7 +711,7 @@ class _Hedge:
     :meth:`outcome` the hedge is closed: a late answer is dropped, nothing more is sent."""
 
     __slots__ = ("_latch", "_lock", "_request", "_rest", "_rest_reply", "_rest_state",
-                 "_router_open", "_settled", "errors", "invalid", "reply")
+                 "_router_open", "_settled", "errors", "invalid", "reply", "router_verdict")
 
     def __init__(self, rest: ChildHandle, request: Request) -> None:
         self._rest = rest
@@ -694,6 +726,8 @@ class _Hedge:
         self.reply: Reply | None = None
         self.invalid: InvalidRequest | None = None
         self.errors: list[BaseException] = []
+        self.router_verdict = _ROUTER_PENDING
+        """How the router answered (set once, on the thread that completed its future)."""
 
     def ask_router(self, router: ChildHandle) -> None:
         self._router_open = True
@@ -702,6 +736,7 @@ class _Hedge:
         except ChildUnavailable as exc:  # restarting / not running: out for this call
             with self._lock:
                 self._router_open = False
+                self.router_verdict = _ROUTER_FAILED
                 self.errors.append(exc)
             self.ask_rest()
             return
@@ -724,6 +759,9 @@ class _Hedge:
     def _router_done(self, value: Any, error: BaseException | None) -> None:
         with self._lock:
             self._router_open = False
+            self.router_verdict = (
+                _ROUTER_GOOD if error is None and isinstance(value, Reply)
+                else _ROUTER_INVALID if isinstance(error, InvalidRequest) else _ROUTER_FAILED)
             if self._settled or self._took(value, error):
                 return
             if self._rest_state == _ANSWERED:
