@@ -42,6 +42,7 @@ import pytest
 from actors.faults import ACTOR_POINTS, KIND_POINTS, ActorName, FaultKind, FaultPoint
 from lifeline import Level, MarketDataSystem
 from tests.lifeline.system_support import (
+    WAIT,
     Case,
     Clear,
     check_calls,
@@ -50,6 +51,8 @@ from tests.lifeline.system_support import (
     matrix_config,
     run_case,
     started_system,
+    tree_of,
+    until,
 )
 from upbit_sim import Simulator
 
@@ -132,8 +135,24 @@ def _http_5xx(system: MarketDataSystem, sim: Simulator) -> Clear:
 
 
 def _storm_429(system: MarketDataSystem, sim: Simulator) -> Clear:
+    """After the n-th 429 in a row the shared limiter pauses that group 1 s, 2 s, 4 s, …
+    (``quotation.rest.ratelimit.RATE_LIMIT_BACKOFF``: Upbit asks a client to stop after a
+    429). Like a ban's end, the end of a storm cannot be seen before the pause it imposed
+    ends: the fault clears when the storm is over and no group is paused any more, and
+    recovery is timed from then (a storm cleared during a 4 s pause came back after ~4.1 s,
+    one cleared during a 1 s pause after ~1.9 s)."""
     sim.faults.storm_429(None, path_prefix="/v1/")
-    return lambda: sim.faults.clear("storm_429")
+    limiter = tree_of(system).parts.limiter
+
+    def paused() -> bool:
+        return any(group.paused_until is not None
+                   for group in limiter.status().groups.values())
+
+    def clear() -> None:
+        sim.faults.clear("storm_429")
+        assert until(lambda: not paused(), WAIT), limiter.status()
+
+    return clear
 
 
 BAN = 3.0
