@@ -12,6 +12,7 @@ key in the file is the same name as the keyword in the code::
     fallback:      lifeline.settings.FallbackSettings     (the exit strategy: detection,
     supervision:   lifeline.settings.SupervisionSettings   fallback, recovery, its tree
     faults:        lifeline.settings.FaultSettings         and fault injection)
+    operator:      lifeline.settings.OperatorSettings      (``lifeline run``: listen, shutdown)
     simulator:     upbit_sim.settings.SimulatorSettings (read by ``lifeline sim`` and
                    ``lifeline demo``; their flags override it)
 
@@ -38,7 +39,12 @@ from pathlib import Path
 
 from lifeline.config_schema import ConfigError, from_mapping
 from lifeline.config_yaml import read_yaml
-from lifeline.settings import FallbackSettings, FaultSettings, SupervisionSettings
+from lifeline.settings import (
+    FallbackSettings,
+    FaultSettings,
+    OperatorSettings,
+    SupervisionSettings,
+)
 from quotation.clock import Clock
 from quotation.errors import InvalidRequest, InvalidValue
 from quotation.rest.client import RestConfig
@@ -96,6 +102,7 @@ class LifelineConfig:
     fallback: FallbackSettings = field(default_factory=FallbackSettings)
     supervision: SupervisionSettings = field(default_factory=SupervisionSettings)
     faults: FaultSettings = field(default_factory=FaultSettings)
+    operator: OperatorSettings = field(default_factory=OperatorSettings)
     simulator: SimulatorSettings = field(default_factory=SimulatorSettings)
 
 

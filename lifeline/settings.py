@@ -21,6 +21,8 @@ key                                     default
 ``supervision.router``                  ``one_for_one``, intensity ``5``, period ``10.0``
 ``supervision.fallbacks``               ``one_for_one``, intensity ``5``, period ``10.0``
 ``faults.enabled``                      ``False`` (actor fault injection; off in production)
+``operator.listen``                     ``127.0.0.1:9464`` (``lifeline run``'s HTTP server)
+``operator.shutdown_timeout``           ``10.0`` s for the orderly exit of ``lifeline run``
 ======================================  ==============================================
 
 Impossible values raise :class:`quotation.errors.InvalidValue` naming the field (the config
@@ -52,7 +54,9 @@ __all__ = [
     "ROUTER_FLAGS",
     "FallbackSettings",
     "FaultSettings",
+    "OperatorSettings",
     "SupervisionSettings",
+    "split_listen",
 ]
 
 ROOT_FLAGS = SupervisorFlags(Strategy.ONE_FOR_ONE, intensity=3, period=10.0)
@@ -138,6 +142,38 @@ class FaultSettings:
         if not isinstance(self.enabled, bool):
             raise InvalidValue(f"enabled must be true or false, got {self.enabled!r}",
                                field="enabled", value=self.enabled)
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorSettings:
+    """The long-running host process, ``lifeline run`` (:mod:`lifeline.operator`)."""
+
+    listen: str = "127.0.0.1:9464"
+    """``host:port`` (``[v6]:port``) of ``/metrics`` and ``/status``; port 0 = a free one. A
+    non-loopback host only when written here (``lifeline run`` then logs a warning: the two
+    pages need no credentials)."""
+    shutdown_timeout: float = 10.0
+    """Seconds from SIGINT/SIGTERM to the process's exit: the HTTP server, then the system."""
+
+    def __post_init__(self) -> None:
+        split_listen(self.listen)
+        check("shutdown_timeout", self.shutdown_timeout, above=0)
+
+
+def split_listen(listen: object, field_name: str = "listen") -> tuple[str, int]:
+    """``(host, port)`` of a ``host:port`` / ``[v6]:port`` string, else ``InvalidValue``."""
+    if not isinstance(listen, str):
+        raise InvalidValue(f"{field_name} must be a 'host:port' string, got {listen!r}",
+                           field=field_name, value=listen)
+    host, sep, port = listen.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535 or (
+            any(c.isspace() for c in host)):
+        raise InvalidValue(
+            f"{field_name} must be 'host:port' with a port 0-65535 (IPv6: '[::1]:9464'), "
+            f"got {listen!r}", field=field_name, value=listen)
+    return host, int(port)
 
 
 def _market(field_name: str, code: object) -> str:
