@@ -77,6 +77,7 @@ from lifeline.errors import LifelineError, MarketDataUnavailable, SystemNotRunni
 from lifeline.keeper import LevelKeeper
 from lifeline.last_good import LastKnownGood, kind_of
 from lifeline.levels import Level, LevelChange, LevelRules
+from lifeline.request_stats import RequestStats
 from lifeline.subscriptions import Dispatcher, StreamKind, Subscription, Update
 from lifeline.tree import (
     FALLBACK_SUP,
@@ -101,6 +102,7 @@ from quotation.rest.validation import (
     validate_markets,
     validate_trades_count,
 )
+from quotation.websocket import WebSocketStatus
 from supervisors import (
     ChildExited,
     ChildHandle,
@@ -175,6 +177,8 @@ class SystemStatus:
     next_recovery_at: float | None = None
     router_breaker: BreakerView | None = None
     """The router circuit breaker (:mod:`lifeline.breaker`): routing, not level."""
+    recovery_attempts: int = 0
+    """Recovery attempts since start: root restarting router_sup, and tree rebuilds."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -192,6 +196,7 @@ class SystemStatus:
             "next_recovery_at": self.next_recovery_at,
             "router_breaker": (None if self.router_breaker is None
                                else self.router_breaker.to_dict()),
+            "recovery_attempts": self.recovery_attempts,
         }
 
 
@@ -229,6 +234,9 @@ class MarketDataSystem:
         self._parts: TreeParts | None = None
         self._rebuilds = 0
         """Trees rebuilt since the router was last trusted (the rebuild backoff's attempt)."""
+        self._rebuilt = 0
+        """Trees rebuilt since start (recovery attempts besides root restarting router_sup)."""
+        self._stats = RequestStats()
         self._keeper.add_callback(self._level_changed)
 
     @classmethod
@@ -409,7 +417,31 @@ class MarketDataSystem:
             restarts=dict(self._restarts), data_ages=self._last_good.ages(self._clock.time()),
             headroom=headroom, banned_until=banned, changes=self._keeper.changes,
             next_recovery_at=self._keeper.next_recovery_at(),
-            router_breaker=self._breaker.view(self._clock.monotonic()))
+            router_breaker=self._breaker.view(self._clock.monotonic()),
+            recovery_attempts=self._restarts.get(f"{ROOT}/{ROUTER_SUP}", 0) + self._rebuilt)
+
+    @property
+    def request_stats(self) -> RequestStats:
+        """The host's reads counted per thread, no lock (:mod:`lifeline.request_stats`)."""
+        return self._stats
+
+    def websocket_status(self, timeout: float = STATUS_TIMEOUT
+                         ) -> dict[str, WebSocketStatus | None]:
+        """The WebSocket clients' counters of the router and the WebSocket fallback (their
+        ``HealthRequest`` answers, each bounded by ``timeout``; ``None``: no answer). Since
+        each actor instance started: a restart starts them from zero."""
+        tree = self._tree
+        found: dict[str, WebSocketStatus | None] = {SMART_ROUTER: None, WS_FALLBACK: None}
+        if tree is None:
+            return found
+        for name, child in ((SMART_ROUTER, tree.router), (WS_FALLBACK, tree.ws)):
+            try:
+                health = child.ask(HealthRequest(), timeout=timeout)
+            except Exception as exc:  # noqa: BLE001 (busy, restarting, crashed: nothing learnt)
+                logger.debug("websocket_status: %s did not answer: %r", name, exc)
+                health = None
+            found[name] = getattr(health, "connection", None)
+        return found
 
     def _child_status(self, handle: ChildHandle, supervisor: str, info: ChildInfo
                       ) -> ChildStatus:
@@ -428,6 +460,17 @@ class MarketDataSystem:
     # -- routing ---------------------------------------------------------------------------
 
     def _serve(self, request: Request) -> Answer[list[Any]]:
+        began = time.perf_counter()
+        try:
+            answer = self._route(request)
+        except BaseException as exc:
+            self._stats.failed(_KIND_NAME[type(request)], exc, time.perf_counter() - began)
+            raise
+        self._stats.answered(_KIND_NAME[type(request)], answer.source, answer.stale,
+                             time.perf_counter() - began)
+        return answer
+
+    def _route(self, request: Request) -> Answer[list[Any]]:
         tree = self._tree
         if tree is None:
             raise SystemNotRunning("the market data system is not running: start() it")
@@ -576,6 +619,7 @@ class MarketDataSystem:
                 return
             self._keeper.recovery_attempt(self._clock.monotonic())
             self._gave_up = None
+            self._rebuilt += 1
             self._tree = self._build(self._parts)
         logger.warning("market data tree rebuilt after root gave up")
         self._wire(SMART_ROUTER)
@@ -619,6 +663,8 @@ class MarketDataSystem:
 
 
 _KIND: dict[type, str] = {TickerRequest: "ticker", OrderbookRequest: "orderbook"}
+_KIND_NAME: dict[type, str] = {**_KIND, CandlesRequest: "candles", TradesRequest: "trades"}
+"""The ``kind`` label of a read in :attr:`MarketDataSystem.request_stats`."""
 
 
 def _memo_key(markets: object) -> object:
