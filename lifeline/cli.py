@@ -6,6 +6,8 @@ Commands::
     lifeline sim [--config FILE] [--host H] [--port N] [--seed S] [--allow-remote]
                  [--replay-dir DIR]              a local Upbit-compatible simulator
     lifeline check-config [FILE]                 parse config.yaml strictly and print it
+    lifeline run [--config FILE]                 the host process: /metrics and /status
+    lifeline status [--url URL]                  read a running one's /status, for a person
 
 ``sim`` and ``demo`` read the config file's ``simulator:`` section (host, port,
 seed) and its ``upbit:`` section (the demo's clients); a flag overrides the
@@ -14,6 +16,10 @@ there is one, else they use the built-in defaults (those of
 :class:`~upbit_sim.settings.SimulatorSettings` and the other settings classes:
 each default is stated there, once). ``check-config`` also reads ``config.yaml``
 by default.
+
+``run`` (``lifeline.operator``) reads the whole file (``operator:``: ``listen``,
+``shutdown_timeout``) and logs at INFO unless ``--log-level`` says otherwise; ``status``
+exits 1 with one line when ``/status`` does not answer.
 
 Exit status: 0 done; 1 the config file is missing or wrong (the message names the
 key); 2 a bad flag, or ``sim``/``demo`` without the simulator's HTTP server
@@ -42,14 +48,24 @@ _CONFIG_FILE = Path("config.yaml")
 _NEEDS_SIM = "lifeline {command}: the simulator needs aiohttp: pip install 'lifeline[sim]'"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 (one return per command)
     """Run the ``lifeline`` command; returns the process exit status."""
     parser = _build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=getattr(logging, args.log_level), format=_LOG_FORMAT)
     command: str = args.command
+    level = args.log_level or ("INFO" if command == "run" else "WARNING")
+    logging.basicConfig(level=getattr(logging, level), format=_LOG_FORMAT)
     if command == "check-config":
         return _check_config(args.file)
+    if command == "status":
+        from lifeline.operator import status
+
+        return status(args.url)
+    if command == "run":
+        from lifeline.operator import run
+
+        config = _config(args.config)
+        return 1 if config is None else run(config)
     if command not in ("sim", "demo"):
         parser.error(f"unknown command {command!r}")  # exits with status 2
     if not _simulator_installed():
@@ -113,7 +129,7 @@ def _check_config(path: Path) -> int:
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lifeline", description=__doc__.splitlines()[0])
-    parser.add_argument("--log-level", default="WARNING",
+    parser.add_argument("--log-level", default=None, help="default WARNING (run: INFO)",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     commands = parser.add_subparsers(dest="command", required=True)
     config_help = f"config file (default: {_CONFIG_FILE} if present, else the built-in defaults)"
@@ -136,6 +152,14 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--config", type=Path, default=None, help=config_help)
     demo.add_argument("--seed", type=int, default=None,
                       help="seed of the simulated markets (simulator.seed)")
+
+    run = commands.add_parser("run", help="the host process: the system, /metrics, /status")
+    run.add_argument("--config", type=Path, default=None, help=config_help)
+
+    status = commands.add_parser("status", help="print a running lifeline's /status")
+    status.add_argument("--url", default=None,
+                        help="its /status URL or host:port (default: "
+                             "http://127.0.0.1:9464/status)")
 
     check = commands.add_parser("check-config", help="validate a config file")
     check.add_argument("file", type=Path, nargs="?", default=_CONFIG_FILE)
