@@ -23,6 +23,7 @@ key                                     default
 ``faults.enabled``                      ``False`` (actor fault injection; off in production)
 ``operator.listen``                     ``127.0.0.1:9464`` (``lifeline run``'s HTTP server)
 ``operator.shutdown_timeout``           ``10.0`` s for the orderly exit of ``lifeline run``
+``operator.debug_window``               ``300.0`` s at DEBUG after entering Level 2 or 3
 ======================================  ==============================================
 
 Impossible values raise :class:`quotation.errors.InvalidValue` naming the field (the config
@@ -154,10 +155,14 @@ class OperatorSettings:
     pages need no credentials)."""
     shutdown_timeout: float = 10.0
     """Seconds from SIGINT/SIGTERM to the process's exit: the HTTP server, then the system."""
+    debug_window: float = 300.0
+    """Seconds the ``lifeline``, ``actors`` and ``quotation`` loggers log at DEBUG after the
+    last change to Level 2 or 3 (:mod:`lifeline.escalation`)."""
 
     def __post_init__(self) -> None:
         split_listen(self.listen)
         check("shutdown_timeout", self.shutdown_timeout, above=0)
+        check("debug_window", self.debug_window, above=0)
 
 
 def split_listen(listen: object, field_name: str = "listen") -> tuple[str, int]:

@@ -70,10 +70,12 @@ from actors.messages import (
 )
 from actors.routing import RoutingRules
 from actors.snapshots import SnapshotBoard
+from lifeline.alerts import Alerter, AlerterStats
 from lifeline.answer import Answer, age_of, new_answer
 from lifeline.breaker import BreakerView, Route, RouterBreaker
 from lifeline.config import LifelineConfig, load_config
 from lifeline.errors import LifelineError, MarketDataUnavailable, SystemNotRunning
+from lifeline.escalation import LogEscalation
 from lifeline.keeper import LevelKeeper
 from lifeline.last_good import LastKnownGood, kind_of
 from lifeline.levels import Level, LevelChange, LevelRules
@@ -238,6 +240,11 @@ class MarketDataSystem:
         """Trees rebuilt since start (recovery attempts besides root restarting router_sup)."""
         self._stats = RequestStats()
         self._keeper.add_callback(self._level_changed)
+        self._alerter = Alerter.from_environment(self._clock, level=lambda: self._keeper.level)
+        self._escalation = LogEscalation(self._clock, schedule=self._keeper.call_at,
+                                         window=config.operator.debug_window)
+        self._keeper.add_callback(self._alerter.level_changed)
+        self._keeper.add_callback(self._escalation.level_changed)
 
     @classmethod
     def from_config(cls, source: str | os.PathLike[str] | LifelineConfig, *,
@@ -259,6 +266,7 @@ class MarketDataSystem:
                 raise LifelineError("a stopped system cannot start again: make a new one")
             self._keeper.start()
             self._dispatcher.start()
+            self._alerter.start(parts.limiter.banned_until)
             self._parts = parts
             self._tree = self._build(parts)
         if not self._started.wait(timeout) or self._gave_up is not None:
@@ -276,12 +284,15 @@ class MarketDataSystem:
             self._stopped = True
         if tree is None:
             self._dispatcher.stop()
+            self._alerter.stop()
             return
         try:
             tree.root.stop(timeout=timeout)
         except pykka.Timeout:
             logger.warning("market data tree did not stop within %s s", timeout)
         self._keeper.stop(timeout)
+        self._escalation.restore()  # after the keeper: no level change escalates again
+        self._alerter.stop()
         self._dispatcher.stop()
         self._snapshots.clear()
 
@@ -391,6 +402,10 @@ class MarketDataSystem:
         if not self._faults.enabled:
             raise FaultsDisabled()
         return self._faults
+
+    def alert_stats(self) -> AlerterStats:
+        """Alerts raised, suppressed, held back, sent (:mod:`lifeline.alerts`)."""
+        return self._alerter.stats()
 
     def on_level_change(self, callback: Callable[[LevelChange], None]) -> None:
         """Call ``callback(LevelChange)`` on every level change (on the keeper's thread)."""
@@ -565,6 +580,7 @@ class MarketDataSystem:
 
     def _on_event(self, event: SupervisionEvent) -> None:
         self._keeper.on_event(event)
+        self._alerter.supervision_event(event)
         match event:
             case ChildStarted(supervisor=s, child_id=c) | ChildRestarted(supervisor=s, child_id=c
                                                                          ) if (s, c) in _WIRED:

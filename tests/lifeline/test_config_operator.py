@@ -24,7 +24,7 @@ def test_the_operator_defaults_are_loopback_9464_and_a_ten_second_shutdown() -> 
 
 def test_the_shipped_file_shows_every_operator_key_with_its_default() -> None:
     section = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))["operator"]
-    assert set(section) == {"listen", "shutdown_timeout"}
+    assert set(section) == {"listen", "shutdown_timeout", "debug_window"}
     assert load_config(REPO / "config.yaml").operator == OperatorSettings()
 
 
@@ -44,7 +44,7 @@ def test_a_listen_address_splits_into_host_and_port(listen: str, expected: tuple
     ("listen", "9464"), ("listen", ":9464"), ("listen", "127.0.0.1:"),
     ("listen", "127.0.0.1:70000"), ("listen", "127.0.0.1:-1"), ("listen", "a b:1"),
     ("listen", 9464), ("shutdown_timeout", 0), ("shutdown_timeout", -1.0),
-    ("shutdown_timeout", float("inf")),
+    ("shutdown_timeout", float("inf")), ("debug_window", 0), ("debug_window", "5m"),
 ])
 def test_an_impossible_operator_value_is_a_config_error_at_its_key_path(key: str, value: object
                                                                          ) -> None:
