@@ -87,6 +87,9 @@ REST_AFTER_FAILURE = 30.0
 """Seconds a failed webhook is left alone (its alerts held back and counted meanwhile)."""
 QUEUE_SIZE = 100
 """Posts waiting for the sender thread; beyond that the oldest is dropped (counted)."""
+STOP_WAIT = 1.0
+"""Real seconds ``stop()`` waits for the sender thread (a system's shutdown is not held up
+by a hanging webhook for longer)."""
 POLL_SECONDS = 0.05
 """Real seconds between the sender thread's readings of the injected clock while idle."""
 
@@ -326,15 +329,18 @@ class Alerter:
             logging.getLogger(name).addFilter(self._filter)
         self._thread.start()
 
-    def stop(self, timeout: float = TOTAL + 1.0) -> None:
-        """Stop the sender thread (a post under way ends within ``total``); queued posts are
-        dropped."""
+    def stop(self, timeout: float = STOP_WAIT) -> None:
+        """Stop the sender thread; queued posts are dropped. Waits ``timeout`` at most: a
+        post under way (bounded by ``total``) ends on the daemon thread, which then exits,
+        and the ``urllib3`` filter stays until it has."""
         with self._lock:
             self._stopped = True
             thread = self._thread
             self._lock.notify_all()
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
+            if thread.is_alive():
+                return
         for name in _URLLIB3_LOGGERS:
             logging.getLogger(name).removeFilter(self._filter)
 

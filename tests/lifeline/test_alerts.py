@@ -17,7 +17,7 @@ import pykka
 import pytest
 
 from lifeline import LifelineConfig, MarketDataSystem
-from lifeline.alerts import Alerter, AlertKind, InvalidWebhook, parse_webhooks
+from lifeline.alerts import STOP_WAIT, Alerter, AlertKind, InvalidWebhook, parse_webhooks
 from lifeline.escalation import ESCALATED_LOGGERS, LogEscalation
 from lifeline.levels import Cause, Level, LevelChange
 from supervisors import Escalated, EscalationTarget, ExitKind, ExitReason
@@ -187,6 +187,18 @@ def test_failing_and_hanging_webhooks_neither_raise_nor_hold_up_the_good_one() -
     assert first < total + 1.0  # behind the hanging one: at most its total bound
     assert second < timeout  # the failed webhooks rest: nothing in front of the good one
     assert (stats.sent, stats.failed, stats.held_back) == (2, 2, 2)
+
+
+def test_stop_is_not_held_up_by_a_post_to_a_hanging_webhook() -> None:
+    clock = ManualClock()
+    with hanging_webhook() as hang:
+        alerter = alerter_for(clock, hang, timeout=3.0, total=5.0)
+        alerter.start()
+        alerter.level_changed(change(Level.NORMAL, Level.FALLBACK, clock))
+        wait_until(lambda: alerter.stats().raised == 1)
+        began = time.monotonic()
+        alerter.stop()
+        assert time.monotonic() - began < STOP_WAIT + 0.5
 
 
 def test_a_repeated_alert_is_sent_once_per_window_then_with_the_count_of_repeats() -> None:
