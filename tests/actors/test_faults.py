@@ -58,11 +58,6 @@ WHERE: dict[FaultKind, tuple[ActorName, FaultPoint, dict[str, Any]]] = {
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
 def board(clock: ManualClock) -> Iterator[FaultBoard]:
     made = FaultBoard(enabled=True, clock=clock, memory_chunk_bytes=CHUNK)
     yield made

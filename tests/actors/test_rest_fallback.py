@@ -4,7 +4,7 @@ and every fault kind at each of its points (start, request, normalize)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pykka
@@ -45,30 +45,6 @@ WAIT = 10.0
 """Real seconds a test waits for an answer or another thread before failing."""
 
 MARKETS = ("KRW-BTC", "KRW-ETH")
-
-
-@pytest.fixture(autouse=True)
-def _stop_actors() -> Iterator[None]:
-    yield
-    pykka.ActorRegistry.stop_all(timeout=WAIT)
-
-
-@pytest.fixture
-def quiet(sim_factory: Callable[..., Simulator]) -> Simulator:
-    """A simulator with still markets and no server-side rate limit."""
-    return sim_factory(seed=1, auto_trade=False, rate_limit=None)
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def board(clock: ManualClock) -> Iterator[FaultBoard]:
-    made = FaultBoard(enabled=True, clock=clock, memory_chunk_bytes=4096)
-    yield made
-    made.clear_all()  # releases a hang a failed test left behind
 
 
 def _start(sim: Simulator, limiter: RateLimiter, **kwargs: object) -> pykka.ActorRef[RestFallback]:

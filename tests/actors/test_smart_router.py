@@ -72,17 +72,6 @@ def eventually(probe: Callable[[], T | None], what: str, timeout: float = WAIT) 
         time.sleep(0.01)
 
 
-@pytest.fixture(autouse=True)
-def _stop_actors() -> Iterator[None]:
-    yield
-    pykka.ActorRegistry.stop_all(timeout=WAIT)
-
-
-@pytest.fixture
-def quiet(sim_factory: Callable[..., Simulator]) -> Simulator:
-    return sim_factory(seed=1, auto_trade=False, rate_limit=None)
-
-
 @pytest.fixture
 def faults() -> Iterator[FaultBoard]:
     board = FaultBoard(enabled=True)

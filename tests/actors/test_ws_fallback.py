@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pykka
@@ -58,31 +58,6 @@ ALL_KINDS: tuple[Request, ...] = (
     *(TradesRequest(market, 1) for market in MARKETS),
     *(CandlesRequest(market, CandleInterval.MINUTE_1, 1) for market in MARKETS),
 )
-
-
-@pytest.fixture(autouse=True)
-def _stop_actors() -> Iterator[None]:
-    yield
-    pykka.ActorRegistry.stop_all(timeout=WAIT)
-
-
-@pytest.fixture
-def quiet(sim_factory: Callable[..., Simulator]) -> Simulator:
-    """Still markets: after subscribing, exactly the snapshot of each kind arrives."""
-    return sim_factory(seed=1, auto_trade=False, rate_limit=None)
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    """The fault board's clock (the client runs on the real one: liveness is real time)."""
-    return ManualClock()
-
-
-@pytest.fixture
-def board(clock: ManualClock) -> Iterator[FaultBoard]:
-    made = FaultBoard(enabled=True, clock=clock, memory_chunk_bytes=4096)
-    yield made
-    made.clear_all()  # releases a hang a failed test left behind
 
 
 def _start(sim: Simulator, **kwargs: object) -> pykka.ActorRef[WsFallback]:
