@@ -82,17 +82,24 @@ SUPERVISION = SupervisionSettings(
 )
 
 
+def upbit_for(sim: Simulator, liveness: LivenessConfig | None = None) -> UpbitSettings:
+    """``sim``'s REST and WebSocket on short timeouts and a fast, unjittered reconnect
+    backoff; ``liveness`` for the WebSocket, else its default."""
+    websocket = WebSocketConfig(
+        url=sim.ws_url, connect_timeout=1.0,
+        backoff=Backoff(initial=0.05, multiplier=2.0, cap=0.2, jitter=Jitter.NONE))
+    return UpbitSettings(
+        rest=RestConfig(base_url=sim.base_url, connect_timeout=0.5, read_timeout=0.5,
+                        total_timeout=1.0, call_deadline=1.2),
+        websocket=websocket if liveness is None else replace(websocket, liveness=liveness),
+    )
+
+
 def matrix_config(sim: Simulator, **fallback: Any) -> LifelineConfig:
     """Shortened timings against ``sim``; ``fallback`` overrides :data:`FALLBACK`'s keys."""
     return LifelineConfig(
-        upbit=UpbitSettings(
-            rest=RestConfig(base_url=sim.base_url, connect_timeout=0.5, read_timeout=0.5,
-                            total_timeout=1.0, call_deadline=1.2),
-            websocket=WebSocketConfig(
-                url=sim.ws_url, connect_timeout=1.0,
-                backoff=Backoff(initial=0.05, multiplier=2.0, cap=0.2, jitter=Jitter.NONE),
-                liveness=LivenessConfig(ping_interval=0.5, pong_timeout=0.5, idle_timeout=1.5)),
-        ),
+        upbit=upbit_for(sim, LivenessConfig(ping_interval=0.5, pong_timeout=0.5,
+                                            idle_timeout=1.5)),
         fallback=replace(FALLBACK, **fallback),
         supervision=SUPERVISION,
         faults=FaultSettings(enabled=True),

@@ -26,13 +26,10 @@ from lifeline import (
     MarketDataSystem,
     MarketDataUnavailable,
 )
-from lifeline.config import UpbitSettings
 from lifeline.levels import Cause
 from lifeline.settings import FallbackSettings, FaultSettings
-from quotation.backoff import Backoff, Jitter
 from quotation.errors import InvalidRequest
-from quotation.rest import RestConfig
-from quotation.websocket import WebSocketConfig
+from tests.lifeline.system_support import started_system, upbit_for
 from upbit_sim import Simulator
 
 pytestmark = pytest.mark.timeout(60)
@@ -46,12 +43,7 @@ A = TypeVar("A", bound=Answer[Any])
 
 def config_for(sim: Simulator) -> LifelineConfig:
     return LifelineConfig(
-        upbit=UpbitSettings(
-            rest=RestConfig(base_url=sim.base_url, connect_timeout=0.5, read_timeout=0.5,
-                            total_timeout=1.0, call_deadline=1.2),
-            websocket=WebSocketConfig(url=sim.ws_url, connect_timeout=1.0, backoff=Backoff(
-                initial=0.05, multiplier=2.0, cap=0.2, jitter=Jitter.NONE)),
-        ),
+        upbit=upbit_for(sim),
         fallback=FallbackSettings(probe_interval=0.2, failure_threshold=2,
                                   recovery_interval=1.0, router_timeout=0.2,
                                   request_deadline=DEADLINE, max_stale_age=30.0),
@@ -93,12 +85,8 @@ def sim(sim_factory: Callable[..., Simulator], baseline_threads: set[threading.T
 
 @pytest.fixture
 def system(sim: Simulator) -> Iterator[MarketDataSystem]:
-    started = MarketDataSystem.from_config(config_for(sim))
-    started.start()
-    yield started
-    started.faults.clear_all()
-    started.stop()
-    pykka.ActorRegistry.stop_all(timeout=WAIT)
+    with started_system(config_for(sim)) as started:
+        yield started
 
 
 def ours(baseline: set[threading.Thread]) -> set[threading.Thread]:

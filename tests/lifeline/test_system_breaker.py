@@ -13,13 +13,13 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-import pykka
 import pytest
 
 from actors.faults import Injection
 from actors.messages import Source
 from lifeline import Level, MarketDataSystem
-from tests.lifeline.test_system import DEADLINE, WAIT, config_for, timed, wait_until
+from tests.lifeline.system_support import started_system
+from tests.lifeline.test_system import DEADLINE, config_for, timed, wait_until
 from upbit_sim import Simulator
 
 pytestmark = pytest.mark.timeout(60)
@@ -35,12 +35,8 @@ def system(sim_factory: Any) -> Iterator[MarketDataSystem]:
     config = config_for(sim)
     config = replace(config, fallback=replace(config.fallback, probe_interval=COOLDOWN,
                                               no_success_timeout=30.0))
-    started = MarketDataSystem.from_config(config)
-    started.start()
-    yield started
-    started.faults.clear_all()
-    started.stop()
-    pykka.ActorRegistry.stop_all(timeout=WAIT)
+    with started_system(config) as started:
+        yield started
 
 
 def breaker(system: MarketDataSystem) -> dict[str, Any]:

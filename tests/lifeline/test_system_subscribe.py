@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import pykka
 import pytest
 
 from actors.messages import Source
@@ -21,6 +20,7 @@ from lifeline.subscriptions import Dispatcher, StreamKind
 from quotation.clock import SystemClock
 from quotation.errors import InvalidRequest
 from quotation.models import Change, Side, StreamType, Trade
+from tests.lifeline.system_support import started_system
 from tests.lifeline.test_system import WAIT, Levels, config_for, wait_until, ws_health
 from upbit_sim import Simulator
 
@@ -63,12 +63,8 @@ def sim(sim_factory: Callable[..., Simulator]) -> Simulator:
 
 @pytest.fixture
 def system(sim: Simulator) -> Iterator[MarketDataSystem]:
-    started = MarketDataSystem.from_config(config_for(sim))
-    started.start()
-    yield started
-    started.faults.clear_all()
-    started.stop()
-    pykka.ActorRegistry.stop_all(timeout=WAIT)
+    with started_system(config_for(sim)) as started:
+        yield started
 
 
 def trade(sim: Simulator, market: str, n: int = 1) -> list[int]:

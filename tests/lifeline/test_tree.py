@@ -19,7 +19,6 @@ import pytest
 
 from actors.messages import Source
 from lifeline import Level, LevelChange, LifelineConfig, MarketDataSystem
-from lifeline.config import UpbitSettings
 from lifeline.levels import Cause
 from lifeline.settings import FallbackSettings, FaultSettings
 from lifeline.tree import (
@@ -30,9 +29,6 @@ from lifeline.tree import (
     ROUTER_SUP,
     SMART_ROUTER,
 )
-from quotation.backoff import Backoff, Jitter
-from quotation.rest import RestConfig
-from quotation.websocket import WebSocketConfig
 from supervisors import (
     ChildExited,
     ChildRestarted,
@@ -43,6 +39,7 @@ from supervisors import (
     SupervisionEvent,
     SupervisorFlags,
 )
+from tests.lifeline.system_support import upbit_for
 from upbit_sim import Simulator
 
 pytestmark = pytest.mark.timeout(60)
@@ -61,12 +58,7 @@ FOREVER = 1_000
 
 def config_for(sim: Simulator) -> LifelineConfig:
     return LifelineConfig(
-        upbit=UpbitSettings(
-            rest=RestConfig(base_url=sim.base_url, connect_timeout=0.5, read_timeout=0.5,
-                            total_timeout=1.0, call_deadline=1.2),
-            websocket=WebSocketConfig(url=sim.ws_url, connect_timeout=1.0, backoff=Backoff(
-                initial=0.05, multiplier=2.0, cap=0.2, jitter=Jitter.NONE)),
-        ),
+        upbit=upbit_for(sim),
         fallback=FallbackSettings(probe_interval=PROBE, failure_threshold=2,
                                   recovery_interval=RECOVERY, recovery_successes=SUCCESSES,
                                   router_timeout=0.2, request_deadline=DEADLINE,
