@@ -446,6 +446,39 @@ def run_case(system: MarketDataSystem, sim: Simulator, case: Case) -> Result:
         poke=dict(poker.outcomes) if poker else {}, notes=notes)
 
 
+def run_checked(sim_factory: Callable[..., Simulator], case: Case) -> Result:
+    """Run ``case`` on a fresh simulator and system (:func:`matrix_config` with the case's
+    settings), print its summary and assert :func:`check_level`, :func:`check_calls` and
+    :func:`check_recovery` on it."""
+    sim = sim_factory(seed=1, rate_limit=None)
+    with started_system(matrix_config(sim, **case.settings)) as system:
+        result = run_case(system, sim, case)
+    print(result.summary())
+    check_level(result)
+    check_calls(result)
+    check_recovery(result)
+    return result
+
+
+def repeat(action: Callable[[], object], every: float) -> Clear:
+    """Do ``action`` now and every ``every`` real seconds until the returned clear()."""
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            action()
+            stop.wait(every)
+
+    thread = threading.Thread(target=run, name="simulator-fault-repeat", daemon=True)
+    thread.start()
+
+    def clear() -> None:
+        stop.set()
+        thread.join(JOIN)
+
+    return clear
+
+
 def _back_to_normal_at(levels: Levels, cleared: float) -> float:
     """When the level last became 0 (the real time the change was seen), else now."""
     for at, change in reversed(levels.seen):

@@ -45,12 +45,8 @@ from tests.lifeline.system_support import (
     WAIT,
     Case,
     Clear,
-    check_calls,
-    check_level,
-    check_recovery,
-    matrix_config,
-    run_case,
-    started_system,
+    repeat,
+    run_checked,
     tree_of,
     until,
 )
@@ -110,25 +106,6 @@ def _actor_cases() -> list[Case]:
     return cases
 
 
-def _repeat(action: Callable[[], object], every: float) -> Clear:
-    """Do ``action`` now and every ``every`` real seconds until the returned clear()."""
-    stop = threading.Event()
-
-    def run() -> None:
-        while not stop.is_set():
-            action()
-            stop.wait(every)
-
-    thread = threading.Thread(target=run, name="simulator-fault-repeat", daemon=True)
-    thread.start()
-
-    def clear() -> None:
-        stop.set()
-        thread.join(5.0)
-
-    return clear
-
-
 def _http_5xx(system: MarketDataSystem, sim: Simulator) -> Clear:
     sim.faults.fail_fraction(1.0, 503, path_prefix="/v1/")
     return lambda: sim.faults.fail_fraction(0)
@@ -176,7 +153,7 @@ def _black_hole(system: MarketDataSystem, sim: Simulator) -> Clear:
 
 
 def _ws_close(system: MarketDataSystem, sim: Simulator) -> Clear:
-    return _repeat(sim.ws.close_all, 0.3)
+    return repeat(sim.ws.close_all, 0.3)
 
 
 def _ws_silent(system: MarketDataSystem, sim: Simulator) -> Clear:
@@ -185,7 +162,7 @@ def _ws_silent(system: MarketDataSystem, sim: Simulator) -> Clear:
 
 
 def _ws_malformed(system: MarketDataSystem, sim: Simulator) -> Clear:
-    return _repeat(lambda: sim.ws.inject_malformed(5), 0.1)
+    return repeat(lambda: sim.ws.inject_malformed(5), 0.1)
 
 
 def _field_drift(system: MarketDataSystem, sim: Simulator) -> Clear:
@@ -237,10 +214,4 @@ def test_the_matrix_covers_every_actor_and_kind_its_points_allow() -> None:
 def test_each_fault_reaches_its_level_answers_every_call_in_time_and_recovers(
     case: Case, sim_factory: Callable[..., Simulator]
 ) -> None:
-    sim = sim_factory(seed=1, rate_limit=None)
-    with started_system(matrix_config(sim, **case.settings)) as system:
-        result = run_case(system, sim, case)
-        print(result.summary())
-        check_level(result)
-        check_calls(result)
-        check_recovery(result)
+    run_checked(sim_factory, case)

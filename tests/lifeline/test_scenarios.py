@@ -10,7 +10,6 @@ loop, memory growth, hang. Level 3: the router and the backbone down at once.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 
 import pytest
@@ -23,13 +22,9 @@ from tests.lifeline.system_support import (
     Case,
     Clear,
     Result,
-    check_calls,
-    check_level,
-    check_recovery,
-    matrix_config,
+    repeat,
     router_status,
-    run_case,
-    started_system,
+    run_checked,
     until,
 )
 from upbit_sim import Simulator
@@ -40,37 +35,8 @@ ROUTER = (Source.SMART_ROUTER_WEBSOCKET, Source.SMART_ROUTER_REST)
 FALLBACKS = (Source.REST_FALLBACK, Source.WS_FALLBACK)
 
 
-def run(sim_factory: Callable[..., Simulator], case: Case) -> Result:
-    sim = sim_factory(seed=1, rate_limit=None)
-    with started_system(matrix_config(sim, **case.settings)) as system:
-        result = run_case(system, sim, case)
-    print(result.summary())
-    check_level(result)
-    check_calls(result)
-    check_recovery(result)
-    return result
-
-
 def causes(result: Result) -> set[Cause | None]:
     return {change.cause for change in result.changes}
-
-
-def _repeat(action: Callable[[], object], every: float) -> Clear:
-    stop = threading.Event()
-
-    def loop() -> None:
-        while not stop.is_set():
-            action()
-            stop.wait(every)
-
-    thread = threading.Thread(target=loop, name="simulator-fault-repeat", daemon=True)
-    thread.start()
-
-    def clear() -> None:
-        stop.set()
-        thread.join(5.0)
-
-    return clear
 
 
 # -- Level 1 -----------------------------------------------------------------------------------
@@ -84,7 +50,7 @@ def test_level_1_channel_selection_error_the_router_routes_around_a_refused_webs
         sim.ws.drop_all()
         return lambda: sim.ws.set_accepting(True)
 
-    result = run(sim_factory, Case("channel-selection", Level.DEGRADED, inject))
+    result = run_checked(sim_factory, Case("channel-selection", Level.DEGRADED, inject))
     assert Cause.CHANNEL_DEGRADED in causes(result)
     assert all(c.source in ROUTER for c in result.calls), "the router serves at Level 1"
 
@@ -101,7 +67,7 @@ def test_level_1_format_unification_failure_corrupt_websocket_messages_never_rea
         malformed.append(router_status(system).messages_malformed)
         return system.faults.clear_all
 
-    result = run(sim_factory, Case("format-unification", Level.NORMAL, inject))
+    result = run_checked(sim_factory, Case("format-unification", Level.NORMAL, inject))
     assert malformed and malformed[0] > 0, "the corrupt items were counted, not served"
     assert all(c.source in ROUTER for c in result.calls), "the router serves throughout"
 
@@ -110,9 +76,9 @@ def test_level_1_unstable_websocket_closed_again_and_again_the_router_keeps_serv
     sim_factory: Callable[..., Simulator]
 ) -> None:
     def inject(system: MarketDataSystem, sim: Simulator) -> Clear:
-        return _repeat(sim.ws.close_all, 0.3)
+        return repeat(sim.ws.close_all, 0.3)
 
-    result = run(sim_factory, Case("unstable-websocket", Level.DEGRADED, inject))
+    result = run_checked(sim_factory, Case("unstable-websocket", Level.DEGRADED, inject))
     assert Cause.CHANNEL_DEGRADED in causes(result)
     assert all(c.source in ROUTER for c in result.calls)
 
@@ -125,7 +91,7 @@ def test_level_1_a_router_crash_restarted_within_intensity_keeps_the_router_serv
         system.get_trades("KRW-BTC", count=3)  # the crash fires on this one
         return system.faults.clear_all
 
-    result = run(sim_factory, Case("router-restart", Level.DEGRADED, inject))
+    result = run_checked(sim_factory, Case("router-restart", Level.DEGRADED, inject))
     assert Cause.ROUTER_RESTARTED in causes(result)
     assert result.restarts.get("router_sup/smart_router") == 1
 
@@ -153,7 +119,7 @@ def _served_by_fallbacks_at_level_2(result: Result) -> None:
 def test_level_2_start_failure_the_fallbacks_serve_until_the_router_starts_again(
     sim_factory: Callable[..., Simulator]
 ) -> None:
-    result = run(sim_factory, Case("start-failure", Level.FALLBACK,
+    result = run_checked(sim_factory, Case("start-failure", Level.FALLBACK,
                                    _router_fault("fail_start", point="start")))
     assert Cause.ROUTER_START_FAILED in causes(result)
     _served_by_fallbacks_at_level_2(result)
@@ -162,7 +128,7 @@ def test_level_2_start_failure_the_fallbacks_serve_until_the_router_starts_again
 def test_level_2_crash_loop_router_sup_gives_up_and_the_fallbacks_serve(
     sim_factory: Callable[..., Simulator]
 ) -> None:
-    result = run(sim_factory, Case("crash-loop", Level.FALLBACK,
+    result = run_checked(sim_factory, Case("crash-loop", Level.FALLBACK,
                                    _router_fault("crash", point="request")))
     assert Cause.ROUTER_GAVE_UP in causes(result) or Cause.PROBE_FAILURES in causes(result)
     _served_by_fallbacks_at_level_2(result)
@@ -171,7 +137,7 @@ def test_level_2_crash_loop_router_sup_gives_up_and_the_fallbacks_serve(
 def test_level_2_memory_growth_past_memory_limit_mb_takes_the_router_out(
     sim_factory: Callable[..., Simulator]
 ) -> None:
-    result = run(sim_factory, Case("memory-growth", Level.FALLBACK,
+    result = run_checked(sim_factory, Case("memory-growth", Level.FALLBACK,
                                    _router_fault("memory_growth", point="request"),
                                    settings={"memory_limit_mb": 8}))
     assert Cause.MEMORY_GROWTH in causes(result)
@@ -181,7 +147,7 @@ def test_level_2_memory_growth_past_memory_limit_mb_takes_the_router_out(
 def test_level_2_hang_requests_are_answered_by_the_rest_fallback_within_the_deadline(
     sim_factory: Callable[..., Simulator]
 ) -> None:
-    result = run(sim_factory, Case("hang", Level.FALLBACK,
+    result = run_checked(sim_factory, Case("hang", Level.FALLBACK,
                                    _router_fault("hang", point="request")))
     assert causes(result) & {Cause.PROBE_FAILURES, Cause.ROUTER_HUNG}
     fb = result.config.fallback
@@ -211,7 +177,7 @@ def test_level_3_router_and_backbone_down_at_once_serves_last_known_good_marked_
 
         return clear
 
-    result = run(sim_factory, Case("router-and-backbone", Level.LAST_RESORT, inject))
+    result = run_checked(sim_factory, Case("router-and-backbone", Level.LAST_RESORT, inject))
     at_3 = [c for c in result.calls if c.level is Level.LAST_RESORT]
     assert at_3, "no call was made at Level 3"
     for call in at_3:  # check_calls asserted the true age of each
