@@ -9,6 +9,10 @@ is re-stamped: an answer from here carries the exchange time of the data, so its
 A snapshot already kept (the very same item, as when the same fresh cache entry answers
 again and again) is not stored again: :meth:`LastKnownGood.keep` checks identity without the
 lock, so a cache hit costs one dict lookup per market here.
+
+It never goes backwards: an item (a series answer) is kept only if its exchange time is not
+older than the one held, so an old cache entry served after a newer REST answer leaves the
+newer one in place.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from actors.messages import (
     Source,
     TickerRequest,
     TradesRequest,
+    produced_at,
 )
 
 __all__ = ["LastKnownGood", "kind_of"]
@@ -66,18 +71,25 @@ class LastKnownGood:
         if isinstance(request, TickerRequest | OrderbookRequest):
             self.keep(kind_of(request), reply.data)
             return
+        key = _series_key(request)
         with self._lock:
-            self._series[_series_key(request)] = reply  # the newest, even if shorter
+            held = self._series.get(key)
+            if (held is None or held.produced_at is None or reply.produced_at is None
+                    or reply.produced_at >= held.produced_at):
+                self._series[key] = reply  # the newest, even if shorter
 
     def keep(self, kind: str, items: Sequence[MarketData]) -> None:
         """Keep snapshot ``items`` (tickers or order books) of ``kind`` served live; an item
-        already kept (the same object) is not stored again."""
+        already kept (the same object) is not stored again, nor one older (exchange time)
+        than the item held."""
         kept = self._snapshots
         for item in items:
             key = (kind, item.market)
             if kept.get(key) is not item:  # one read under the GIL; writes take the lock
                 with self._lock:
-                    kept[key] = item
+                    held = kept.get(key)
+                    if held is None or _stamp(item) >= _stamp(held):
+                        kept[key] = item
 
     def recall(self, request: Request) -> Reply | None:
         """The remembered answer to ``request`` (source ``last_known_good``), or None."""
@@ -111,6 +123,12 @@ class LastKnownGood:
             stamp = reply.produced_at
             ages[name] = None if stamp is None else max(0.0, now - stamp)
         return ages
+
+
+def _stamp(item: MarketData) -> float:
+    """A snapshot's exchange time (UTC epoch seconds)."""
+    stamp = produced_at((item,))
+    return float("-inf") if stamp is None else stamp
 
 
 def _series_key(request: CandlesRequest | TradesRequest) -> tuple[object, ...]:
