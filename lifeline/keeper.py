@@ -44,6 +44,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -81,12 +82,15 @@ from supervisors import (
     SupervisionEvent,
 )
 
-__all__ = ["POLL_SECONDS", "LevelKeeper"]
+__all__ = ["CHANGES_KEPT", "POLL_SECONDS", "LevelKeeper"]
 
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.02
 """Real seconds between the keeper's readings of the injected clock while it waits."""
+CHANGES_KEPT = 1000
+"""Level changes :attr:`LevelKeeper.changes` keeps (the latest; older ones are dropped, and
+:attr:`LevelKeeper.change_count` counts them all)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +131,9 @@ class LevelKeeper:
         self._websocket_degraded = websocket_degraded
         self._state = LevelState.starting(clock.monotonic())
         self._callbacks: list[Callable[[LevelChange], None]] = []
-        self._changes: list[LevelChange] = []
+        self._changes: deque[LevelChange] = deque(maxlen=CHANGES_KEPT)
+        self._change_count = 0
+        self._changes_lock = threading.Lock()  # a copy never sees the deque mid-append
         self._inbox: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -145,8 +151,14 @@ class LevelKeeper:
 
     @property
     def changes(self) -> tuple[LevelChange, ...]:
-        """Every level change so far, oldest first."""
-        return tuple(self._changes)
+        """The latest :data:`CHANGES_KEPT` level changes, oldest first."""
+        with self._changes_lock:
+            return tuple(self._changes)
+
+    @property
+    def change_count(self) -> int:
+        """Level changes since start, including those no longer in :attr:`changes`."""
+        return self._change_count
 
     def next_recovery_at(self) -> float | None:
         """When the level rules expect the next recovery attempt (monotonic), if any."""
@@ -296,7 +308,9 @@ class LevelKeeper:
         self._state = state
         if change is None:
             return
-        self._changes.append(change)
+        with self._changes_lock:
+            self._changes.append(change)
+            self._change_count += 1
         log = logger.warning if change.new > change.old else logger.info
         log("level %d -> %d: %s", change.old, change.new, change.reason,
             extra={"level_old": int(change.old), "level_new": int(change.new),

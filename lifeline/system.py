@@ -176,6 +176,9 @@ class SystemStatus:
     """Shared limiter: group → requests it may send now."""
     banned_until: float | None = None
     changes: tuple[LevelChange, ...] = ()
+    """The latest level changes (at most :data:`~lifeline.keeper.CHANGES_KEPT`)."""
+    changes_total: int = 0
+    """Level changes since start, including those no longer in ``changes``."""
     next_recovery_at: float | None = None
     router_breaker: BreakerView | None = None
     """The router circuit breaker (:mod:`lifeline.breaker`): routing, not level."""
@@ -195,6 +198,7 @@ class SystemStatus:
             "changes": [{"old": int(c.old), "new": int(c.new), "reason": c.reason, "at": c.at,
                          "cause": None if c.cause is None else c.cause.value}
                         for c in self.changes],
+            "changes_total": self.changes_total,
             "next_recovery_at": self.next_recovery_at,
             "router_breaker": (None if self.router_breaker is None
                                else self.router_breaker.to_dict()),
@@ -431,6 +435,7 @@ class MarketDataSystem:
             level=self.level, mode="local", running=tree is not None, children=children,
             restarts=dict(self._restarts), data_ages=self._last_good.ages(self._clock.time()),
             headroom=headroom, banned_until=banned, changes=self._keeper.changes,
+            changes_total=self._keeper.change_count,
             next_recovery_at=self._keeper.next_recovery_at(),
             router_breaker=self._breaker.view(self._clock.monotonic()),
             recovery_attempts=self._restarts.get(f"{ROOT}/{ROUTER_SUP}", 0) + self._rebuilt)
