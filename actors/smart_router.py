@@ -175,6 +175,8 @@ class SmartRouter(pykka.ThreadingActor):
         self._limiter = limiter
         self._rules = rules if rules is not None else RoutingRules()
         self._board = snapshots if snapshots is not None else SnapshotBoard()
+        self._writer: int | None = None
+        """This instance's writer token on the board (:meth:`SnapshotBoard.claim`)."""
         self._faults = faults if faults is not None else FaultBoard()
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._rest: RestClient | None = None
@@ -200,7 +202,7 @@ class SmartRouter(pykka.ThreadingActor):
 
     def on_start(self) -> None:
         self._faults.at(_ME, FaultPoint.START)
-        self._board.clear()
+        self._writer = self._board.claim()  # supersedes an abandoned predecessor's writes
         try:
             self._rest = RestClient(self._rest_config, limiter=self._limiter)
             self._ws = WebSocketClient(self._ws_config, clock=self._clock,
@@ -218,7 +220,8 @@ class SmartRouter(pykka.ThreadingActor):
         self._close()
 
     def _close(self) -> None:
-        self._board.clear()
+        writer = self._writer
+        self._board.clear(writer=writer)  # a no-op once a successor has claimed the board
         ws, self._ws = self._ws, None
         rest, self._rest = self._rest, None
         if ws is not None and not ws.stop(STOP_TIMEOUT):
@@ -227,7 +230,7 @@ class SmartRouter(pykka.ThreadingActor):
         if rest is not None:
             rest.close()
         self._memo.clear()
-        self._board.clear()  # again: a batch delivered while the client stopped set nothing
+        self._board.clear(writer=writer)  # again: a batch delivered while it stopped is gone
 
     # -- messages ------------------------------------------------------------------------
 
@@ -328,14 +331,15 @@ class SmartRouter(pykka.ThreadingActor):
         if (wanted, candles) == (self._subscribed, self._candles) or self._ws is None:
             return
         logger.info("smart router: subscribing %d market(s): %s", len(wanted), ", ".join(wanted))
-        self._board.set_markets(wanted)  # before the client: the new markets' first items count
+        # before the client: the new markets' first items count
+        self._board.set_markets(wanted, writer=self._writer)
         self._subscribed, self._candles = wanted, candles
         self._ws.set_subscriptions(_subscriptions(wanted, candles))
 
     def _assess(self) -> WebSocketVerdict:
         ws = _opened(self._ws)
         verdict = assess_websocket(ws.status(), wanted=bool(self._subscribed))
-        self._board.set_ws_healthy(verdict.healthy)
+        self._board.set_ws_healthy(verdict.healthy, writer=self._writer)
         if verdict.degraded != self._degraded:
             self._degraded = verdict.degraded
             if verdict.degraded:
@@ -347,8 +351,8 @@ class SmartRouter(pykka.ThreadingActor):
     def _on_stream(self, batch: tuple[StreamItem, ...]) -> None:
         """The client's delivery thread: ``ws_message`` per item, survivors onto the board."""
         ws = self._ws
-        if ws is None:
-            return
+        if ws is None or not self._board.owns(self._writer):
+            return  # stopped, or superseded: a newer router instance owns the board
         received_at = self._clock.monotonic()
         faults = self._faults
         taken: list[StreamItem] = []
@@ -367,7 +371,7 @@ class SmartRouter(pykka.ThreadingActor):
                 self._messages_failed += 1
             except FormatError:
                 self._messages_malformed += 1
-        self._board.publish(taken, received_at)
+        self._board.publish(taken, received_at, writer=self._writer)
         listener = self._listener
         if listener is not None and taken:
             try:
@@ -375,7 +379,7 @@ class SmartRouter(pykka.ThreadingActor):
             except Exception:  # the host's side must never stop the delivery thread
                 logger.exception("smart router: the stream listener failed")
         verdict = assess_websocket(ws.status(), wanted=bool(self._subscribed))
-        self._board.set_ws_healthy(verdict.healthy)
+        self._board.set_ws_healthy(verdict.healthy, writer=self._writer)
 
     def _status(self) -> RouterStatus:
         ws = _opened(self._ws)

@@ -13,6 +13,14 @@ gives the reply the router would give from its WebSocket side, or ``None`` when 
 would go to REST (then ask the router). Receive times are the router's monotonic clock when
 its consumer took the item from the client's delivery thread (at most one delivery batch
 after the socket read).
+
+One writer at a time: a router instance takes a writer token with :meth:`SnapshotBoard.claim`
+when it starts (the board is emptied for it) and passes it to every write; a newer claim
+supersedes the older token, whose writes are then ignored (one int compare). So an instance
+its supervisor abandoned (hung past its liveness deadline) that unblocks later cannot clear
+its successor's markets and entries when it closes, and its WebSocket client, still running
+until it closes, cannot publish over its successor's. ``writer=None`` writes unconditionally
+(a board with a single writer, and tests).
 """
 
 from __future__ import annotations
@@ -75,6 +83,7 @@ class SnapshotBoard:
         self._max_trades = max_trades
         self._write = threading.Lock()
         self._snapshot = Snapshot.empty()
+        self._writer = 0
 
     # -- reading (any thread, no lock) ---------------------------------------------------
 
@@ -146,13 +155,28 @@ class SnapshotBoard:
 
     # -- writing (the router's consumer thread and the router) ---------------------------
 
-    def publish(self, items: Iterable[StreamItem], received_at: float) -> int:
+    def claim(self) -> int:
+        """A new writer token, superseding every earlier one; the board starts empty for it."""
+        with self._write:
+            self._writer += 1
+            self._snapshot = Snapshot.empty()
+            return self._writer
+
+    def owns(self, writer: int | None) -> bool:
+        """Whether writes with ``writer`` take effect (``None``: always)."""
+        return writer is None or writer == self._writer
+
+    def publish(self, items: Iterable[StreamItem], received_at: float, *,
+                writer: int | None = None) -> int:
         """Put ``items`` (oldest first) on the board as received at ``received_at``.
 
         Items of markets not subscribed are ignored; a :class:`TradeGap` empties its
-        market's trade window (what follows is contiguous again). Returns how many were taken.
+        market's trade window (what follows is contiguous again). Returns how many were taken
+        (0 from a superseded ``writer``).
         """
         with self._write:
+            if writer is not None and writer != self._writer:
+                return 0
             snap = self._snapshot
             tickers = dict(snap.tickers)
             orderbooks = dict(snap.orderbooks)
@@ -192,11 +216,14 @@ class SnapshotBoard:
             )
             return taken
 
-    def set_markets(self, markets: Iterable[str]) -> None:
+    def set_markets(self, markets: Iterable[str], *, writer: int | None = None) -> None:
         """Accept items of ``markets`` only; everything known of the others is forgotten
-        (a market subscribed again starts a new trade window)."""
+        (a market subscribed again starts a new trade window). Ignored from a superseded
+        ``writer``."""
         wanted = frozenset(markets)
         with self._write:
+            if writer is not None and writer != self._writer:
+                return
             snap = self._snapshot
 
             self._snapshot = replace(
@@ -208,15 +235,21 @@ class SnapshotBoard:
                 markets=wanted,
             )
 
-    def set_ws_healthy(self, healthy: bool) -> None:
-        """Publish whether the router's WebSocket is healthy (unhealthy: nothing is fresh)."""
+    def set_ws_healthy(self, healthy: bool, *, writer: int | None = None) -> None:
+        """Publish whether the router's WebSocket is healthy (unhealthy: nothing is fresh).
+        Ignored from a superseded ``writer``."""
         with self._write:
+            if writer is not None and writer != self._writer:
+                return
             if self._snapshot.ws_healthy != healthy:
                 self._snapshot = replace(self._snapshot, ws_healthy=healthy)
 
-    def clear(self) -> None:
-        """Forget everything (the router stopped): every read is ``None`` until it publishes."""
+    def clear(self, *, writer: int | None = None) -> None:
+        """Forget everything (the router stopped): every read is ``None`` until it publishes.
+        Ignored from a superseded ``writer``."""
         with self._write:
+            if writer is not None and writer != self._writer:
+                return
             self._snapshot = Snapshot.empty()
 
 

@@ -245,3 +245,23 @@ def test_readers_on_other_threads_never_see_a_half_written_snapshot() -> None:
     for reader in readers:
         reader.join(5)
     assert torn == []
+
+
+def test_a_superseded_writer_can_no_longer_change_the_board() -> None:
+    board = SnapshotBoard()
+    old = board.claim()
+    board.set_markets(("A-X",), writer=old)
+    new = board.claim()  # a newer router instance: the board starts empty for it
+    assert board.snapshot.markets == frozenset()
+    board.set_markets(("A-X",), writer=new)
+    board.set_ws_healthy(True, writer=new)
+    assert board.publish([ticker("A-X", 1.0)], 1.0, writer=new) == 1
+    assert not board.owns(old) and board.owns(new)
+    before = board.snapshot
+    assert board.publish([ticker("A-X", 2.0)], 2.0, writer=old) == 0
+    board.set_markets((), writer=old)
+    board.set_ws_healthy(False, writer=old)
+    board.clear(writer=old)
+    assert board.snapshot is before
+    board.clear(writer=new)
+    assert board.snapshot.markets == frozenset()

@@ -398,3 +398,28 @@ def assert_nothing_left(sim: Simulator, router: Router) -> None:
     eventually(lambda: sim.ws.stats().connections == 0, "the connection closed")
     assert router.board.snapshot.tickers == {}
     assert not router.board.ws_healthy
+
+
+def test_a_replaced_router_that_stops_late_leaves_its_successors_board_alone(
+    sim: Simulator, limiter: RateLimiter,
+) -> None:
+    board = SnapshotBoard()
+    ws = WebSocketConfig(url=sim.ws_url, connect_timeout=2.0)
+    rest = RestConfig(base_url=sim.base_url)
+    old = SmartRouter.start(rest, ws, limiter, rules=RULES, snapshots=board)
+    new = SmartRouter.start(rest, ws, limiter, rules=RULES, snapshots=board)
+    try:
+        for _ in range(RULES.hot_threshold):
+            new.ask(TickerRequest((BTC,)), timeout=WAIT)
+        eventually(lambda: BTC in board.snapshot.tickers, "the new router's ticker on the board")
+        old.stop(timeout=WAIT)  # the abandoned instance unblocks and closes
+        snap = board.snapshot
+        assert snap.markets == frozenset({BTC})
+        assert BTC in snap.tickers
+        heard = snap.heard_at[BTC]
+        eventually(lambda: board.snapshot.heard_at.get(BTC, heard) > heard,
+                   "the new router still publishing")
+    finally:
+        for ref in (old, new):
+            if ref.is_alive():
+                ref.stop(timeout=WAIT)
