@@ -17,8 +17,9 @@ ONE dispatcher thread per system delivers, in arrival order, each item to every 
 subscription of its kind and market as an :class:`Update` (the item, its source, the level
 when it arrived, its exchange age). The queue holds :data:`QUEUE_CAPACITY` items; when it is
 full the OLDEST item is dropped and counted (``dropped``), and one WARNING is logged per
-burst (until the queue runs empty again). A callback that raises is logged and counted
-(``failures``), the others still get the item. A slow callback delays the others (one
+burst (until the queue runs empty again). A callback that raises (anything, a
+``SystemExit`` too: the one delivery thread must live on) is logged with its traceback and
+counted (``failures``), the others still get the item. A slow callback delays the others (one
 thread) but never an actor: past the queue's capacity the oldest items are dropped.
 
 Guarantees, per market, for all subscriptions of a system together:
@@ -311,7 +312,8 @@ class Dispatcher:
                     continue
                 try:
                     sub._callback(update)
-                except Exception:  # a host's callback: logged, the others still get it
+                except BaseException:  # a host's callback, even a SystemExit:
+                    # logged and counted, the others still get it, the one thread lives on)
                     sub.failures += 1
                     if sub.failures == 1:
                         logger.exception("subscriptions: a callback of %r raised (logged "

@@ -238,3 +238,25 @@ def test_router_items_are_not_taken_once_the_router_is_out() -> None:
         wait_until(lambda: got == [Source.WS_FALLBACK, Source.SMART_ROUTER_WEBSOCKET])
     finally:
         dispatcher.stop()
+
+
+def test_a_callback_raising_system_exit_is_counted_and_the_dispatcher_keeps_delivering(
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    got: list[int] = []
+
+    def exits(update: Update[Any]) -> None:
+        raise SystemExit(3)
+
+    dispatcher = Dispatcher(SystemClock(), lambda: Level.NORMAL)
+    dispatcher.start()
+    try:
+        exiting = dispatcher.add(StreamKind.TRADE, (BTC,), exits)
+        dispatcher.add(StreamKind.TRADE, (BTC,), lambda u: got.append(u.data.sequential_id))
+        dispatcher.offer([_trade(1)], Source.SMART_ROUTER_WEBSOCKET)
+        dispatcher.offer([_trade(2)], Source.SMART_ROUTER_WEBSOCKET)
+        wait_until(lambda: got == [1, 2])
+        assert exiting.failures == 2
+        assert "SystemExit" in caplog.text  # logged with its traceback
+    finally:
+        dispatcher.stop()
