@@ -313,7 +313,7 @@ class Dispatcher:
                 try:
                     sub._callback(update)
                 except BaseException:  # a host's callback, even a SystemExit:
-                    # logged and counted, the others still get it, the one thread lives on)
+                    # logged and counted, the others still get it, the one thread lives on
                     sub.failures += 1
                     if sub.failures == 1:
                         logger.exception("subscriptions: a callback of %r raised (logged "
