@@ -530,22 +530,28 @@ class MarketDataSystem:
         if route is Route.REST:
             return _first_good(_ask(tree.rest, request, errors), deadline, errors)
         trial = route is Route.TRIAL
-        router_until = min(deadline, time.monotonic() + self._config.fallback.router_timeout)
-        hedge = _Hedge(tree.rest, request)
-        hedge.ask_router(tree.router)
-        if not hedge.wait(router_until, precise=True):
-            hedge.ask_rest()  # at router_timeout (nothing if the router's failure sent it)
-            verdict = hedge.router_verdict
-            hedge.wait(deadline, precise=False)
-        else:
-            verdict = hedge.router_verdict
-        now = self._clock.monotonic()
-        if verdict == _ROUTER_GOOD:
-            breaker.success(now, trial=trial)
-        elif verdict == _ROUTER_INVALID:
-            breaker.neutral(now, trial=trial)
-        else:  # failed, or no answer within router_timeout
-            breaker.failure(now, trial=trial)
+        reported = False
+        try:
+            router_until = min(deadline, time.monotonic() + self._config.fallback.router_timeout)
+            hedge = _Hedge(tree.rest, request)
+            hedge.ask_router(tree.router)
+            if not hedge.wait(router_until, precise=True):
+                hedge.ask_rest()  # at router_timeout (nothing if the router's failure sent it)
+                verdict = hedge.router_verdict
+                hedge.wait(deadline, precise=False)
+            else:
+                verdict = hedge.router_verdict
+            now = self._clock.monotonic()
+            if verdict == _ROUTER_GOOD:
+                breaker.success(now, trial=trial)
+            elif verdict == _ROUTER_INVALID:
+                breaker.neutral(now, trial=trial)
+            else:  # failed, or no answer within router_timeout
+                breaker.failure(now, trial=trial)
+            reported = True
+        finally:
+            if not reported:  # something raised first: give the trial back, never stuck
+                breaker.neutral(self._clock.monotonic(), trial=trial)
         return hedge.outcome(errors)
 
     def _from_fallbacks(self, tree: Tree, request: Request, deadline: float,
