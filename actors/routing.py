@@ -7,8 +7,10 @@ host's facade (through :mod:`actors.snapshots`) only carry them out.
 Channel choice, one rule for the whole request (simple and explainable)::
 
     snapshots (tickers, order books)
-        every market has a WebSocket entry no older than max_cache_age
-        and the router's WebSocket is healthy                   → WEBSOCKET
+        every market has a WebSocket entry received no longer than max_cache_age
+        ago and stamped by the exchange no longer than max_cache_age
+        before the wall clock (exchange lag, a replay after a
+        reconnect), and the router's WebSocket is healthy       → WEBSOCKET
         otherwise                                               → REST (all markets, one call)
     series (recent trades; 1-minute candles)
         the WebSocket is healthy, the market's stream was heard from
@@ -47,6 +49,7 @@ __all__ = [
     "choose_channel",
     "choose_series_channel",
     "coalesces",
+    "is_current",
     "is_fresh",
 ]
 
@@ -108,6 +111,13 @@ def is_fresh(
     return 0 <= now - received_at <= rules.max_cache_age
 
 
+def is_current(stamped_at: float | None, wall: float, rules: RoutingRules) -> bool:
+    """Whether an entry the exchange stamped at ``stamped_at`` (UTC epoch seconds; ``None``:
+    none) is recent enough at wall time ``wall``: at most ``max_cache_age`` old (a stamp
+    ahead of ``wall``, clock skew, counts as just stamped)."""
+    return stamped_at is not None and wall - stamped_at <= rules.max_cache_age
+
+
 def choose_channel(
     kind: DataKind,
     markets: Iterable[str],
@@ -116,13 +126,17 @@ def choose_channel(
     ws_healthy: bool,
     now: float,
     rules: RoutingRules,
+    stamped_at: Mapping[str, float] | None = None,
+    wall: float | None = None,
 ) -> Channel:
     """The channel of a ticker or order-book request: WEBSOCKET only if every market is fresh.
 
     ``received_at`` maps a market to when (monotonic seconds) its WebSocket entry of ``kind``
-    arrived; a market absent from it has none. An empty request goes to REST (the caller
-    never sends one; REST then says what is wrong). ``ValueError`` for a series ``kind``
-    (:func:`choose_series_channel` decides those).
+    arrived; a market absent from it has none. With ``stamped_at`` (a market to its entry's
+    exchange stamp, UTC epoch seconds) and ``wall`` (the wall time of ``now``), each entry
+    must also be :func:`is_current`; without them only receive times count. An empty request
+    goes to REST (the caller never sends one; REST then says what is wrong). ``ValueError``
+    for a series ``kind`` (:func:`choose_series_channel` decides those).
     """
     if kind.is_series:
         raise ValueError(f"choose_channel decides snapshots, not {kind.value}")
@@ -131,6 +145,9 @@ def choose_channel(
         return Channel.REST
     for market in wanted:
         if not is_fresh(received_at.get(market), ws_healthy, now, rules):
+            return Channel.REST
+        if stamped_at is not None and wall is not None and not is_current(
+                stamped_at.get(market), wall, rules):
             return Channel.REST
     return Channel.WEBSOCKET
 

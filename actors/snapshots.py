@@ -12,7 +12,11 @@ Readers apply the same rules as the router (:mod:`actors.routing`): :meth:`Snaps
 gives the reply the router would give from its WebSocket side, or ``None`` when the router
 would go to REST (then ask the router). Receive times are the router's monotonic clock when
 its consumer took the item from the client's delivery thread (at most one delivery batch
-after the socket read).
+after the socket read). A ticker or order book is fresh only if it is both received and
+stamped by the exchange within ``max_cache_age``: the exchange age is judged on the board's
+wall clock (``clock.time()``, read once per answer), so an item the exchange stamped long ago
+and delivered just now (exchange lag, a replay after a reconnect) is not served as fresh.
+An item stamped ahead of the wall clock (clock skew) counts as just stamped.
 
 One writer at a time: a router instance takes a writer token with :meth:`SnapshotBoard.claim`
 when it starts (the board is emptied for it) and passes it to every write; a newer claim
@@ -33,6 +37,7 @@ from typing import Any, TypeVar
 
 from actors.messages import OrderbookRequest, Reply, Request, Source, TickerRequest, TradesRequest
 from actors.routing import Channel, DataKind, RoutingRules, choose_series_channel
+from quotation.clock import Clock, SystemClock
 from quotation.models import Orderbook, Ticker, Trade, TradeGap
 from quotation.values import check
 from quotation.websocket.cache import Cached, StreamItem
@@ -78,9 +83,11 @@ class Snapshot:
 class SnapshotBoard:
     """The router's published WebSocket knowledge; see the module docstring."""
 
-    def __init__(self, *, max_trades: int = DEFAULT_MAX_TRADES) -> None:
+    def __init__(self, *, max_trades: int = DEFAULT_MAX_TRADES, clock: Clock | None = None
+                 ) -> None:
         check("max_trades", max_trades, at_least=1, integer=True)
         self._max_trades = max_trades
+        self._clock: Clock = clock if clock is not None else SystemClock()
         self._write = threading.Lock()
         self._snapshot = Snapshot.empty()
         self._writer = 0
@@ -127,7 +134,8 @@ class SnapshotBoard:
 
         The hot path of :meth:`answer` for a host's thread: the rule of
         :func:`~actors.routing.choose_channel` (every market has an entry received within
-        ``max_cache_age`` before ``now`` and the WebSocket is healthy; an empty request never)
+        ``max_cache_age`` before ``now`` and stamped by the exchange within ``max_cache_age``
+        before the board's wall clock, and the WebSocket is healthy; an empty request never)
         carried out with one lookup per market and the stamps computed at publish time.
         """
         snap = self._snapshot
@@ -136,9 +144,11 @@ class SnapshotBoard:
         entries: Mapping[str, Stamped[Any]] = (
             snap.tickers if isinstance(request, TickerRequest) else snap.orderbooks)
         markets = request.markets
+        stamped_after = self._clock.time() - max_cache_age
         if len(markets) == 1:
             entry = entries.get(markets[0])
-            if entry is None or not 0 <= now - entry.received_at <= max_cache_age:
+            if (entry is None or not 0 <= now - entry.received_at <= max_cache_age
+                    or entry.produced_at < stamped_after):
                 return None
             return (entry.value,), entry.produced_at
         if not markets:
@@ -147,7 +157,8 @@ class SnapshotBoard:
         oldest = float("inf")
         for market in markets:
             entry = entries.get(market)
-            if entry is None or not 0 <= now - entry.received_at <= max_cache_age:
+            if (entry is None or not 0 <= now - entry.received_at <= max_cache_age
+                    or entry.produced_at < stamped_after):
                 return None
             items.append(entry.value)
             oldest = min(oldest, entry.produced_at)

@@ -7,7 +7,8 @@ Times are monotonic seconds; every number is a binary fraction so sums are exact
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -24,6 +25,7 @@ from actors.routing import (
 from actors.snapshots import SnapshotBoard
 from quotation.errors import InvalidValue
 from quotation.models import CandleInterval, Change, Side, Ticker, Trade, TradeGap
+from tests.fakes import ManualClock
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -179,7 +181,7 @@ def trade(market: str, seq: int) -> Trade:
 
 
 def test_the_board_answers_fresh_tickers_in_the_order_asked() -> None:
-    board = SnapshotBoard()
+    board = SnapshotBoard(clock=ManualClock(NOON.timestamp()))  # the tickers' stamp: now
     board.set_markets(["A-X", "A-Y"])
     board.set_ws_healthy(True)
     board.publish([ticker("A-Y", 2.0), ticker("A-X", 1.0)], 100.0)
@@ -265,3 +267,20 @@ def test_a_superseded_writer_can_no_longer_change_the_board() -> None:
     assert board.snapshot is before
     board.clear(writer=new)
     assert board.snapshot.markets == frozenset()
+
+
+def test_an_item_the_exchange_stamped_long_ago_is_not_fresh_however_recently_received() -> None:
+    wall = NOON.timestamp()
+    board = SnapshotBoard(clock=ManualClock(wall))
+    board.set_markets(["A-X", "A-Y"])
+    board.set_ws_healthy(True)
+    lagging = replace(ticker("A-X"), timestamp=NOON - timedelta(seconds=10))  # replayed
+    board.publish([lagging, ticker("A-Y")], 100.0)
+    assert board.answer(TickerRequest(("A-X",)), 100.5, RULES) is None
+    assert board.answer(TickerRequest(("A-Y", "A-X")), 100.5, RULES) is None
+    assert board.answer(TickerRequest(("A-Y",)), 100.5, RULES) is not None
+    stamps = {"A-X": wall - 10.0, "A-Y": wall}
+    received = {"A-X": 100.0, "A-Y": 100.0}
+    for asked, expected in ((("A-X",), Channel.REST), (("A-Y",), Channel.WEBSOCKET)):
+        assert choose_channel(T, asked, received, ws_healthy=True, now=100.5, rules=RULES,
+                              stamped_at=stamps, wall=wall) is expected

@@ -15,6 +15,7 @@ from lifeline.answer import Answer, new_answer
 from lifeline.last_good import LastKnownGood
 from lifeline.levels import Level
 from quotation.models import Change, Ticker
+from tests.fakes import ManualClock
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -30,17 +31,20 @@ def ticker(market: str, at: datetime = NOON, price: float = 100.0) -> Ticker:
 def test_the_boards_fresh_answer_follows_choose_channel_for_every_case() -> None:
     markets = ("A-X", "A-Y", "A-Z")
     received = {"A-X": 100.0, "A-Y": 101.5}  # A-Z never arrives
-    for healthy in (True, False):
-        board = SnapshotBoard()
+    stamped = {"A-X": NOON.timestamp(), "A-Y": NOON.timestamp() - 1.5}  # A-Y: exchange lag
+    for healthy, wall_after in itertools.product((True, False), (0.0, 0.4, 1.0, 2.5, 4.0)):
+        wall = NOON.timestamp() + wall_after
+        board = SnapshotBoard(clock=ManualClock(wall))
         board.set_markets(markets)
         board.set_ws_healthy(healthy)
         for market, at in received.items():
-            board.publish([ticker(market, NOON - timedelta(seconds=at - 100.0))], at)
+            board.publish([ticker(market, datetime.fromtimestamp(stamped[market], UTC))], at)
         for size in (1, 2, 3):
             for asked in itertools.permutations(markets, size):
                 for now in (99.0, 100.0, 101.0, 102.0, 102.5, 103.5, 104.0):
                     rule = choose_channel(DataKind.TICKER, asked, received,
-                                          ws_healthy=healthy, now=now, rules=RULES)
+                                          ws_healthy=healthy, now=now, rules=RULES,
+                                          stamped_at=stamped, wall=wall)
                     reply = board.answer(TickerRequest(asked), now, RULES)
                     assert (reply is not None) == (rule is Channel.WEBSOCKET), (asked, now)
                     if reply is not None:
