@@ -17,10 +17,14 @@ Routing of one read (the level is read once, at the call's start, and named in t
    breaker (:mod:`lifeline.breaker`) is open, after ``trip_after`` router failures in a row,
    requests skip the router and go straight to the REST fallback until its one trial;
 3. Level 2: tickers and order books from the WebSocket fallback's cache when fresh (exchange
-   age ≤ the routing rules' ``max_cache_age``), else the REST fallback (a cache answer that
-   is not fresh still beats nothing if REST fails);
-4. Level 3, or every live source above failed: the last known good data with its true age
-   and ``stale=True`` up to ``max_stale_age``, else :class:`MarketDataUnavailable`.
+   age ≤ the routing rules' ``max_cache_age``), else the REST fallback;
+4. Level 3: tickers and order books from the WebSocket fallback's cache when fresh (same
+   rule: a REST ban leaves it streaming), source ``ws_fallback``, ``stale=False``; REST is
+   not tried;
+5. otherwise (Level 3, or every live source above failed): the newer of the last known good
+   data and a cache answer that was not fresh, with its true age and ``stale=True`` up to
+   ``max_stale_age``, else :class:`MarketDataUnavailable`. A cache answer that is not fresh
+   is never served as fresh nor kept as last known good.
 
 Realtime data (:mod:`lifeline.subscriptions`): ``subscribe(kind, markets, callback)`` pins the
 markets on the router (:class:`~actors.messages.Pin`, re-sent whenever a router instance
@@ -507,17 +511,20 @@ class MarketDataSystem:
         deadline = time.monotonic() + self._config.fallback.request_deadline
         errors: list[BaseException] = []
         reply: Reply | None = None
+        old: Reply | None = None  # a WebSocket-fallback cache answer, not fresh: stale only
         if level <= Level.DEGRADED:
             reply = None if snapshot else self._snapshots.answer(request, self._clock.monotonic(),
                                                                  self._routing)
             if reply is None:
                 reply = self._hedged(tree, request, deadline, errors)
         elif level is Level.FALLBACK:
-            reply = self._from_fallbacks(tree, request, deadline, errors)
+            reply, old = self._from_fallbacks(tree, request, deadline, errors)
+        elif snapshot:  # level 3: a REST ban leaves the WebSocket fallback streaming
+            reply, old = self._from_ws_cache(tree, request, deadline, errors)
         if reply is not None:
             self._last_good.remember(request, reply)
             return self._answer(reply, level)
-        return self._stale(request, level, errors)
+        return self._stale(request, level, errors, old)
 
     def _hedged(self, tree: Tree, request: Request, deadline: float,
                 errors: list[BaseException]) -> Reply | None:
@@ -554,25 +561,44 @@ class MarketDataSystem:
                 breaker.neutral(self._clock.monotonic(), trial=trial)
         return hedge.outcome(errors)
 
-    def _from_fallbacks(self, tree: Tree, request: Request, deadline: float,
-                        errors: list[BaseException]) -> Reply | None:
-        cached: Reply | None = None
-        if isinstance(request, TickerRequest | OrderbookRequest):
-            until = min(deadline, time.monotonic() + self._config.fallback.router_timeout)
-            cached = _first_good(_ask(tree.ws, request, errors), until, errors)
-            age = None if cached is None else age_of(cached.produced_at, self._clock)
-            if cached is not None and age is not None and age <= self._routing.max_cache_age:
-                return cached
-        reply = _first_good(_ask(tree.rest, request, errors), deadline, errors)
-        return reply if reply is not None else cached
+    def _from_ws_cache(self, tree: Tree, request: Request, deadline: float,
+                       errors: list[BaseException]) -> tuple[Reply | None, Reply | None]:
+        """(a fresh answer, an old one) from the WebSocket fallback's cache, at most one of
+        them: fresh by exchange age (≤ ``max_cache_age``), asked for at most
+        ``router_timeout``; tickers and order books only."""
+        if not isinstance(request, TickerRequest | OrderbookRequest):
+            return None, None
+        until = min(deadline, time.monotonic() + self._config.fallback.router_timeout)
+        cached = _first_good(_ask(tree.ws, request, errors), until, errors)
+        if cached is None:
+            return None, None
+        age = age_of(cached.produced_at, self._clock)
+        if age is not None and age <= self._routing.max_cache_age:
+            return cached, None
+        return None, cached
 
-    def _stale(self, request: Request, level: Level, errors: list[BaseException]
-               ) -> Answer[list[Any]]:
+    def _from_fallbacks(self, tree: Tree, request: Request, deadline: float,
+                        errors: list[BaseException]) -> tuple[Reply | None, Reply | None]:
+        """Level 2: (a good answer, an old cache answer to serve as stale if none)."""
+        fresh, old = self._from_ws_cache(tree, request, deadline, errors)
+        if fresh is not None:
+            return fresh, None
+        return _first_good(_ask(tree.rest, request, errors), deadline, errors), old
+
+    def _stale(self, request: Request, level: Level, errors: list[BaseException],
+               old: Reply | None = None) -> Answer[list[Any]]:
+        """The newer of the last known good data and ``old`` (a WebSocket-fallback cache
+        answer that was not fresh), ``stale=True`` up to ``max_stale_age``, else
+        :class:`MarketDataUnavailable`. ``old`` is never kept as last known good."""
         kept = self._last_good.recall(request)
+        if old is not None and old.produced_at is not None and (
+                kept is None or kept.produced_at is None
+                or old.produced_at > kept.produced_at):
+            kept = old
         limit = self._config.fallback.max_stale_age
         age = None if kept is None else age_of(kept.produced_at, self._clock)
         if kept is not None and age is not None and age <= limit:
-            return Answer(list(kept.data), Source.LAST_KNOWN_GOOD, level, age, True)
+            return Answer(list(kept.data), kept.source, level, age, True)
         markets = (request.markets if isinstance(request, TickerRequest | OrderbookRequest)
                    else (request.market,))
         had = "nothing kept" if age is None else f"last known good data is {age:.1f} s old"
