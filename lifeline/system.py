@@ -236,6 +236,8 @@ class MarketDataSystem:
         self._control = threading.Lock()  # orders Pin / Activate / Deactivate as decided
         self._fallback_on = False
         self._stopped = False
+        self._launched = False
+        """Whether start() got as far as starting threads (a failed start then stops)."""
         self._tree: Tree | None = None
         self._restarts: dict[str, int] = {}
         self._started = threading.Event()
@@ -265,18 +267,12 @@ class MarketDataSystem:
 
     def start(self, *, timeout: float = START_TIMEOUT) -> None:
         """Start the tree; returns once every child runs (Level 0, or the level it found)."""
-        with self._lock:
-            if self._tree is not None:
-                raise LifelineError("the system is already started")
-            parts = TreeParts(self._clock, self._config.upbit.rate_limit.build(self._clock),
-                              self._faults, self._snapshots)
-            if self._stopped:
-                raise LifelineError("a stopped system cannot start again: make a new one")
-            self._keeper.start()
-            self._dispatcher.start()
-            self._alerter.start(parts.limiter.banned_until)
-            self._parts = parts
-            self._tree = self._build(parts)
+        try:
+            self._launch()
+        except BaseException:
+            if self._launched:  # no thread left behind (a new system is needed: stopped)
+                self.stop()
+            raise
         if not self._started.wait(timeout) or self._gave_up is not None:
             reason = self._gave_up
             self.stop()
@@ -285,14 +281,36 @@ class MarketDataSystem:
         self._wire(SMART_ROUTER)
         self._wire(WS_FALLBACK)
 
+    def _launch(self) -> None:
+        """Start the keeper, the dispatcher, the alerter and build the tree (``_launched``
+        once any of them may run)."""
+        with self._lock:
+            if self._tree is not None:
+                raise LifelineError("the system is already started")
+            parts = TreeParts(self._clock, self._config.upbit.rate_limit.build(self._clock),
+                              self._faults, self._snapshots)
+            if self._stopped:
+                raise LifelineError("a stopped system cannot start again: make a new one")
+            self._launched = True
+            self._keeper.start()
+            self._dispatcher.start()
+            self._alerter.start(parts.limiter.banned_until)
+            self._parts = parts
+            self._tree = self._build(parts)
+
     def stop(self, *, timeout: float = STOP_TIMEOUT) -> None:
-        """Stop the tree (children in reverse order, bounded) and the keeper."""
+        """Stop the tree (children in reverse order, bounded) and the keeper. Every injected
+        fault is cleared first: a hang without duration would otherwise hold an actor's
+        thread for ever, and its ``on_stop`` would never run."""
+        self._faults.clear_all()
         with self._lock:
             tree, self._tree = self._tree, None
             self._stopped = True
         if tree is None:
-            self._dispatcher.stop()
+            self._keeper.stop(timeout)
+            self._escalation.restore()
             self._alerter.stop()
+            self._dispatcher.stop()
             return
         try:
             tree.root.stop(timeout=timeout)

@@ -285,3 +285,51 @@ def test_a_websocket_dropped_at_the_router_is_level_1_degraded_until_it_is_back(
     levels.wait_for(Level.NORMAL)
     assert levels.seen[-1].cause is Cause.CHANNEL_RECOVERED
     assert [c.new for c in levels.seen] == [Level.DEGRADED, Level.NORMAL]
+
+
+def test_stop_ends_a_hang_injected_without_duration_so_every_actor_stops(
+    sim: Simulator, baseline_threads: set[threading.Thread]
+) -> None:
+    system = MarketDataSystem.from_config(config_for(sim))
+    try:
+        system.start()
+        hang = system.faults.inject("smart_router", "hang", point="request")  # no duration
+        answer = system.get_candles(BTC, "1m", count=3)  # the router hangs; REST answers
+        assert answer.source is Source.REST_FALLBACK
+        assert hang.fired == 1
+    finally:
+        began = time.monotonic()
+        system.stop()
+    assert time.monotonic() - began < 5.0  # not held up by the hung router
+    assert pykka.ActorRegistry.get_all() == []
+    deadline = time.monotonic() + WAIT
+    while (left := ours(baseline_threads)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not left, sorted(thread.name for thread in left)
+
+
+class FailingBuild(MarketDataSystem):
+    """A system whose tree cannot be built (after its keeper and dispatcher started)."""
+
+    def _build(self, parts: Any) -> Any:
+        raise RuntimeError("no tree today")
+
+
+def test_a_start_that_fails_after_the_keeper_started_leaves_no_thread(
+    sim: Simulator, baseline_threads: set[threading.Thread]
+) -> None:
+    system = FailingBuild(config_for(sim))
+    with pytest.raises(RuntimeError, match="no tree today"):
+        system.start()
+    deadline = time.monotonic() + WAIT
+    while (left := ours(baseline_threads)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not left, sorted(thread.name for thread in left)
+    system.stop()  # nothing left to stop: returns
+
+
+def test_stop_without_a_tree_stops_the_keeper(sim: Simulator) -> None:
+    system = MarketDataSystem.from_config(config_for(sim))
+    system._keeper.start()  # e.g. a start that failed before its tree was built
+    system.stop()
+    assert not [t for t in threading.enumerate() if t.name == "lifeline-keeper" and t.is_alive()]
