@@ -5,10 +5,11 @@
     root (supervision.root)                       its own give-up: everything is gone (Level 3)
     ├── router_sup (supervision.router)           a root child restarted after a
     │   │                                         recovery backoff: escalation = Level 2
-    │   └── smart_router (deadline)               restarts here = Level 1
+    │   └── smart_router (deadline)               restarts here = Level 1, after
+    │                                             router_restart_backoff
     ├── fallback_sup (supervision.fallbacks)      restarted after restart_backoff(root)
-    │   ├── rest_fallback                         restarted after restart_backoff(fallbacks)
-    │   └── ws_fallback                           restarted after restart_backoff(fallbacks)
+    │   ├── rest_fallback (deadline)              restarted after restart_backoff(fallbacks)
+    │   └── ws_fallback (deadline)                restarted after restart_backoff(fallbacks)
     └── health_probe (deadline)                   restarted after restart_backoff(root);
                                                   probes the others through ChildHandle.ask
 
@@ -51,9 +52,19 @@ router serving (Level 0/1) instead of failing. If root gives up anyway (several 
 failing at once), :class:`~lifeline.system.MarketDataSystem` rebuilds the whole tree after a
 recovery backoff (Level 3 meanwhile).
 
-**A hung probe is replaced.** The health probe has a liveness ``deadline``
+**A router start failure waits a little before the next start.** The smart router restarts
+after :func:`router_restart_backoff`: doubling from a first wait so short that the first
+``intensity`` waits add up to half of router_sup's ``period`` (0.16 s with the defaults, 5 s
+in all). A transient start failure (a refused connection for a moment) is retried within
+Level 1 instead of burning router_sup's whole intensity within milliseconds and costing a
+``recovery_interval`` (300 s) wait; a router that keeps failing still exceeds the intensity
+within the period, so router_sup still escalates (Level 2) as described above.
+
+**A hung probe or fallback is replaced.** The health probe has a liveness ``deadline``
 (:func:`probe_liveness_deadline`, longer than the probe's own per-probe deadline) and root
-pings it every ``probe_interval``.
+pings it every ``probe_interval``. The REST and WebSocket fallbacks have one too
+(:func:`fallback_deadline`: longer than the longest call they make) and fallback_sup pings
+them every ``probe_interval``.
 
 The shared pieces every restart reuses (an actor is rebuilt from its spec's arguments): ONE
 :class:`~quotation.rest.RateLimiter` (``config.upbit.rate_limit.build(clock)``) for the router
@@ -80,6 +91,7 @@ from actors.messages import (
 from actors.rest_fallback import RestFallback
 from actors.smart_router import SmartRouter
 from actors.snapshots import SnapshotBoard
+from actors.ws_fallback import STOP_TIMEOUT as WS_STOP_TIMEOUT
 from actors.ws_fallback import WsFallback
 from lifeline.config import LifelineConfig
 from quotation.backoff import Backoff, Jitter
@@ -111,10 +123,12 @@ __all__ = [
     "Tree",
     "TreeParts",
     "build_tree",
+    "fallback_deadline",
     "probe_liveness_deadline",
     "recovery_backoff",
     "restart_backoff",
     "router_deadline",
+    "router_restart_backoff",
 ]
 
 ROOT, ROUTER_SUP, FALLBACK_SUP = "root", "router_sup", "fallback_sup"
@@ -149,6 +163,37 @@ def restart_backoff(flags: SupervisorFlags, floor: float) -> Backoff:
     times = 2 ** max(flags.intensity, 1)
     initial = max(floor, flags.period / (times - 1))
     return Backoff(initial=initial, multiplier=2.0, cap=initial * times, jitter=Jitter.NONE)
+
+
+def router_restart_backoff(flags: SupervisorFlags) -> Backoff:
+    """The waits before router_sup restarts the smart router (a crash or a failed start).
+
+    Doubling from ``period / (2 × (2 ** intensity − 1))``, no jitter: the first ``intensity``
+    waits add up to half of ``period`` (defaults 5 / 10 s: 0.16 s first, 5 s in all). Short,
+    so a crash is replaced at once (Level 1), yet a transient start failure is retried over
+    seconds rather than milliseconds; and a router that keeps failing still exceeds
+    ``intensity`` within ``period``, so router_sup still escalates (Level 2).
+    """
+    times = 2 ** max(flags.intensity, 1)
+    initial = flags.period / (2.0 * (times - 1))
+    return Backoff(initial=initial, multiplier=2.0, cap=initial * times, jitter=Jitter.NONE)
+
+
+def fallback_deadline(config: LifelineConfig) -> float:
+    """The fallbacks' liveness deadline: ``call_deadline + WS STOP_TIMEOUT + 2 × request_deadline``.
+
+    The longest message a fallback legitimately handles: the REST fallback's one
+    :class:`~quotation.rest.RestClient` call, bounded by ``upbit.rest.call_deadline`` (every
+    request, page, retry and limiter wait included; 30 s by default); the WebSocket
+    fallback's deactivation, bounded by its client's stop (:data:`actors.ws_fallback.STOP_TIMEOUT`,
+    5 s). Their sum covers either actor whichever it is doing when a ping arrives, and
+    ``2 × request_deadline`` more is grace for the quick answers queued with it (a loaded
+    machine). Defaults: 30 + 5 + 6 = 41 s. A fallback with several slow calls queued ahead of
+    a ping can be found hung; its callers have all timed out by then, so a fresh instance
+    loses nothing.
+    """
+    return (config.upbit.rest.call_deadline + WS_STOP_TIMEOUT
+            + 2.0 * config.fallback.request_deadline)
 
 
 def probe_liveness_deadline(config: LifelineConfig) -> float:
@@ -241,21 +286,25 @@ def build_tree(
         [ChildSpec(SMART_ROUTER, SmartRouter,
                    args=(rest_config, ws_config, parts.limiter),
                    kwargs={"snapshots": parts.snapshots, **shared},
-                   deadline=router_deadline(config), start_failure=StartFailure.RESTART)],
+                   deadline=router_deadline(config), backoff=router_restart_backoff(sup.router),
+                   start_failure=StartFailure.RESTART)],
         restart=Restart.PERMANENT, backoff=recovery_backoff(config),
         start_failure=StartFailure.RESTART, clock=parts.clock,
         liveness_interval=fb.probe_interval,
     )
     in_fallbacks = restart_backoff(sup.fallbacks, fb.probe_interval)
     in_root = restart_backoff(sup.root, fb.probe_interval)
+    fallback_hung = fallback_deadline(config)
     fallback_sup = supervisor_child(
         FALLBACK_SUP, sup.fallbacks,
         [ChildSpec(REST_FALLBACK, RestFallback, args=(rest_config, parts.limiter),
-                   kwargs=shared, backoff=in_fallbacks, start_failure=StartFailure.RESTART),
+                   kwargs=shared, deadline=fallback_hung, backoff=in_fallbacks,
+                   start_failure=StartFailure.RESTART),
          ChildSpec(WS_FALLBACK, WsFallback, args=(ws_config,), kwargs=shared,
-                   backoff=in_fallbacks, start_failure=StartFailure.RESTART)],
+                   deadline=fallback_hung, backoff=in_fallbacks,
+                   start_failure=StartFailure.RESTART)],
         restart=Restart.PERMANENT, backoff=in_root, start_failure=StartFailure.RESTART,
-        clock=parts.clock,
+        clock=parts.clock, liveness_interval=fb.probe_interval,
     )
     probe = ChildSpec(HEALTH_PROBE, HealthProbe, kwargs={
         "probe_router": probe_router, "report": report, "interval": fb.probe_interval,

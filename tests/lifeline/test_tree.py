@@ -17,7 +17,7 @@ from dataclasses import replace
 import pykka
 import pytest
 
-from actors.messages import Source
+from actors.messages import Source, TickerRequest
 from lifeline import Level, LevelChange, LifelineConfig, MarketDataSystem
 from lifeline.levels import Cause
 from lifeline.settings import FallbackSettings, FaultSettings
@@ -28,6 +28,7 @@ from lifeline.tree import (
     ROOT,
     ROUTER_SUP,
     SMART_ROUTER,
+    fallback_deadline,
 )
 from supervisors import (
     ChildExited,
@@ -172,12 +173,14 @@ def test_a_router_that_cannot_start_leaves_the_system_started_at_level_2_on_the_
     assert system.level is Level.FALLBACK  # start() returns at the level the tree found
     assert watch.changes[0].new is Level.FALLBACK
     assert watch.changes[0].cause is Cause.ROUTER_START_FAILED
-    assert root_children(system) == {  # router_sup waits for its recovery attempt
-        ROUTER_SUP: ChildState.RESTARTING, FALLBACK_SUP: ChildState.RUNNING,
-        HEALTH_PROBE: ChildState.RUNNING}
+    children = root_children(system)  # router_sup retries after router_restart_backoff
+    assert children[ROUTER_SUP] in (ChildState.RUNNING, ChildState.RESTARTING)
+    assert (children[FALLBACK_SUP], children[HEALTH_PROBE]) == (ChildState.RUNNING,) * 2
     served_by_fallbacks(system)
 
     watch.subscribe()
+    watch.event(router_sup_escalated)  # within half its period: the start keeps failing
+    assert root_children(system)[ROUTER_SUP] is ChildState.RESTARTING  # its recovery attempt
     system.faults.clear_all()
     cleared = time.monotonic()
     watch.level(Level.NORMAL, timeout=BACK_TO_0)
@@ -325,3 +328,38 @@ def until_true(predicate: Callable[[], bool], timeout: float) -> bool:
             return False
         idle.wait(0.05)
     return True
+
+
+def test_a_router_start_failing_for_a_moment_is_retried_by_router_sup_without_escalating(
+    systems: Callable[[], MarketDataSystem]
+) -> None:
+    system = systems()
+    watch = Watch(system)
+    system.faults.inject(SMART_ROUTER, "fail_start", duration=0.4)  # refused for a moment
+    system.start()
+    watch.level(Level.NORMAL, timeout=RECOVERY * (SUCCESSES + 1) + PROBE + SLACK)
+    tree = system._tree
+    assert tree is not None
+    router_sup = tree.root.which_children(timeout=WAIT)[0]
+    assert (router_sup.id, router_sup.instance) == (ROUTER_SUP, 1)  # never escalated
+    assert Cause.ROUTER_GAVE_UP not in [change.cause for change in watch.changes]
+
+
+def test_a_hung_rest_fallback_is_found_by_its_deadline_and_replaced(
+    systems: Callable[[], MarketDataSystem]
+) -> None:
+    system = systems()
+    watch = Watch(system)
+    system.start()
+    watch.subscribe()
+    tree = system._tree
+    assert tree is not None
+    system.faults.inject(REST_FALLBACK, "hang", point="request")
+    tree.rest.tell(TickerRequest((BTC,)))  # stuck in it from now on
+    hung = watch.event(lambda e: isinstance(e, ChildExited) and (e.supervisor, e.child_id) == (
+        FALLBACK_SUP, REST_FALLBACK) and e.reason.kind is ExitKind.HUNG)
+    system.faults.clear_all()
+    restarted = watch.event(lambda e: isinstance(e, ChildRestarted) and (
+        e.supervisor, e.child_id) == (FALLBACK_SUP, REST_FALLBACK))
+    assert restarted.at >= hung.at
+    assert system.config.upbit.rest.call_deadline < fallback_deadline(system.config) < WAIT
