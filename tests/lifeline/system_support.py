@@ -511,7 +511,8 @@ def _ws_idle(system: MarketDataSystem) -> bool:
 def check_calls(result: Result) -> None:
     """Every call of the fault window: data or a typed error within ``request_deadline``
     (none lost, none hung); ``MarketDataUnavailable`` only in a Level 3 case; Level 3 data
-    stale, from last known good, with its true age."""
+    fresh only from the WebSocket fallback's cache, else stale; stale data from last known
+    good or an old WebSocket-fallback cache entry, with its true age."""
     fb = result.config.fallback
     calls = result.calls
     assert not result.hung, f"host threads hung: {result.hung}"
@@ -530,9 +531,9 @@ def check_calls(result: Result) -> None:
             continue
         assert call.data, call
         if call.level is Level.LAST_RESORT:
-            assert call.stale is True and call.source is Source.LAST_KNOWN_GOOD, call
+            assert call.stale is True or call.source is Source.WS_FALLBACK, call
         if call.stale:
-            assert call.source is Source.LAST_KNOWN_GOOD, call
+            assert call.source in (Source.LAST_KNOWN_GOOD, Source.WS_FALLBACK), call
             assert call.age is not None and 0 <= call.age <= fb.max_stale_age, call
             _check_true_age(call, live)
 
