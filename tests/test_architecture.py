@@ -151,7 +151,7 @@ def test_the_library_adds_only_a_null_handler_and_sets_no_level(package: str) ->
         parts = path.relative_to(ROOT).with_suffix("").parts
         importlib.import_module(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
     top = logging.getLogger(package)
-    expected = [] if package == "actors" else [logging.NullHandler]
+    expected = [logging.NullHandler]
     assert [type(handler) for handler in top.handlers] == expected
     assert top.level == logging.NOTSET
     below = [name for name in logging.root.manager.loggerDict
