@@ -130,8 +130,23 @@ class Levels:
             self._changed.notify_all()
 
     def wait_for(self, level: Level, timeout: float = WAIT) -> bool:
+        """Wait until the level is ``level`` and its change reached this listener (the keeper
+        sets the level before it runs the effects and the earlier callbacks)."""
+        def settled() -> bool:
+            last = self.seen[-1][1].new if self.seen else Level.NORMAL
+            return self.system.level is level and last is level
+
         with self._changed:
-            return self._changed.wait_for(lambda: self.system.level is level, timeout)
+            return self._changed.wait_for(settled, timeout)
+
+    def wait_delivered(self, new: Level, timeout: float = WAIT) -> bool:
+        """Wait until a change to ``new`` reached this listener: the keeper calls callbacks in
+        the order they were registered, so every one registered before it (the system's own
+        alerts and log escalation) has then run too. ``wait_for`` may return earlier: the
+        level is read from the keeper's state, set before the callbacks run."""
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: any(c.new is new for _, c in self.seen), timeout)
 
     def max_since(self, since: float) -> Level:
         with self._changed:

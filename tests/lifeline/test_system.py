@@ -65,9 +65,16 @@ class Levels:
             self.seen.append(change)
             self._changed.notify_all()
 
+    def _settled_at(self, level: Level) -> bool:
+        last = self.seen[-1].new if self.seen else Level.NORMAL
+        return self.system.level is level and last is level
+
     def wait_for(self, level: Level, timeout: float = WAIT) -> None:
         with self._changed:
-            if not self._changed.wait_for(lambda: self.system.level is level, timeout):
+            # Also until the change reached this listener: the keeper sets the level before it
+            # runs the effects (Activate/Deactivate) and the earlier callbacks, which a test
+            # then checks.
+            if not self._changed.wait_for(lambda: self._settled_at(level), timeout):
                 raise AssertionError(f"level {self.system.level!r}, not {level!r}, "
                                      f"after {timeout} s; changes: {self.seen}")
 
