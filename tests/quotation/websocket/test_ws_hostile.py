@@ -10,8 +10,6 @@ and time per connection; it stops by itself.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import socket
 import struct
 import threading
@@ -30,14 +28,20 @@ from quotation.websocket.client import (
 )
 from quotation.websocket.subscription import DataType, Subscription
 from tests.quotation.examples import WS_TRADE, changed
-from tests.quotation.websocket.ws_support import FAST_BACKOFF, WAIT, Collector
+from tests.quotation.websocket.ws_support import (
+    FAST_BACKOFF,
+    WAIT,
+    Collector,
+    frame,
+    handshake_answer,
+    header,
+)
 
 pytestmark = pytest.mark.timeout(30)
 
 SUBS = (Subscription(DataType.TRADE, ("KRW-BTC",), is_only_realtime=True),)
 TIB = 1 << 40
 STATUS_MESSAGE_TOO_BIG = 1009
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _HANDSHAKE_LIMIT = 8192
 _READ_LIMIT = 1 << 16
 """Bytes the evil server reads from one client after its script (a close frame is tiny)."""
@@ -46,21 +50,6 @@ _CONNECTION_DEADLINE = 5.0
 
 Script = Callable[[int], bytes]
 """What the evil server sends on its ``n``-th connection (0-based), after the subscription."""
-
-
-def frame(payload: bytes, *, opcode: int = 0x2, fin: bool = True) -> bytes:
-    """One unmasked server frame."""
-    return header(len(payload), opcode=opcode, fin=fin) + payload
-
-
-def header(length: int, *, opcode: int = 0x2, fin: bool = True) -> bytes:
-    """A server frame header declaring ``length`` payload bytes (the payload not included)."""
-    first = (0x80 if fin else 0) | opcode
-    if length < 126:
-        return bytes((first, length))
-    if length < 1 << 16:
-        return bytes((first, 126)) + struct.pack("!H", length)
-    return bytes((first, 127)) + struct.pack("!Q", length)
 
 
 def trade_json(sequential_id: int = 17732400590950000) -> bytes:
@@ -121,16 +110,7 @@ class EvilServer:
         request = reader.until(b"\r\n\r\n", _HANDSHAKE_LIMIT)
         if request is None:
             return None
-        key = next(
-            line.split(b":", 1)[1].strip()
-            for line in request.split(b"\r\n")
-            if line.lower().startswith(b"sec-websocket-key:")
-        )
-        accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())  # RFC 6455 accept key
-        conn.sendall(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-        )
+        conn.sendall(handshake_answer(request))
         if reader.client_frame() is None:  # the subscription request
             return None
         try:

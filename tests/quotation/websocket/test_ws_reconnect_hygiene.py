@@ -13,8 +13,6 @@ close it). Bounded in connections, bytes and time; it stops by itself.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import itertools
 import socket
 import threading
@@ -38,19 +36,15 @@ from quotation.websocket.liveness import LivenessConfig
 from quotation.websocket.subscription import DataType, Subscription
 from tests.fakes import ManualClock
 from tests.quotation.examples import WS_TRADE, changed
+from tests.quotation.websocket.ws_support import frame, handshake_answer
 
 pytestmark = pytest.mark.timeout(20)
 
 SUBS = (Subscription(DataType.TRADE, ("KRW-BTC",), is_only_realtime=True),)
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _LIMIT = 8192
 """Bytes read from one client at most."""
 _CONNECTION_DEADLINE = 4.0
 """Real seconds the server gives one connection before hanging up itself."""
-_ANSWER = (
-    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-    b"Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n"
-)
 _FIRST_SID = 17732400590950000
 
 
@@ -124,12 +118,7 @@ class HygieneServer:
         request = self._read_until(conn, b"\r\n\r\n", deadline)
         if request is None:
             return
-        key = next(
-            line.split(b":", 1)[1].strip()
-            for line in request.split(b"\r\n")
-            if line.lower().startswith(b"sec-websocket-key:")
-        )
-        answer = _ANSWER % base64.b64encode(hashlib.sha1(key + _GUID).digest())
+        answer = handshake_answer(request)
         try:
             if plan.drip is not None:
                 for byte in answer:
@@ -146,7 +135,7 @@ class HygieneServer:
                 return
             sid = _FIRST_SID + self.connections
             trade = orjson.dumps(changed(WS_TRADE, sequential_id=sid))
-            conn.sendall(_frame(trade))
+            conn.sendall(frame(trade))
             if plan.hold:
                 with self._cond:
                     self.holding = True
@@ -176,13 +165,6 @@ class HygieneServer:
                 return None
             buf += chunk
         return None
-
-
-def _frame(payload: bytes) -> bytes:
-    """One unmasked binary server frame (payload under 64 KiB)."""
-    if len(payload) < 126:
-        return bytes((0x82, len(payload))) + payload
-    return bytes((0x82, 126)) + len(payload).to_bytes(2, "big") + payload
 
 
 @pytest.fixture

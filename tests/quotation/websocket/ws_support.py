@@ -1,7 +1,11 @@
-"""Shared helpers for the WebSocket client tests: a collecting consumer and a client factory."""
+"""Shared helpers for the WebSocket client tests: a collecting consumer, a client factory, and
+the wire pieces a raw-socket test server needs (the handshake answer, server frames)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import struct
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -19,12 +23,46 @@ __all__ = [
     "Collector",
     "MakeClient",
     "drop_and_trade_meanwhile",
+    "frame",
+    "handshake_answer",
+    "header",
     "making_clients",
     "sids",
 ]
 
 WAIT = 10.0
 FAST_BACKOFF = Backoff(initial=0.05, multiplier=2.0, cap=0.2, jitter=Jitter.FULL)
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def handshake_answer(request: bytes) -> bytes:
+    """The ``101`` answer to a client's handshake ``request`` (its head, without the blank
+    line), with the RFC 6455 accept key for its ``Sec-WebSocket-Key``."""
+    key = next(
+        line.split(b":", 1)[1].strip()
+        for line in request.split(b"\r\n")
+        if line.lower().startswith(b"sec-websocket-key:")
+    )
+    accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
+    return (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+    )
+
+
+def frame(payload: bytes, *, opcode: int = 0x2, fin: bool = True) -> bytes:
+    """One unmasked server frame."""
+    return header(len(payload), opcode=opcode, fin=fin) + payload
+
+
+def header(length: int, *, opcode: int = 0x2, fin: bool = True) -> bytes:
+    """A server frame header declaring ``length`` payload bytes (the payload not included)."""
+    first = (0x80 if fin else 0) | opcode
+    if length < 126:
+        return bytes((first, length))
+    if length < 1 << 16:
+        return bytes((first, 126)) + struct.pack("!H", length)
+    return bytes((first, 127)) + struct.pack("!Q", length)
 
 
 class Collector:
