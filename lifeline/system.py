@@ -136,8 +136,6 @@ STOP_TIMEOUT = 30.0
 STATUS_TIMEOUT = 1.0
 """Real seconds ``status()`` waits for each supervisor's ``which_children``."""
 _UNAVAILABLE = "unavailable"
-_POLL = 0.005
-"""Real seconds between looks at a second pending answer while waiting for the first."""
 _SPIN = 0.002
 """Real seconds before the router's deadline the wait for it stops sleeping and yields in a
 loop instead: a timed sleep of 0.2 s overshoots by 0.2-0.4 ms on a loaded machine (timer
@@ -553,7 +551,7 @@ class MarketDataSystem:
         breaker = self._breaker
         route = breaker.route(self._clock.monotonic())
         if route is Route.REST:
-            return _first_good(_ask(tree.rest, request, errors), deadline, errors)
+            return _ask_one(tree.rest, request, deadline, errors)
         trial = route is Route.TRIAL
         reported = False
         try:
@@ -587,7 +585,7 @@ class MarketDataSystem:
         if not isinstance(request, TickerRequest | OrderbookRequest):
             return None, None
         until = min(deadline, time.monotonic() + self._config.fallback.router_timeout)
-        cached = _first_good(_ask(tree.ws, request, errors), until, errors)
+        cached = _ask_one(tree.ws, request, until, errors)
         if cached is None:
             return None, None
         age = age_of(cached.produced_at, self._clock)
@@ -601,7 +599,7 @@ class MarketDataSystem:
         fresh, old = self._from_ws_cache(tree, request, deadline, errors)
         if fresh is not None:
             return fresh, None
-        return _first_good(_ask(tree.rest, request, errors), deadline, errors), old
+        return _ask_one(tree.rest, request, deadline, errors), old
 
     def _stale(self, request: Request, level: Level, errors: list[BaseException],
                old: Reply | None = None) -> Answer[list[Any]]:
@@ -771,13 +769,31 @@ def _tell(child: ChildHandle, message: object) -> None:
         logger.debug("could not tell %r to %s: %s", message, child, exc)
 
 
-def _ask(child: ChildHandle, request: Request, errors: list[BaseException]
-         ) -> list[pykka.Future[Any]]:
+def _ask_one(child: ChildHandle, request: Request, until: float,
+             errors: list[BaseException]) -> Reply | None:
+    """``child``'s good :class:`Reply` to ``request`` by ``until`` (real monotonic), else
+    None: one ask, one wait that ends when the answer comes or at ``until``; a failure
+    (unavailable, raised, timed out, not a reply) is added to ``errors``; an
+    ``InvalidRequest`` reaches the caller."""
     try:
-        return [child.ask_future(request)]
+        future = child.ask_future(request)
     except ChildUnavailable as exc:  # restarting / not running: out for this call
         errors.append(exc)
-        return []
+        return None
+    try:
+        value = future.get(timeout=max(0.0, until - time.monotonic()))
+    except pykka.Timeout:
+        errors.append(TimeoutError("no answer within the deadline"))
+        return None
+    except InvalidRequest:
+        raise
+    except Exception as exc:  # noqa: BLE001 (any failure of a source: try the next)
+        errors.append(exc)
+        return None
+    if isinstance(value, Reply):
+        return value
+    errors.append(TypeError(f"not a reply: {value!r}"))
+    return None
 
 
 class _Notifying(pykka.ThreadingFuture[Any]):
@@ -945,57 +961,3 @@ class _Hedge:
         if reply is None and timed_out:
             errors.append(TimeoutError("no answer within the deadline"))
         return reply
-
-
-def _one_good(future: pykka.Future[Any], until: float, errors: list[BaseException]
-              ) -> tuple[Reply | None, bool]:
-    """(the good :class:`Reply` of ``future`` by ``until`` (real monotonic), whether it
-    answered by then): one wait that ends when the answer comes or at ``until``; a failure
-    is added to ``errors``; an ``InvalidRequest`` reaches the caller."""
-    try:
-        value = future.get(timeout=max(0.0, until - time.monotonic()))
-    except pykka.Timeout:
-        errors.append(TimeoutError("no answer within the deadline"))
-        return None, False
-    except InvalidRequest:
-        raise
-    except Exception as exc:  # noqa: BLE001 (any failure of a source: try the next)
-        errors.append(exc)
-        return None, True
-    if isinstance(value, Reply):
-        return value, True
-    errors.append(TypeError(f"not a reply: {value!r}"))
-    return None, True
-
-
-def _first_good(pending: list[pykka.Future[Any]], until: float,
-                errors: list[BaseException]) -> Reply | None:
-    """The first good :class:`Reply` among ``pending`` by ``until`` (real monotonic), else
-    None; failures are added to ``errors``; an ``InvalidRequest`` reaches the caller."""
-    if len(pending) == 1:
-        return _one_good(pending[0], until, errors)[0]
-    waiting = list(pending)
-    while waiting:
-        left = until - time.monotonic()
-        if left <= 0:
-            errors.append(TimeoutError("no answer within the deadline"))
-            return None
-        if len(waiting) == 1:
-            return _one_good(waiting[0], until, errors)[0]
-        for index, future in enumerate(list(waiting)):
-            last = index == len(waiting) - 1
-            try:
-                value = future.get(timeout=min(_POLL, left) if last else 0)
-            except pykka.Timeout:
-                continue
-            except InvalidRequest:
-                raise
-            except Exception as exc:  # noqa: BLE001 (any failure of a source: try the next)
-                errors.append(exc)
-                waiting.remove(future)
-                continue
-            if isinstance(value, Reply):
-                return value
-            errors.append(TypeError(f"not a reply: {value!r}"))
-            waiting.remove(future)
-    return None
