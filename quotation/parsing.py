@@ -69,8 +69,6 @@ from quotation.models import (
     Orderbook,
     OrderbookInstrument,
     OrderbookLevel,
-    Side,
-    StreamType,
     Ticker,
     Trade,
 )
@@ -91,11 +89,12 @@ __all__ = [
 WsModel: TypeAlias = Ticker | Trade | Orderbook | Candle
 """What a WebSocket data message becomes."""
 
-_CHANGES: Mapping[str, Change] = {change.value: change for change in Change}
-_SIDES: Mapping[str, Side] = {side.value: side for side in Side}
-_STREAM_TYPES: Mapping[str, StreamType] = {kind.value: kind for kind in StreamType}
-_SIGNS: Mapping[Change, float] = {Change.RISE: 1.0, Change.EVEN: 0.0, Change.FALL: -1.0}
-_MARKET_WARNINGS: Mapping[str, bool] = {"NONE": False, "CAUTION": True}
+# The enum tables are the fast path's (one copy, so the two paths read the same values).
+_CHANGES = _rest_fast._CHANGES
+_SIDES = _rest_fast._SIDES
+_STREAM_TYPES = _rest_fast._STREAM_TYPES
+_SIGNS = _rest_fast._SIGNS
+_MARKET_WARNINGS = _rest_fast._MARKET_WARNINGS
 
 
 # --- strict builders (REST, and the WebSocket slow path) ------------------------------------
