@@ -81,7 +81,7 @@ from lifeline.config import LifelineConfig, load_config
 from lifeline.errors import LifelineError, MarketDataUnavailable, SystemNotRunning
 from lifeline.escalation import LogEscalation
 from lifeline.keeper import LevelKeeper
-from lifeline.last_good import LastKnownGood, kind_of
+from lifeline.last_good import KIND_NAMES, LastKnownGood, kind_of
 from lifeline.levels import Level, LevelChange, LevelRules
 from lifeline.request_stats import RequestStats
 from lifeline.subscriptions import Dispatcher, StreamKind, Subscription, Update
@@ -504,9 +504,9 @@ class MarketDataSystem:
         try:
             answer = self._route(request)
         except BaseException as exc:
-            self._stats.failed(_KIND_NAME[type(request)], exc, time.perf_counter() - began)
+            self._stats.failed(KIND_NAMES[type(request)], exc, time.perf_counter() - began)
             raise
-        self._stats.answered(_KIND_NAME[type(request)], answer.source, answer.stale,
+        self._stats.answered(KIND_NAMES[type(request)], answer.source, answer.stale,
                              time.perf_counter() - began)
         return answer
 
@@ -521,7 +521,7 @@ class MarketDataSystem:
             found = self._snapshots.fresh(request, self._clock.monotonic(), self._max_cache_age)
             if found is not None:
                 items, stamp = found
-                self._last_good.keep(_KIND[type(request)], items)
+                self._last_good.keep(KIND_NAMES[type(request)], items)
                 return new_answer(list(items), _LIVE, level,
                                   max(0.0, self._clock.time() - stamp), False)
         deadline = time.monotonic() + self._config.fallback.request_deadline
@@ -729,11 +729,6 @@ class MarketDataSystem:
                 return
             done = tree.ws.ask_future(message)
         done.get(timeout=self._config.fallback.request_deadline)
-
-
-_KIND: dict[type, str] = {TickerRequest: "ticker", OrderbookRequest: "orderbook"}
-_KIND_NAME: dict[type, str] = {**_KIND, CandlesRequest: "candles", TradesRequest: "trades"}
-"""The ``kind`` label of a read in :attr:`MarketDataSystem.request_stats`."""
 
 
 def _memo_key(markets: object) -> object:
