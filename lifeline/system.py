@@ -65,6 +65,7 @@ from actors.messages import (
     Listen,
     OrderbookRequest,
     Pin,
+    ProbeRequest,
     Reply,
     Request,
     RouterStatus,
@@ -88,6 +89,7 @@ from lifeline.subscriptions import Dispatcher, StreamKind, Subscription, Update
 from lifeline.tree import (
     FALLBACK_SUP,
     HEALTH_PROBE,
+    REST_FALLBACK,
     ROOT,
     ROUTER_SUP,
     SMART_ROUTER,
@@ -482,6 +484,33 @@ class MarketDataSystem:
                 health = None
             found[name] = getattr(health, "connection", None)
         return found
+
+    def check_child(self, child_id: str, *, timeout: float = STATUS_TIMEOUT) -> object:
+        """One real read through ``smart_router`` (a probe of ``fallback.probe_market``, REST,
+        never a cache) or ``rest_fallback`` (its ticker), or the ``HealthRequest`` answer of
+        ``ws_fallback``; bounded by ``timeout``. Raises what the child raised,
+        ``pykka.Timeout``, ``ChildUnavailable`` or :class:`SystemNotRunning`. For the daily
+        self-check and the status checklist (:mod:`lifeline.selfcheck`)."""
+        tree = self._tree
+        if tree is None:
+            raise SystemNotRunning("the market data system is not running: start() it")
+        market = self._config.fallback.probe_market
+        asks: dict[str, tuple[ChildHandle, object]] = {
+            SMART_ROUTER: (tree.router, ProbeRequest(market)),
+            REST_FALLBACK: (tree.rest, TickerRequest((market,))),
+            WS_FALLBACK: (tree.ws, HealthRequest()),
+            f"{REST_FALLBACK}/health": (tree.rest, HealthRequest()),
+        }
+        if child_id not in asks:
+            raise ValueError(f"check_child: no check for {child_id!r} (known: "
+                             f"{', '.join(asks)})")
+        child, message = asks[child_id]
+        return child.ask(message, timeout=timeout)
+
+    def self_check_failed(self, what: str, detail: str) -> None:
+        """Alert the operator (log and webhooks, :mod:`lifeline.alerts`): a self-check of
+        ``what`` failed."""
+        self._alerter.self_check_failed(what, detail)
 
     def _child_status(self, handle: ChildHandle, supervisor: str, info: ChildInfo
                       ) -> ChildStatus:
