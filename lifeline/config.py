@@ -12,7 +12,7 @@ key in the file is the same name as the keyword in the code::
     fallback:      lifeline.settings.FallbackSettings     (the exit strategy: detection,
     supervision:   lifeline.settings.SupervisionSettings   fallback, recovery, its tree
     faults:        lifeline.settings.FaultSettings         and fault injection)
-    operator:      lifeline.settings.OperatorSettings      (``lifeline run``: listen, shutdown)
+    operator:      lifeline.settings.OperatorSettings      (``lifeline run``: listen, shutdown, self-check)
     simulator:     upbit_sim.settings.SimulatorSettings (read by ``lifeline sim`` and
                    ``lifeline demo``; their flags override it)
 

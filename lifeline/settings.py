@@ -24,6 +24,8 @@ key                                     default
 ``operator.listen``                     ``127.0.0.1:9464`` (``lifeline run``'s HTTP server)
 ``operator.shutdown_timeout``           ``10.0`` s for the orderly exit of ``lifeline run``
 ``operator.debug_window``               ``300.0`` s at DEBUG after entering Level 2 or 3
+``operator.daily_check``                ``"00:00"`` KST (UTC+9) daily self-check; ``off``
+``operator.min_free_disk_mb``           ``512`` MiB free where logs go, else a warning
 ======================================  ==============================================
 
 Impossible values raise :class:`quotation.errors.InvalidValue` naming the field (the config
@@ -159,10 +161,37 @@ class OperatorSettings:
     """Seconds the ``lifeline``, ``actors`` and ``quotation`` loggers log at DEBUG after the
     last change to Level 2 or 3 (:mod:`lifeline.escalation`)."""
 
+    daily_check: str | bool | int | None = "00:00"
+    """``HH:MM`` in Korea Standard Time (UTC+9, no daylight saving) of the daily self-check
+    (:mod:`lifeline.selfcheck`); ``off`` / ``false`` / ``null``: none. Held as the ``HH:MM``
+    string or ``None`` once checked."""
+    min_free_disk_mb: int = 512
+    """The status checklist warns when the log directory has less free space (MiB)."""
+
     def __post_init__(self) -> None:
         split_listen(self.listen)
         check("shutdown_timeout", self.shutdown_timeout, above=0)
         check("debug_window", self.debug_window, above=0)
+        check("min_free_disk_mb", self.min_free_disk_mb, at_least=0, integer=True)
+        object.__setattr__(self, "daily_check", _daily_check(self.daily_check))
+
+
+def _daily_check(value: object) -> str | None:
+    """``HH:MM`` (zero-padded) or ``None`` (off), else ``InvalidValue`` naming
+    ``daily_check``."""
+    if value is None or value is False or value == "off":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise InvalidValue(
+            f"daily_check must be 'HH:MM' in quotes or off (YAML reads an unquoted time "
+            f"from 1:00 on as a number of minutes), got {value!r}", field="daily_check",
+            value=value)
+    hour, sep, minute = value.partition(":") if isinstance(value, str) else ("", "", "")
+    if (not sep or not hour.isdigit() or not minute.isdigit() or len(minute) != 2
+            or len(hour) > 2 or int(hour) > 23 or int(minute) > 59):
+        raise InvalidValue(f"daily_check must be 'HH:MM' (00:00-23:59, Korea Standard Time) "
+                           f"or off, got {value!r}", field="daily_check", value=value)
+    return f"{int(hour):02d}:{minute}"
 
 
 def split_listen(listen: object, field_name: str = "listen") -> tuple[str, int]:
