@@ -5,7 +5,8 @@ Commands::
     lifeline demo [--config FILE] [--seed S]     the main job: embedded simulator + clients
     lifeline sim [--config FILE] [--host H] [--port N] [--seed S] [--allow-remote]
                  [--replay-dir DIR]              a local Upbit-compatible simulator
-    lifeline check-config [FILE]                 parse config.yaml strictly and print it
+    lifeline check-config [FILE]                 parse config.yaml strictly and print it, or
+                                                 every error with its key path
     lifeline run [--config FILE]                 the host process: /metrics and /status
     lifeline status [--url URL]                  read a running one's /status, for a person
 
@@ -37,7 +38,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lifeline.config import LifelineConfig, load_config
-from lifeline.config_schema import ConfigError
+from lifeline.config_schema import ConfigError, count_line
 from quotation.errors import InvalidValue
 
 __all__ = ["main"]
@@ -116,11 +117,14 @@ def _config(path: Path | None) -> LifelineConfig | None:
 
 def _check_config(path: Path) -> int:
     """``FILE: ok`` and the parsed config (URL credentials shown as ``***``: the configs'
-    ``repr``), else the error in one line (it names the file) and status 1."""
+    ``repr``), else every problem on its own line (``FILE: key.path: ...``), then the count
+    (``FILE: N errors``), on stderr, and status 1."""
     try:
         config = load_config(path)
     except ConfigError as exc:
-        print(" ".join(str(exc).split()), file=sys.stderr)
+        for problem in exc.problems:
+            print(problem.line(exc.file or str(path)), file=sys.stderr)
+        print(count_line(len(exc.problems), exc.file or str(path)), file=sys.stderr)
         return 1
     print(f"{path}: ok")
     print(config)

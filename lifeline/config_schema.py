@@ -31,12 +31,12 @@ import re
 import reprlib
 import types
 import typing
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, NamedTuple, TypeVar
 
 from quotation.redact import redact_url
 
-__all__ = ["MAX_SHOWN", "ConfigError", "from_mapping", "shown"]
+__all__ = ["MAX_SHOWN", "ConfigError", "Problem", "count_line", "from_mapping", "shown"]
 
 T = TypeVar("T")
 
@@ -45,9 +45,27 @@ _NO_VALUE: Any = object()
 """``ConfigError``'s value when none was given (a file that cannot be read has none)."""
 
 
+class Problem(NamedTuple):
+    """One thing wrong in a config: ``path`` the dotted key path (``""``: the file as a
+    whole), ``message`` what is wrong there (the value shown in it), ``value`` what was given."""
+
+    path: str
+    message: str
+    value: object = None
+
+    def line(self, file: str | None = None) -> str:
+        """``[file: ]path: message`` on one line (whitespace collapsed)."""
+        text = f"{self.path}: {self.message}" if self.path else self.message
+        text = " ".join(text.split())
+        return f"{file}: {text}" if file else text
+
+
 class ConfigError(ValueError):
-    """A config value is wrong: ``path`` is the dotted key path, ``value`` what was given,
-    ``file`` the file it was read from (if any; it leads the message).
+    """A config is wrong: ``problems`` lists everything found wrong in it, in file order
+    (unknown keys, wrong types, impossible values and combinations); ``path``, ``value``
+    are the first problem's dotted key path and the value given there; ``file`` the file it
+    was read from (if any; it leads every line). ``str()`` is one line per problem, then a
+    count line when there are several.
 
     The message shows the value by :func:`shown`: short, and a URL's credentials hidden.
     """
@@ -62,10 +80,34 @@ class ConfigError(ValueError):
         self.path = path
         self.value = None if value is _NO_VALUE else value
         self.file = file
+        self.problems: tuple[Problem, ...] = (Problem(path, text, self.value),)
+
+    @classmethod
+    def of(cls, problems: Sequence[Problem], *, file: str | None = None) -> ConfigError:
+        """One error carrying every problem in ``problems`` (at least one)."""
+        if not problems:
+            raise ValueError("ConfigError.of needs at least one problem")
+        first = problems[0]
+        error = cls(first.path, first.message, file=file)
+        error.value = first.value
+        error.problems = tuple(problems)
+        return error
+
+    def lines(self) -> list[str]:
+        """One line per problem, each led by the file; a count line after several."""
+        lines = [problem.line(self.file) for problem in self.problems]
+        if len(lines) > 1:
+            lines.append(count_line(len(lines), self.file))
+        return lines
 
     def __str__(self) -> str:
-        text = super().__str__()
-        return f"{self.file}: {text}" if self.file else text
+        return "\n".join(self.lines())
+
+
+def count_line(count: int, file: str | None = None) -> str:
+    """``[file: ]N error(s)``: the line after a config's problems."""
+    text = f"{count} error{'' if count == 1 else 's'}"
+    return f"{file}: {text}" if file else text
 
 
 MAX_SHOWN = 200
@@ -99,6 +141,12 @@ def _truncated(text: str, limit: int) -> str:
 class _Rules(NamedTuple):
     errors: tuple[type[Exception], ...]
     fixed: Mapping[type, Collection[str]]
+    problems: list[Problem]
+    """Every problem found so far, in the order found (file order, section by section)."""
+
+
+class _Failed(Exception):
+    """A section (or list) could not be built; its problems are already in ``_Rules.problems``."""
 
 
 def from_mapping(
@@ -113,51 +161,130 @@ def from_mapping(
 
     ``errors``: the exception types a dataclass raises for an impossible value
     (reported as ``ConfigError``). ``fixed``: per dataclass, fields that are not keys.
+    One ``ConfigError`` carries every problem found (``ConfigError.problems``): the loader
+    goes on past a bad key or section, building the rest with its defaults.
     """
-    return _from_mapping(cls, data, path, _Rules(errors, fixed or {}))
+    rules = _Rules(errors, fixed or {}, [])
+    try:
+        result = _from_mapping(cls, data, path, rules)
+    except ConfigError as exc:  # ``data`` is not a mapping at all
+        rules.problems.extend(exc.problems)
+    except _Failed:
+        pass
+    if rules.problems:
+        raise ConfigError.of(rules.problems)
+    return result
 
 
 def _from_mapping(cls: type[T], data: object, path: str, rules: _Rules, base: Any = None) -> T:
+    """``cls`` built from ``data``; problems go to ``rules.problems`` and end in ``_Failed``.
+
+    A key that is wrong is left out (its default is used) and recorded, and the others are
+    still read, so one pass finds every unknown key and wrong type. The dataclass is then
+    built; when it refuses a field (its ``__post_init__``), that field is recorded and left
+    out too, and it is built again, until it accepts what is left: so every impossible value
+    of a section is found, not only the first. A refusal that depends on a key already found
+    wrong is not recorded: it would be about the default standing in for that key (the
+    dependency is the exception's ``depends_on`` key paths, or a wrong key the message
+    names). A section with any problem ends in ``_Failed``, so the rules of the sections
+    around it that depend on it are skipped the same way.
+    """
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         raise ConfigError(path, "expected a mapping of keys", data)
-    hints = typing.get_type_hints(cls)
     fixed = rules.fixed.get(cls, ())
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init and f.name not in fixed}
     unknown = sorted(set(data) - set(fields), key=str)
-    if unknown:
-        key = unknown[0]
-        if key in fixed:
-            raise ConfigError(_join(path, str(key)), "fixed in the code, not a config key",
-                              data[key])
-        known = ", ".join(sorted(fields))
-        raise ConfigError(_join(path, str(key)), f"unknown key (known keys: {known})", data[key])
+    for key in unknown:
+        what = ("fixed in the code, not a config key" if key in fixed
+                else f"unknown key (known keys: {', '.join(sorted(fields))})")
+        rules.problems.extend(ConfigError(_join(path, str(key)), what, data[key]).problems)
+    kwargs, failed = _read_keys(cls, fields, data, path=path, rules=rules, base=base)
+    built = _build(cls, fields, data, path=path, rules=rules, base=base, kwargs=kwargs,
+                   failed=failed)
+    if failed or unknown:
+        raise _Failed
+    return built
+
+
+def _read_keys(
+    cls: type, fields: Mapping[str, dataclasses.Field[Any]], data: Mapping[Any, Any], *,
+    path: str, rules: _Rules, base: Any,
+) -> tuple[dict[str, Any], set[str]]:
+    """The keyword arguments ``data`` gives for ``fields``, and the fields found wrong."""
+    hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}
+    failed: set[str] = set()
     for name, field in fields.items():
         key_path = _join(path, name)
         hint = hints[name]
-        if name in data and isinstance(data[name], Mapping | None) and _is_dataclass_type(hint):
-            # A section given in part: its other keys keep the default it replaces.
-            default = _default(field, base)
-            kwargs[name] = _from_mapping(hint, data[name], key_path, rules,
-                                         default if isinstance(default, hint) else None)
-        elif name in data:
-            kwargs[name] = _convert(hint, data[name], key_path, rules)
-        elif base is None and (field.default is dataclasses.MISSING
-                               and field.default_factory is dataclasses.MISSING):
-            raise ConfigError(key_path, "required key is missing", None)
-    try:
-        return cls(**kwargs) if base is None else dataclasses.replace(base, **kwargs)
-    except rules.errors as exc:
-        named = getattr(exc, "field", None) or getattr(exc, "parameter", None)
-        if isinstance(named, str) and re.split(r"[.\[]", named)[0] in fields:
-            # The component named the bad field: report that key, and what was given there.
-            value = _value_at(data, named, getattr(exc, "value", None))
-            raise ConfigError(_join(path, named), str(exc), value) from exc
-        raise ConfigError(path or cls.__name__, str(exc)) from exc
+        try:
+            if name in data and isinstance(data[name], Mapping | None) and (
+                    _is_dataclass_type(hint)):
+                # A section given in part: its other keys keep the default it replaces.
+                default = _default(field, base)
+                kwargs[name] = _from_mapping(hint, data[name], key_path, rules,
+                                             default if isinstance(default, hint) else None)
+            elif name in data:
+                kwargs[name] = _convert(hint, data[name], key_path, rules)
+            elif base is None and _required(field):
+                rules.problems.extend(
+                    ConfigError(key_path, "required key is missing", None).problems)
+                failed.add(name)
+        except ConfigError as exc:
+            rules.problems.extend(exc.problems)
+            failed.add(name)
+        except _Failed:
+            failed.add(name)
+    return kwargs, failed
+
+
+def _build(
+    cls: type[T], fields: Mapping[str, dataclasses.Field[Any]], data: Mapping[Any, Any], *,
+    path: str, rules: _Rules, base: Any, kwargs: dict[str, Any], failed: set[str],
+) -> T:
+    """``cls`` built from ``kwargs``, each field it refuses recorded, left out and ``failed``."""
+    if base is None and any(_required(fields[name]) for name in failed):
+        raise _Failed  # cannot be built without it
+    for _attempt in range(len(fields) + 1):
+        try:
+            built: T = cls(**kwargs) if base is None else dataclasses.replace(base, **kwargs)
+        except rules.errors as exc:
+            named = getattr(exc, "field", None) or getattr(exc, "parameter", None)
+            if not isinstance(named, str) or (root := re.split(r"[.\[]", named)[0]) not in fields:
+                if not failed:  # else it may be about a default standing in for a wrong key
+                    rules.problems.extend(ConfigError(path or cls.__name__, str(exc)).problems)
+                raise _Failed from None
+            if root not in failed and not _depends_on_failed(exc, failed):
+                # The component named the bad field: report that key, and what was given there.
+                value = _value_at(data, named, getattr(exc, "value", None))
+                rules.problems.extend(ConfigError(_join(path, named), str(exc), value).problems)
+            failed.add(root)
+            if root not in kwargs or _required(fields[root]):
+                raise _Failed from None  # leaving it out cannot help
+            del kwargs[root]
+        else:
+            return built
+    raise _Failed
+
+
+def _required(field: dataclasses.Field[Any]) -> bool:
+    return (field.default is dataclasses.MISSING
+            and field.default_factory is dataclasses.MISSING)
+
+
+def _depends_on_failed(exc: Exception, failed: Collection[str]) -> bool:
+    """Whether the refusal ``exc`` depends on a key in ``failed`` (the section's keys found
+    wrong): one of its ``depends_on`` key paths starts there, or its message names it."""
+    depends_on = getattr(exc, "depends_on", ())
+    roots = {re.split(r"[.\[]", key)[0] for key in depends_on if isinstance(key, str)}
+    if roots & set(failed):
+        return True
+    text = str(exc)
+    return any(re.search(rf"(?<![\w.]){re.escape(name)}\b", text) for name in failed)
 
 
 def _value_at(data: Mapping[Any, Any], field: str, default: object) -> object:
@@ -195,18 +322,10 @@ def _convert(hint: Any, value: object, path: str, rules: _Rules) -> object:  # n
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        options = [a for a in args if a is not type(None)]
-        for option in options:
-            try:
-                return _convert(option, value, path, rules)
-            except ConfigError:
-                continue
-        raise ConfigError(path, f"expected {_describe(hint)}", value)
+        return _convert_union(hint, [a for a in args if a is not type(None)], value, path,
+                              rules)
     if origin in (tuple, frozenset):
-        if not isinstance(value, list | tuple):
-            raise ConfigError(path, f"expected a list for {_describe(hint)}", value)
-        item = args[0]
-        items = [_convert(item, v, f"{path}[{i}]", rules) for i, v in enumerate(value)]
+        items = _convert_items(hint, args[0], value, path, rules)
         return tuple(items) if origin is tuple else frozenset(items)
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _from_mapping(hint, value, path, rules)
@@ -237,3 +356,39 @@ def _convert(hint: Any, value: object, path: str, rules: _Rules) -> object:  # n
 
 def _describe(hint: Any) -> str:
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def _convert_union(hint: Any, options: list[Any], value: object, path: str,
+                   rules: _Rules) -> object:
+    tried: list[Problem] = []
+    for option in options:
+        scratch = rules._replace(problems=[])  # an option that fails reports nothing
+        try:
+            return _convert(option, value, path, scratch)
+        except ConfigError as exc:
+            tried.extend(exc.problems)
+        except _Failed:
+            tried.extend(scratch.problems)
+    if len(options) == 1 and tried:  # X | None: what was wrong with it as an X
+        rules.problems.extend(tried)
+        raise _Failed
+    raise ConfigError(path, f"expected {_describe(hint)}", value)
+
+
+def _convert_items(hint: Any, item: Any, value: object, path: str, rules: _Rules) -> list[object]:
+    """The items of the list ``value``, each converted; every bad item is reported."""
+    if not isinstance(value, list | tuple):
+        raise ConfigError(path, f"expected a list for {_describe(hint)}", value)
+    items: list[object] = []
+    bad = False
+    for i, v in enumerate(value):
+        try:
+            items.append(_convert(item, v, f"{path}[{i}]", rules))
+        except ConfigError as exc:
+            rules.problems.extend(exc.problems)
+            bad = True
+        except _Failed:
+            bad = True
+    if bad:
+        raise _Failed
+    return items

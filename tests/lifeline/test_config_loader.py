@@ -195,6 +195,7 @@ def test_check_config_on_a_bad_file_exits_1_with_one_line_naming_the_file(
     captured = capsys.readouterr()
     assert captured.out == ""
     lines = captured.err.splitlines()
-    assert len(lines) == 1, captured.err
+    assert len(lines) == 2, captured.err  # the one error, then the count
     assert lines[0].startswith(f"{path}: ")
     assert says in lines[0]
+    assert lines[1] == f"{path}: 1 error"
