@@ -30,7 +30,8 @@ key                                     default
 
 Impossible values raise :class:`quotation.errors.InvalidValue` naming the field (the config
 loader reports it at the full key path, ``fallback.probe_interval``); a rule between two keys
-names the first key as the field and the other in its message:
+is a :class:`CombinationError` naming the first key as the field, the other in its message and
+in ``depends_on`` (the loader skips the rule when that other key is itself wrong):
 
 * ``router_timeout < request_deadline`` (the fallback must be asked before the deadline);
 * ``recovery_interval >= probe_interval`` and, more generally,
@@ -55,12 +56,24 @@ __all__ = [
     "FALLBACKS_FLAGS",
     "ROOT_FLAGS",
     "ROUTER_FLAGS",
+    "CombinationError",
     "FallbackSettings",
     "FaultSettings",
     "OperatorSettings",
     "SupervisionSettings",
     "split_listen",
 ]
+
+class CombinationError(InvalidValue):
+    """Two or more keys that are each possible but not together: ``field`` is the first
+    (where the loader reports it), ``depends_on`` the others' field names. The config loader
+    skips the rule when one of those was itself wrong (it would be about a stand-in default)."""
+
+    def __init__(self, message: str, *, field: str, value: object,
+                 depends_on: tuple[str, ...]) -> None:
+        super().__init__(message, field=field, value=value)
+        self.depends_on = depends_on
+
 
 ROOT_FLAGS = SupervisorFlags(Strategy.ONE_FOR_ONE, intensity=3, period=10.0)
 """The root supervisor's default flags (its own give-up is Level 3)."""
@@ -110,19 +123,23 @@ class FallbackSettings:
     def _check_combinations(self) -> None:
         _ordered("router_timeout", self.router_timeout, "<",
                  f"request_deadline ({self.request_deadline!r})",
-                 holds=self.router_timeout < self.request_deadline)
+                 holds=self.router_timeout < self.request_deadline,
+                 depends_on=("request_deadline",))
         _ordered("recovery_interval", self.recovery_interval, ">=",
                  f"probe_interval ({self.probe_interval!r})",
-                 holds=self.recovery_interval >= self.probe_interval)
+                 holds=self.recovery_interval >= self.probe_interval,
+                 depends_on=("probe_interval",))
         proof = self.recovery_successes * self.probe_interval
         _ordered("recovery_interval", self.recovery_interval, ">=",
                  f"recovery_successes * probe_interval ({self.recovery_successes} * "
                  f"{self.probe_interval!r} = {proof!r}: the probes that prove the router "
                  "healthy)",
-                 holds=self.recovery_interval >= proof)
+                 holds=self.recovery_interval >= proof,
+                 depends_on=("recovery_successes", "probe_interval"))
         _ordered("no_success_timeout", self.no_success_timeout, ">=",
                  f"probe_interval ({self.probe_interval!r})",
-                 holds=self.no_success_timeout >= self.probe_interval)
+                 holds=self.no_success_timeout >= self.probe_interval,
+                 depends_on=("probe_interval",))
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,9 +258,10 @@ def _symbols(symbols: object) -> tuple[str, ...]:
     return tuple(symbols)
 
 
-def _ordered(name: str, value: float, sign: str, other: str, *, holds: bool) -> None:
-    """``InvalidValue`` naming the field ``name`` and, in its message, the key(s) ``other``
-    it must be ``sign`` to, unless ``holds``."""
+def _ordered(name: str, value: float, sign: str, other: str, *, holds: bool,
+             depends_on: tuple[str, ...]) -> None:
+    """:class:`CombinationError` naming the field ``name`` and, in its message, the key(s)
+    ``other`` it must be ``sign`` to (the fields ``depends_on``), unless ``holds``."""
     if not holds:
-        raise InvalidValue(f"{name} must be {sign} {other}, got {value!r}",
-                           field=name, value=value)
+        raise CombinationError(f"{name} must be {sign} {other}, got {value!r}",
+                               field=name, value=value, depends_on=depends_on)
