@@ -12,16 +12,18 @@ key in the file is the same name as the keyword in the code::
     fallback:      lifeline.settings.FallbackSettings     (the exit strategy: detection,
     supervision:   lifeline.settings.SupervisionSettings   fallback, recovery, its tree
     faults:        lifeline.settings.FaultSettings         and fault injection)
-    operator:      lifeline.settings.OperatorSettings      (``lifeline run``: listen, shutdown, self-check)
+    operator:      lifeline.settings.OperatorSettings      (``lifeline run``: listen,
+                                                           shutdown, self-check)
     simulator:     upbit_sim.settings.SimulatorSettings (read by ``lifeline sim`` and
                    ``lifeline demo``; their flags override it)
 
 A missing section or key takes the component's own default (stated once, in
-the component). An unknown key, a wrong type or an impossible value raises
-:class:`~lifeline.config_schema.ConfigError` naming the full key path and the value
-given there: the components name the bad field (``InvalidValue.field``, ``SpecError.field``),
-so ``read_timeout: .inf`` is ``upbit.rest.read_timeout`` and ``ping_interval: 0`` is
-``upbit.websocket.liveness.ping_interval``.
+the component). Unknown keys, wrong types, impossible values and impossible combinations
+raise one :class:`~lifeline.config_schema.ConfigError` that carries every one of them
+(``ConfigError.problems``; the loader reads on past each), each naming the full key path and
+the value given there: the components name the bad field (``InvalidValue.field``,
+``SpecError.field``), so ``read_timeout: .inf`` is ``upbit.rest.read_timeout`` and
+``ping_interval: 0`` is ``upbit.websocket.liveness.ping_interval``.
 
 Upbit's fixed WebSocket limits (``connect_limits``, ``message_limits``) are not
 keys: they are facts about the exchange, not tuning. ``upbit.websocket.subscriptions``
@@ -121,12 +123,13 @@ _FIXED: dict[type, frozenset[str]] = {
 
 
 def parse_config(data: object) -> LifelineConfig:
-    """Build the config from decoded YAML; ``ConfigError`` names the bad key path."""
+    """Build the config from decoded YAML; ``ConfigError`` lists every bad key path."""
     return from_mapping(LifelineConfig, data, errors=COMPONENT_ERRORS, fixed=_FIXED)
 
 
 def load_config(path: str | Path) -> LifelineConfig:
-    """Read and parse a YAML config file; every ``ConfigError`` names the file (``file``).
+    """Read and parse a YAML config file; ``ConfigError`` (every problem in the file, in
+    ``problems``) names the file (``file``).
 
     The file is read by :func:`lifeline.config_yaml.read_yaml`: a missing, oversized,
     non-UTF-8 or invalid file, a duplicate key and a YAML alias bomb are ``ConfigError`` too.
