@@ -5,7 +5,10 @@ server (stdlib ``ThreadingHTTPServer``, daemon threads) on ``operator.listen``:
 
 * ``GET /metrics``: Prometheus text exposition (:mod:`lifeline.metrics`);
 * ``GET /status``: ``system.status().to_dict()`` as JSON, plus ``monotonic_now`` (the
-  process's monotonic clock, the time base of ``banned_until`` and ``next_recovery_at``).
+  process's monotonic clock, the time base of ``banned_until`` and ``next_recovery_at``),
+  ``checklist`` (:mod:`lifeline.checklist`: the seed's emergency checklist, refreshed on a
+  thread of its own, never on the request's) and ``self_check`` (:mod:`lifeline.selfcheck`:
+  the daily self-check's last and next run).
 
 It prints ``lifeline run: serving http://HOST:PORT`` on stdout once both are up (the bound
 port when ``listen`` says port 0). SIGINT or SIGTERM: an orderly shutdown in reverse start
@@ -33,11 +36,14 @@ from typing import Any
 
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from lifeline.checklist import ITEMS, Checklist
 from lifeline.config import LifelineConfig
 from lifeline.errors import LifelineError
 from lifeline.metrics import registry_for
+from lifeline.selfcheck import SelfCheck, system_parts
 from lifeline.settings import OperatorSettings, split_listen
 from lifeline.system import MarketDataSystem
+from quotation.clock import SystemClock
 
 __all__ = ["DEFAULT_STATUS_URL", "MAX_STATUS_BYTES", "STATUS_TIMEOUT", "OperatorServer",
            "format_status", "read_status", "run", "status"]
@@ -54,12 +60,18 @@ MAX_STATUS_BYTES = 1 << 20
 class OperatorServer:
     """``/metrics`` and ``/status`` of ``system`` on ``(host, port)``, in a daemon thread."""
 
-    def __init__(self, system: MarketDataSystem, host: str, port: int) -> None:
+    def __init__(self, system: MarketDataSystem, host: str, port: int, *,
+                 checklist: Checklist | None = None, self_check: SelfCheck | None = None
+                 ) -> None:
         registry = registry_for(system)
 
         def status_body() -> bytes:
             payload = system.status().to_dict()
             payload["monotonic_now"] = time.monotonic()
+            if checklist is not None:
+                payload["checklist"] = checklist.snapshot()
+            if self_check is not None:
+                payload["self_check"] = self_check.status()
             return json.dumps(payload).encode()
 
         pages: dict[str, tuple[str, Callable[[], bytes]]] = {
@@ -159,12 +171,21 @@ def _serve(config: LifelineConfig, host: str, port: int, stop: threading.Event,
     except LifelineError as exc:
         logger.error("the market data system did not start: %s", exc)  # noqa: TRY400
         return 1
+    checklist = Checklist(system)
+    daily = config.operator.daily_check  # "HH:MM" or None once the settings checked it
+    self_check = SelfCheck(SystemClock(), system_parts(system),
+                           at=daily if isinstance(daily, str) else None,
+                           alert=system.self_check_failed)
     try:
-        server = OperatorServer(system, host, port)
+        server = OperatorServer(system, host, port, checklist=checklist, self_check=self_check)
     except OSError as exc:
         logger.error("cannot listen on %s: %s", config.operator.listen, exc)  # noqa: TRY400
         system.stop(timeout=config.operator.shutdown_timeout)
         return 1
+    checklist.start()
+    self_check.start()
+    logger.info("daily self-check: %s", "off" if self_check.next_run_at is None
+                else f"at {daily} KST, next {self_check.status()['next_run']}")
     server.start()
     logger.info("level %d; serving %s/metrics and %s/status", system.level, server.url,
                 server.url)
@@ -180,6 +201,8 @@ def _serve(config: LifelineConfig, host: str, port: int, stop: threading.Event,
     def shut_down() -> None:
         server.stop(bound)
         logger.info("HTTP server stopped")
+        self_check.stop(0.5)
+        checklist.stop(0.5)
         system.stop(timeout=max(0.0, bound - (time.monotonic() - began)))
         logger.info("market data system stopped")
         done.set()
@@ -267,7 +290,48 @@ def format_status(data: dict[str, Any]) -> str:
                      f"{breaker.get('failures')}, open {opened})")
     lines.append(f"next recovery attempt: {_until(data.get('next_recovery_at'), now, 'none')}")
     lines.append(f"recovery attempts: {data.get('recovery_attempts', 0)}")
+    lines.extend(_checklist_lines(data.get("checklist")))
+    lines.extend(_self_check_lines(data.get("self_check")))
     return "\n".join(lines)
+
+
+_MARKS = {"ok": "[ok]  ", "warn": "[WARN]", "fail": "[FAIL]"}
+
+
+def _checklist_lines(checklist: object) -> list[str]:
+    """The emergency checklist, one item a line, worst marked loudest."""
+    if not isinstance(checklist, dict):
+        return []
+    age = checklist.get("age")
+    items = checklist.get("items") or {}
+    if not items:
+        return ["checklist: not checked yet"]
+    lines = [f"checklist (checked {age:.1f} s ago):" if isinstance(age, int | float)
+             else "checklist:"]
+    for name in [*ITEMS, *(n for n in items if n not in ITEMS)]:
+        item = items.get(name)
+        if isinstance(item, dict):
+            mark = _MARKS.get(str(item.get("status")), f"[{item.get('status')}]")
+            lines.append(f"  {mark} {name:<14} {item.get('detail', '')}")
+    return lines
+
+
+def _self_check_lines(check: object) -> list[str]:
+    if not isinstance(check, dict):
+        return []
+    if check.get("daily_at") is None:
+        return ["daily self-check: off"]
+    last = check.get("last")
+    lines = [f"daily self-check: at {check['daily_at']}, next {check.get('next_run')}"
+             f"{', running now' if check.get('running') else ''}"]
+    if not isinstance(last, dict):
+        lines.append("  last run: none yet")
+        return lines
+    lines.append(f"  last run {last.get('started_at')}: {'ok' if last.get('ok') else 'FAILED'}")
+    for name, part in (last.get("parts") or {}).items():
+        lines.append(f"    {name:<14} {'ok  ' if part.get('ok') else 'FAIL'} "
+                     f"{part.get('detail', '')}")
+    return lines
 
 
 def _until(at: object, now: object, none: str) -> str:

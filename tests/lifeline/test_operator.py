@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
+from lifeline.checklist import ITEMS
 from lifeline.metrics import METRIC_NAMES
 from upbit_sim import Simulator
 
@@ -138,6 +139,17 @@ def _wait_level(base: str, level: int) -> dict[str, Any]:
     return data
 
 
+def _wait_checklist(base: str) -> dict[str, Any]:
+    """``/status`` once the checklist's first refresh (its own thread) is in."""
+    end = time.monotonic() + WAIT
+    data = _status(base)
+    while not data["checklist"]["items"] and time.monotonic() < end:
+        time.sleep(0.2)  # polling another process's state over HTTP: nothing to wait on
+        data = _status(base)
+    assert data["checklist"]["items"], data
+    return data
+
+
 def test_run_serves_metrics_and_status_through_a_backbone_outage_and_exits_0_on_sigterm(
     running: tuple[Running, Simulator, Path]
 ) -> None:
@@ -154,10 +166,21 @@ def test_run_serves_metrics_and_status_through_a_backbone_outage_and_exits_0_on_
     assert _level_metric(base) == 0
     assert re.search(r'^lifeline_ws_frames_total\{client="smart_router"\} ', text, re.M), text
 
+    data = _wait_checklist(base)
+    assert set(data["checklist"]["items"]) == set(ITEMS)
+    assert data["self_check"]["daily_at"] == "00:00 KST" and data["self_check"]["last"] is None
     status = subprocess.run(_lifeline("status", "--url", base), capture_output=True, timeout=30,
                             check=False, cwd=REPO)
     assert status.returncode == 0, status.stderr
-    assert status.stdout.decode().startswith("level 0 (normal)"), status.stdout
+    shown = status.stdout.decode()
+    assert shown.startswith("level 0 (normal)"), status.stdout
+    assert "checklist (checked " in shown
+    for name in ITEMS:
+        assert re.search(rf"^  \[(ok|WARN|FAIL)\]\s* {name} +\S", shown, re.M), (name, shown)
+    sim_host = f"127.0.0.1:{sim.port}"
+    assert re.search(rf"\[ok\]\s* hosts +REST {sim_host} \d+ ms; WebSocket {sim_host} ", shown)
+    assert re.search(r"\[ok\]\s* core_symbols +KRW-BTC \d", shown), shown
+    assert "daily self-check: at 00:00 KST, next " in shown and "last run: none yet" in shown
 
     sim.faults.black_hole(path_prefix="/v1/")
     sim.ws.set_accepting(False)
