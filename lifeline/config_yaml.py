@@ -20,7 +20,6 @@ Aliases and merge keys (``<<: *defaults``) within those bounds work as usual.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import yaml
 
@@ -39,7 +38,7 @@ MAX_DEPTH = 64
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
-def read_yaml(path: str | Path) -> object:
+def read_yaml(path: str | os.PathLike[str]) -> object:
     """The data in the YAML file ``path``; ``ConfigError`` (its ``file`` set) if the file
     cannot be read, is too large, is not UTF-8, is not YAML or is refused as above."""
     name = os.fspath(path)
