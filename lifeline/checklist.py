@@ -293,8 +293,12 @@ class Checklist:
         except Exception as exc:  # noqa: BLE001 (the read's failure is the item's verdict)
             source, stale, problem = None, False, _err(exc)
         status = system.status()
-        banned_for = (None if status.banned_until is None
-                      else max(0.0, status.banned_until - time.monotonic()))
+        if rest_health is not None:  # the actor's clock: its ``now`` and its ban's end
+            banned_for = (None if rest_health.banned_until is None
+                          else max(0.0, rest_health.banned_until - rest_health.now))
+        else:  # the process's monotonic clock, as /status's ``monotonic_now``
+            banned_for = (None if status.banned_until is None
+                          else max(0.0, status.banned_until - time.monotonic()))
         paused = rest_health.paused_groups if rest_health is not None else ()
         rest_host = host_port(config.upbit.rest.base_url)
         ws_host = host_port(config.upbit.websocket.url)
