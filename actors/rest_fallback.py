@@ -55,6 +55,7 @@ from actors.messages import (
     TickerRequest,
     TradesRequest,
 )
+from actors.rest_health import RestHealthBoard
 from actors.revalidate import checked
 from quotation.clock import Clock
 from quotation.errors import InvalidRequest, QuotationError
@@ -77,6 +78,7 @@ class RestFallback(pykka.ThreadingActor):
         *,
         faults: FaultBoard | None = None,
         clock: Clock | None = None,
+        health: RestHealthBoard | None = None,
     ) -> None:
         super().__init__()
         self._config = rest_config
@@ -87,6 +89,9 @@ class RestFallback(pykka.ThreadingActor):
         self._last_success_at: float | None = None
         self._last_failure_at: float | None = None
         self._consecutive_failures = 0
+        self._board = health if health is not None else RestHealthBoard()
+        """Where each request is published as it begins and ends (:mod:`actors.rest_health`;
+        the health probe reads it without queuing behind the host's requests)."""
         self._last_error: str | None = None
 
     @property
@@ -137,19 +142,23 @@ class RestFallback(pykka.ThreadingActor):
                 raise TypeError(f"RestFallback does not take {type(message).__name__}")
 
     def _answer(self, request: Request) -> Reply:
+        self._board.begin(self._clock.monotonic())
         try:
             self._faults.at(_ME, FaultPoint.REQUEST)
             reply = self._fetch(request)
         except InjectedCrash as crash:
+            self._board.ended()
             self.actor_ref.tell(CrashNow.of(crash))
             raise
         except InvalidRequest:
+            self._board.ended()
             raise  # the caller's mistake: never a failure of the fallback
         except (QuotationError, InjectedFault) as error:
             self._failed(error)
             raise
         self._last_success_at = self._clock.monotonic()
         self._consecutive_failures = 0
+        self._board.succeeded(self._last_success_at)
         return reply
 
     def _fetch(self, request: Request) -> Reply:
@@ -176,6 +185,7 @@ class RestFallback(pykka.ThreadingActor):
         self._last_failure_at = self._clock.monotonic()
         self._consecutive_failures += 1
         self._last_error = f"{type(error).__name__}: {error}"
+        self._board.failed(self._last_failure_at, self._last_error)
         logger.debug("REST fallback request failed (%d in a row): %s",
                      self._consecutive_failures, self._last_error)
 
