@@ -2,7 +2,9 @@
 
 Commands::
 
-    lifeline demo [--config FILE] [--seed S]     the main job: embedded simulator + clients
+    lifeline demo [--config FILE] [--seed S] [--time-scale X] [--clients]
+                                                 the main job: the exit strategy, Level 0 to 3
+                                                 and back, against an embedded simulator
     lifeline sim [--config FILE] [--host H] [--port N] [--seed S] [--allow-remote]
                  [--replay-dir DIR]              a local Upbit-compatible simulator
     lifeline check-config [FILE]                 parse config.yaml strictly and print it, or
@@ -46,6 +48,9 @@ __all__ = ["main"]
 _LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 _CONFIG_FILE = Path("config.yaml")
 """The config file read when none is named (relative to the current directory)."""
+_DEFAULT_LOG_LEVEL = {"run": "INFO", "demo": "CRITICAL"}
+"""Per command when ``--log-level`` is not given (else WARNING): the demo's faults would fill
+a terminal with the system's warnings and tracebacks; its summary lists the alerts."""
 _NEEDS_SIM = "lifeline {command}: the simulator needs aiohttp: pip install 'lifeline[sim]'"
 
 
@@ -54,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 (one return
     parser = _build_parser()
     args = parser.parse_args(argv)
     command: str = args.command
-    level = args.log_level or ("INFO" if command == "run" else "WARNING")
+    level = args.log_level or _DEFAULT_LOG_LEVEL.get(command, "WARNING")
     logging.basicConfig(level=getattr(logging, level), format=_LOG_FORMAT)
     if command == "check-config":
         return _check_config(args.file)
@@ -91,9 +96,13 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 (one return
 
         serve(settings)
         return 0
+    if args.clients:
+        from lifeline.demo_clients import run_clients_demo
+
+        return run_clients_demo(config)
     from lifeline.demo import run_demo
 
-    return run_demo(config)
+    return run_demo(config, time_scale=args.time_scale)
 
 
 def _simulator_installed() -> bool:
@@ -133,7 +142,8 @@ def _check_config(path: Path) -> int:
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lifeline", description=__doc__.splitlines()[0])
-    parser.add_argument("--log-level", default=None, help="default WARNING (run: INFO)",
+    parser.add_argument("--log-level", default=None,
+                        help="default WARNING (run: INFO; demo: CRITICAL)",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     commands = parser.add_subparsers(dest="command", required=True)
     config_help = f"config file (default: {_CONFIG_FILE} if present, else the built-in defaults)"
@@ -152,10 +162,17 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="folder POST /_sim/ws/replay may read recordings from; "
                           "default: none, replay over HTTP refused (simulator.replay_dir)")
 
-    demo = commands.add_parser("demo", help="the main job: simulator + clients + a fault")
+    demo = commands.add_parser("demo", help="the main job: the exit strategy, Level 0 to 3 "
+                                            "and back, against an embedded simulator")
     demo.add_argument("--config", type=Path, default=None, help=config_help)
     demo.add_argument("--seed", type=int, default=None,
                       help="seed of the simulated markets (simulator.seed)")
+    demo.add_argument("--time-scale", type=float, default=1.0,
+                      help="each phase of the timeline this many times as long; the limits "
+                           "stay (default 1; the tests use 0.5)")
+    demo.add_argument("--clients", action="store_true",
+                      help="the clients-only rehearsal instead: REST, WebSocket and their "
+                           "faults, without the supervised system")
 
     run = commands.add_parser("run", help="the host process: the system, /metrics, /status")
     run.add_argument("--config", type=Path, default=None, help=config_help)

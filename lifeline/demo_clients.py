@@ -1,4 +1,4 @@
-"""``lifeline demo``: the main job until the supervised system lands.
+"""``lifeline demo --clients``: the clients-only rehearsal (the demo before the supervised system).
 
 It starts the local Upbit-compatible simulator in-process, points the real REST
 and WebSocket clients at it (the same code that talks to Upbit), shows data
@@ -26,7 +26,7 @@ from quotation.websocket.client import WebSocketClient
 from quotation.websocket.subscription import DataType, Subscription, WsFormat
 from upbit_sim import Simulator
 
-__all__ = ["run_demo"]
+__all__ = ["run_clients_demo"]
 
 _MARKETS = ("KRW-BTC", "KRW-ETH", "KRW-XRP")
 _DEADLINE = 90.0
@@ -40,8 +40,9 @@ class _Row:
     ok: bool
 
 
-def run_demo(config: LifelineConfig | None = None, *, out: TextIO | None = None) -> int:
-    """Run the demo; returns 0 when every step behaved as a trading host expects.
+def run_clients_demo(config: LifelineConfig | None = None, *, out: TextIO | None = None
+                     ) -> int:
+    """Run the clients-only rehearsal; returns 0 when every step behaved as a trading host expects.
 
     ``config`` (default: the built-in defaults) gives the simulator's host, port and
     seed (``simulator:``) and the clients' settings (``upbit:``, pointed at the
