@@ -15,6 +15,9 @@ goes. On each :class:`~actors.messages.Probe` it
 Outcomes of one call::
 
     returned within the deadline           ok (check_ws: ok only if it returned True)
+    returned a NoVerdict (probe_rest)      not judged: the report's ``rest_ok`` is None and
+                                           ``rest_error`` the reason (e.g. the REST fallback
+                                           is busy with a request still in time)
     raised                                 failed, the error named (a Banned error's
                                            ``until`` is the REST ban's end)
     returned after the deadline            failed ("answered after ... s")
@@ -86,6 +89,7 @@ from quotation.values import check
 __all__ = [
     "DEADLINE_POLL_SECONDS",
     "HealthProbe",
+    "NoVerdict",
     "ProcessSample",
     "Sampler",
     "Ticker",
@@ -98,6 +102,14 @@ DEADLINE_POLL_SECONDS = 0.02
 """How often (real seconds) a probe waiting for its calls re-reads the injected clock."""
 
 _MIB = float(1 << 20)
+
+
+@dataclass(frozen=True, slots=True)
+class NoVerdict:
+    """What ``probe_rest`` returns when it cannot judge the REST fallback this time (it is
+    busy with a request still in time): neither a success nor a failure."""
+
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +185,8 @@ class Ticker:
 class _Outcome:
     """What one call came to: ``latency`` and ``answered_at`` only if it returned or raised."""
 
-    ok: bool
+    ok: bool | None
+    """``None``: not judged (a :class:`NoVerdict`)."""
     error: str | None = None
     latency: float | None = None
     answered_at: float | None = None
@@ -235,6 +248,8 @@ class _Call:
                                    "deadline", latency, at)
         if want is not None and self._result is not want:
             return _Outcome(False, f"answered {self._result!r}", latency, at)
+        if isinstance(self._result, NoVerdict):
+            return _Outcome(None, self._result.reason, latency, at)
         return _Outcome(True, None, latency, at)
 
 
@@ -387,6 +402,8 @@ class HealthProbe(pykka.ThreadingActor):
                 None if self._ws is None else outcome(self._ws, want=True))
 
     def _count(self, router: _Outcome) -> None:
+        if router.ok is None:
+            return  # not judged: counts neither way
         if router.ok:
             if self._failures:
                 logger.info("health probe: the router answers again after %d failed probes",

@@ -17,7 +17,8 @@ across restarts) as each request begins and ends, and the probe reads a
     nothing recent, nothing in flight               CHECK    (idle: the caller makes one
                                                              real REST call of its own)
 
-``InvalidRequest`` (the caller's mistake) ends a request without an outcome. Times are
+A probe raises :class:`RestFailing` (an :class:`~actors.errors.ActorError`) for a FAILING
+verdict. ``InvalidRequest`` (the caller's mistake) ends a request without an outcome. Times are
 monotonic seconds on one clock (the fallback's, which is the limiter's by default).
 """
 
@@ -27,7 +28,13 @@ import enum
 import threading
 from dataclasses import dataclass, replace
 
-__all__ = ["RestHealthBoard", "RestHealthSnapshot", "Verdict", "judge"]
+from actors.errors import ActorError
+
+__all__ = ["RestFailing", "RestHealthBoard", "RestHealthSnapshot", "Verdict", "judge"]
+
+
+class RestFailing(ActorError):
+    """The REST fallback's published health says it is failing (the verdict's reason)."""
 
 
 class Verdict(enum.Enum):

@@ -105,12 +105,21 @@ class MemorySample:
 
 @dataclass(frozen=True, slots=True)
 class FallbackHealth:
-    """Both fallbacks at once: REST answering, REST banned until (monotonic), WebSocket up."""
+    """Both fallbacks at once: REST answering, REST banned until (monotonic), WebSocket up.
+
+    ``None`` for ``rest_ok`` or ``ws_ok``: that fallback was not judged by this check (e.g.
+    the REST fallback busy with a request still within ``request_deadline``). A REST check
+    goes through the level rules' hysteresis (:data:`lifeline.levels.REST_FAILURES` failing
+    in a row to count as failing, :data:`lifeline.levels.REST_SUCCESSES` good ones to count
+    as answering again) unless ``confirmed``: known for certain (root gave up, so the
+    fallbacks are stopped), taken at once.
+    """
 
     at: float
-    rest_ok: bool
+    rest_ok: bool | None
     rest_banned_until: float | None
-    ws_ok: bool
+    ws_ok: bool | None
+    confirmed: bool = False
 
 
 Observation = (

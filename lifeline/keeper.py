@@ -24,15 +24,28 @@ did not say in time) observes nothing.
 Translation::
 
     ProbeReport.router_ok True/False          ProbeResult(router)   (None: probe failed itself)
-    ProbeReport.fallbacks (rest/ws known)      FallbackHealth (unknown half: as last seen)
+    ProbeReport.fallbacks (rest/ws known)      FallbackHealth (unknown half: None, unjudged)
     ProbeReport.rss_mb                         MemorySample
     websocket_degraded() after a good probe    ChannelDegraded(WEBSOCKET)
     router_sup ChildRestarted(smart_router)    RouterRestarted
     router_sup ChildExited START_FAILED/HUNG   RouterStartFailed / RouterHung
     router_sup Escalated                       RouterGaveUp
     root ChildRestarted(router_sup)            a recovery attempt started (recovery_started)
-    root gave up                               RouterGaveUp + both fallbacks down
+    root gave up                               RouterGaveUp + both fallbacks down (confirmed)
     recovery_attempt(at) (the tree rebuilt)    a recovery attempt started (recovery_started)
+
+**Recovery attempts.** Whenever :func:`~lifeline.levels.recovery_due` says so (an attempt
+is due by :func:`~lifeline.levels.next_recovery_at`, and router_sup did not give up: then
+root's restart of router_sup is the attempt), the keeper calls ``recover()`` on its thread:
+the facade asks router_sup whether the smart router runs and, if it does, tells it to
+restart (a fresh instance frees what a leaking one held; one that fails its probes starts
+from scratch). ``True``: the attempt started (:func:`~lifeline.levels.recovery_started` with
+``restart=True``; counted in :attr:`LevelKeeper.recovery_attempts`, logged at WARNING with
+why the router is out); ``False``: the router is not running (its supervisor is restarting
+it), so the attempt is :func:`~lifeline.levels.recovery_postponed` (logged at INFO); a
+raising ``recover`` is logged and postponed too. The next attempt after a failed one waits
+``recovery_interval`` doubling up to :data:`lifeline.tree.RECOVERY_CAP_FACTOR` ×; trust
+regained starts the backoff again.
 
 Timed actions (:meth:`LevelKeeper.call_at`) run on the keeper's thread when the injected
 clock reaches their time (the system's rebuild of a tree whose root gave up); dropped when
@@ -68,6 +81,8 @@ from lifeline.levels import (
     LevelState,
     next_recovery_at,
     next_tick_at,
+    recovery_due,
+    recovery_postponed,
     recovery_started,
     step,
     tick,
@@ -124,11 +139,14 @@ class LevelKeeper:
     def __init__(self, rules: LevelRules, clock: Clock, *,
                  effects: Callable[[LevelChange], None] | None = None,
                  websocket_degraded: Callable[[], bool | None] | None = None,
+                 recover: Callable[[], bool] | None = None,
                  name: str = "lifeline-keeper") -> None:
         self._rules = rules
         self._clock = clock
         self._effects = effects
         self._websocket_degraded = websocket_degraded
+        self._recover = recover
+        self._recovery_attempts = 0
         self._state = LevelState.starting(clock.monotonic())
         self._callbacks: list[Callable[[LevelChange], None]] = []
         self._changes: deque[LevelChange] = deque(maxlen=CHANGES_KEPT)
@@ -159,6 +177,11 @@ class LevelKeeper:
     def change_count(self) -> int:
         """Level changes since start, including those no longer in :attr:`changes`."""
         return self._change_count
+
+    @property
+    def recovery_attempts(self) -> int:
+        """Recovery attempts the keeper carried out since start (restarts it asked for)."""
+        return self._recovery_attempts
 
     def next_recovery_at(self) -> float | None:
         """When the level rules expect the next recovery attempt (monotonic), if any."""
@@ -240,9 +263,34 @@ class LevelKeeper:
                 due = next_tick_at(self._state, self._rules)
                 if due is not None and self._clock.monotonic() >= due:
                     self._apply(*tick(self._state, self._clock.monotonic(), self._rules))
+                self._attempt_if_due()
             except Exception:  # a bug here must not stop level keeping
                 logger.exception("level keeper: failed on %r", item)
             self._run_timers()
+
+    def _attempt_if_due(self) -> None:
+        """Carry out a due recovery attempt: restart the router through ``recover``."""
+        if self._recover is None or self._stopped.is_set():
+            return
+        if not recovery_due(self._state, self._clock.monotonic(), self._rules):
+            return
+        why = self._state.out_reason
+        try:
+            started = self._recover()
+        except Exception:
+            logger.exception("recovery attempt: restarting the router failed; postponed")
+            started = False
+        now = self._clock.monotonic()
+        if started:
+            self._recovery_attempts += 1
+            logger.warning("recovery attempt %d: restarting the router (out: %s)",
+                           self._state.attempts + 1, why,
+                           extra={"recovery_attempt": self._state.attempts + 1})
+            self._state = recovery_started(self._state, now, restart=True)
+        else:
+            logger.info("recovery attempt postponed: the router is not running (its "
+                        "supervisor is restarting it); out: %s", why)
+            self._state = recovery_postponed(self._state, now)
 
     def _run_timers(self) -> None:
         if not self._timers:
@@ -274,8 +322,8 @@ class LevelKeeper:
                 self._state = recovery_started(self._state, at)
             case _RootGaveUp(at):
                 self._apply(*step(self._state, RouterGaveUp(at), self._rules))
-                self._apply(*step(self._state, FallbackHealth(at, False, None, False),
-                                  self._rules))
+                self._apply(*step(self._state, FallbackHealth(at, False, None, False,
+                                                              confirmed=True), self._rules))
             case _:
                 self._apply(*step(self._state, item, self._rules))
 
@@ -293,13 +341,10 @@ class LevelKeeper:
         if report.router_ok is not None:
             found.append(ProbeResult(report.at, report.router_ok))
         fallbacks = report.fallbacks
-        if fallbacks.rest_ok is not None or fallbacks.ws_ok is not None:
-            found.append(FallbackHealth(
-                report.at,
-                self._state.rest_ok if fallbacks.rest_ok is None else fallbacks.rest_ok,
-                fallbacks.rest_banned_until,
-                self._state.ws_ok if fallbacks.ws_ok is None else fallbacks.ws_ok,
-            ))
+        if (fallbacks.rest_ok is not None or fallbacks.ws_ok is not None
+                or fallbacks.rest_banned_until is not None):
+            found.append(FallbackHealth(report.at, fallbacks.rest_ok,
+                                        fallbacks.rest_banned_until, fallbacks.ws_ok))
         if report.rss_mb is not None:
             found.append(MemorySample(report.at, report.rss_mb))
         return found

@@ -35,16 +35,33 @@ The rules, each in one place here:
   the resident memory grew more than ``memory_limit_mb`` past the first sample taken while
   the router was trusted: the router is *untrusted* (level 2 or 3).
 * **recovery hysteresis**: an untrusted router is trusted again only after
-  ``recovery_successes`` healthy probes in a row; any router failure resets the count.
+  ``recovery_successes`` healthy probes in a row; any router failure resets the count. A
+  router out for memory growth earns no trust until a fresh instance runs (a recovery attempt
+  restarted it, or its supervisor did): the leak is in the instance, not in its answers.
 * **recovery schedule** (:func:`next_recovery_at`): the first attempt ``recovery.delay(1)``
   (``recovery_interval``) after the router went out; after a failed attempt ``n``,
-  ``recovery.delay(n + 1)`` after that failure (the project's one :class:`Backoff`).
+  ``recovery.delay(n + 1)`` after that failure (the project's one :class:`Backoff`); trust
+  regained starts it again from 1. :func:`recovery_due` says when the keeper itself carries
+  an attempt out (it restarts the router: :func:`recovery_started` with ``restart=True``):
+  whenever one is due, except after router_sup gave up (root's restart of router_sup is that
+  attempt). An attempt that cannot start (the router is not running: its supervisor is
+  restarting it) is :func:`recovery_postponed`: the same wait again. An attempt fails on the
+  first router failure after it started, on growth past ``memory_limit_mb`` measured from the
+  fresh instance's first sample, or when the restart it asked for has not happened within
+  ``recovery.initial`` seconds.
 * **level 1**: a router restart counts while it is younger than ``period`` (it ages out at
   exactly ``period``); more than ``intensity`` of them is router_sup giving up
   (:func:`supervisors.rules.add_restart`, the supervisor's own rule).
 * **level 3**: the router is untrusted and the REST fallback is failing or banned. The
   WebSocket fallback being down alone is not level 3: REST still answers every request
   with fresh data (it is named in the reason when it is down too).
+* **REST fallback hysteresis**: "failing" is entered after ``rest_failures``
+  (:data:`REST_FAILURES`, 3) failing checks in a row and left after ``rest_successes``
+  (:data:`REST_SUCCESSES`, 2) good ones in a row, so one slow or failed answer under load
+  does not flap between levels 2 and 3. A check that judged nothing (``rest_ok=None``: the
+  fallback is busy with a request still within ``request_deadline``) counts neither way. A
+  ban (418) is certain: it is level 3 at once, until exactly its end; so is root giving up
+  (``FallbackHealth(confirmed=True)``: the fallbacks are stopped).
 
 :func:`step` takes one observation (:mod:`lifeline.health`), :func:`tick` only the time
 (so "no success for N seconds" and a ban's end fire without a new observation); both return
@@ -78,6 +95,8 @@ from quotation.values import check
 from supervisors.rules import add_restart
 
 __all__ = [
+    "REST_FAILURES",
+    "REST_SUCCESSES",
     "Cause",
     "Level",
     "LevelChange",
@@ -86,10 +105,19 @@ __all__ = [
     "classify",
     "next_recovery_at",
     "next_tick_at",
+    "recovery_due",
+    "recovery_postponed",
     "recovery_started",
     "step",
     "tick",
 ]
+
+REST_FAILURES = 3
+"""Failing REST fallback checks in a row before it counts as failing (level 3 if the router
+is out); the default of :attr:`LevelRules.rest_failures`."""
+REST_SUCCESSES = 2
+"""Good REST fallback checks in a row before a failing one counts as answering again; the
+default of :attr:`LevelRules.rest_successes`."""
 
 
 class Level(IntEnum):
@@ -160,6 +188,10 @@ class LevelRules:
     """router_sup's period, seconds: how long a restart keeps the level at 1 (> 0)."""
     recovery: Backoff
     """Waits between recovery attempts; ``initial`` is the config's ``recovery_interval``."""
+    rest_failures: int = REST_FAILURES
+    """Failing REST fallback checks in a row that make it failing (>= 1)."""
+    rest_successes: int = REST_SUCCESSES
+    """Good REST fallback checks in a row that make a failing one answering again (>= 1)."""
 
     def __post_init__(self) -> None:
         check("failure_threshold", self.failure_threshold, at_least=1, integer=True)
@@ -168,6 +200,8 @@ class LevelRules:
         check("memory_limit_mb", self.memory_limit_mb, above=0)
         check("intensity", self.intensity, at_least=0, integer=True)
         check("period", self.period, above=0)
+        check("rest_failures", self.rest_failures, at_least=1, integer=True)
+        check("rest_successes", self.rest_successes, at_least=1, integer=True)
         if not isinstance(self.recovery, Backoff):
             raise InvalidValue(f"recovery must be a Backoff, got {self.recovery!r}",
                                field="recovery", value=self.recovery)
@@ -200,9 +234,18 @@ class LevelState:
     """When the router went out or the last recovery attempt failed (while untrusted)."""
     attempt_at: float | None = None
     """When the running recovery attempt started (None: none running)."""
+    awaiting_restart: bool = False
+    """The running attempt asked for a restart that has not happened yet: the old instance's
+    probes count for nothing meanwhile."""
+    needs_restart: bool = False
+    """Out for memory growth: no trust before a fresh instance runs."""
     memory_baseline_mb: float | None = None
-    """The first memory sample taken while the router was trusted."""
+    """The first memory sample taken while the router was trusted (or since the fresh
+    instance of a running recovery attempt started)."""
     rest_ok: bool = True
+    """The REST fallback answers (after the hysteresis: see ``rest_streak``)."""
+    rest_streak: int = 0
+    """REST checks in a row that disagree with ``rest_ok`` (it flips at the threshold)."""
     rest_banned_until: float | None = None
     ws_ok: bool = True
     fallbacks_out: bool = False
@@ -244,15 +287,38 @@ def step(
     return new, _change(state, new, rules)
 
 
-def recovery_started(state: LevelState, now: float) -> LevelState:
-    """The keeper started a recovery attempt (restarted the router) at ``now``.
+def recovery_started(state: LevelState, now: float, *, restart: bool = False) -> LevelState:
+    """A recovery attempt started at ``now``: a fresh router runs (root restarted router_sup,
+    or the tree was rebuilt), or, with ``restart``, the keeper asked the router to restart
+    (its probes count for nothing until the :class:`RouterRestarted` that follows).
 
-    The new instance must prove itself from zero: the healthy count restarts. Nothing
-    changes while the router is trusted.
+    The new instance must prove itself from zero: the healthy count restarts, and its memory
+    is measured from its own first sample. Nothing changes while the router is trusted.
     """
     if state.trusted:
         return state
-    return replace(state, now=max(state.now, now), attempt_at=max(state.now, now), healthy=0)
+    at = max(state.now, now)
+    return replace(state, now=at, attempt_at=at, healthy=0, awaiting_restart=restart,
+                   needs_restart=state.needs_restart and restart, memory_baseline_mb=None)
+
+
+def recovery_postponed(state: LevelState, now: float) -> LevelState:
+    """A due attempt could not start at ``now`` (the router is not running: its supervisor is
+    restarting it): the next one waits the same step of the backoff again, from ``now``."""
+    if state.trusted or state.attempt_at is not None:
+        return state
+    at = max(state.now, now)
+    return replace(state, now=at, failed_at=at)
+
+
+def recovery_due(state: LevelState, now: float, rules: LevelRules) -> bool:
+    """Whether the keeper should carry a recovery attempt out now (restart the router).
+
+    An attempt is due (:func:`next_recovery_at` has come), unless router_sup gave up: then
+    root restarts router_sup after the recovery backoff, and that restart is the attempt.
+    """
+    due = next_recovery_at(state, now, rules)
+    return due is not None and due <= now and state.out_cause is not Cause.ROUTER_GAVE_UP
 
 
 def next_recovery_at(
@@ -261,7 +327,8 @@ def next_recovery_at(
     """When the next recovery attempt is due, never before ``now``; ``None``: none is.
 
     None while the router is trusted, while an attempt runs, or while the router is
-    already answering healthy probes (it is earning trust; restarting it would not help).
+    already answering healthy probes (it is earning trust; restarting it would not help; a
+    router out for memory growth earns none before a restart, so its attempt stays due).
     ``draw`` is the backoff's jitter draw in [0, 1).
     """
     if state.failed_at is None or state.attempt_at is not None or state.healthy > 0:
@@ -278,6 +345,8 @@ def next_tick_at(state: LevelState, rules: LevelRules) -> float | None:
             deadlines.append(state.restarts[0] + rules.period)
     if state.rest_banned_until is not None and state.rest_banned_until > state.now:
         deadlines.append(state.rest_banned_until)
+    if state.awaiting_restart and state.attempt_at is not None:
+        deadlines.append(state.attempt_at + rules.recovery.initial)
     return min(deadlines) if deadlines else None
 
 
@@ -293,6 +362,11 @@ def _advance(state: LevelState, now: float, rules: LevelRules) -> LevelState:
     if new.trusted and silent >= rules.no_success_timeout:
         return _router_failed(new, Cause.NO_SUCCESS,
                               f"no successful router probe for {_num(silent)} s")
+    if (new.awaiting_restart and new.attempt_at is not None
+            and now >= new.attempt_at + rules.recovery.initial):
+        return _router_failed(new, new.out_cause or Cause.ROUTER_RESTARTED,
+                              f"the router did not restart within "
+                              f"{_num(rules.recovery.initial)} s of the recovery attempt")
     return new
 
 
@@ -303,12 +377,17 @@ def _observe(  # noqa: PLR0911 (one case per kind of observation)
         case ProbeResult(target=ProbeTarget.ROUTER):
             return _router_probe(state, observation.ok, rules)
         case ProbeResult(target=ProbeTarget.REST_FALLBACK):
-            return _fallbacks(state, observation.ok, state.rest_banned_until, state.ws_ok)
+            return _fallbacks(state, observation.ok, state.rest_banned_until, None, rules)
         case ProbeResult(target=ProbeTarget.WS_FALLBACK):
-            return _fallbacks(state, state.rest_ok, state.rest_banned_until, observation.ok)
+            return _fallbacks(state, None, state.rest_banned_until, observation.ok, rules)
+        case FallbackHealth(confirmed=True):
+            return _fallbacks(replace(state, rest_streak=0,
+                                      rest_ok=(state.rest_ok if observation.rest_ok is None
+                                               else observation.rest_ok)),
+                              None, observation.rest_banned_until, observation.ws_ok, rules)
         case FallbackHealth():
             return _fallbacks(state, observation.rest_ok, observation.rest_banned_until,
-                              observation.ws_ok)
+                              observation.ws_ok, rules)
         case RouterRestarted():
             return _router_restarted(state, rules)
         case RouterGaveUp():
@@ -328,6 +407,8 @@ def _observe(  # noqa: PLR0911 (one case per kind of observation)
 
 
 def _router_probe(state: LevelState, ok: bool, rules: LevelRules) -> LevelState:
+    if state.awaiting_restart:
+        return state  # the instance being replaced: its answers prove nothing either way
     if not ok:
         failures = state.failures + 1
         new = replace(state, failures=failures)
@@ -336,18 +417,23 @@ def _router_probe(state: LevelState, ok: bool, rules: LevelRules) -> LevelState:
         return _router_failed(new, Cause.PROBE_FAILURES,
                               f"{failures} router probes failed in a row")
     new = replace(state, failures=0, last_success_at=state.now)
-    if state.trusted:
+    if state.trusted or state.needs_restart:
         return new
     healthy = state.healthy + 1
     if healthy < rules.recovery_successes:
         return replace(new, healthy=healthy)
     return replace(new, trusted=True, out_cause=None, out_reason="", healthy=0, attempts=0,
-                   failed_at=None, attempt_at=None, restarts=(), memory_baseline_mb=None)
+                   failed_at=None, attempt_at=None, restarts=(), awaiting_restart=False,
+                   needs_restart=False)
 
 
 def _router_restarted(state: LevelState, rules: LevelRules) -> LevelState:
+    if state.awaiting_restart:  # the restart a recovery attempt asked for: a fresh instance
+        return replace(state, awaiting_restart=False, healthy=0, failures=0,
+                       needs_restart=False, memory_baseline_mb=None)
     if not state.trusted:
-        return _router_failed(state, Cause.ROUTER_RESTARTED, "router restarted")
+        fresh = replace(state, needs_restart=False, memory_baseline_mb=None)
+        return _router_failed(fresh, Cause.ROUTER_RESTARTED, "router restarted")
     window = add_restart(state.restarts, state.now, intensity=rules.intensity,
                          period=rules.period)
     if window.exceeded:
@@ -359,19 +445,24 @@ def _router_restarted(state: LevelState, rules: LevelRules) -> LevelState:
 
 def _router_failed(state: LevelState, cause: Cause, reason: str) -> LevelState:
     """The router goes out (if trusted), or a failure ends its recovery attempt (if not)."""
+    leak = cause is Cause.MEMORY_GROWTH
     if state.trusted:
         return replace(state, trusted=False, out_cause=cause, out_reason=reason, healthy=0,
                        attempts=0, failed_at=state.now, attempt_at=None, restarts=(),
-                       degraded=frozenset(), memory_baseline_mb=None)
+                       degraded=frozenset(), memory_baseline_mb=None, needs_restart=leak,
+                       awaiting_restart=False)
+    needs_restart = state.needs_restart or leak
     if state.attempt_at is None:
-        return replace(state, healthy=0)
+        return replace(state, healthy=0, out_cause=cause, out_reason=reason,
+                       needs_restart=needs_restart)
     return replace(state, healthy=0, attempts=state.attempts + 1, failed_at=state.now,
-                   attempt_at=None)
+                   attempt_at=None, awaiting_restart=False, out_cause=cause,
+                   out_reason=reason, needs_restart=needs_restart)
 
 
 def _memory(state: LevelState, rss_mb: float, rules: LevelRules) -> LevelState:
-    if not state.trusted:
-        return state
+    if not state.trusted and (state.attempt_at is None or state.awaiting_restart):
+        return state  # only a trusted router or the fresh one of an attempt is measured
     if state.memory_baseline_mb is None:
         return replace(state, memory_baseline_mb=rss_mb)
     growth = rss_mb - state.memory_baseline_mb
@@ -383,9 +474,22 @@ def _memory(state: LevelState, rss_mb: float, rules: LevelRules) -> LevelState:
 
 
 def _fallbacks(
-    state: LevelState, rest_ok: bool, rest_banned_until: float | None, ws_ok: bool
+    state: LevelState, rest_check: bool | None, rest_banned_until: float | None,
+    ws_ok: bool | None, rules: LevelRules,
 ) -> LevelState:
-    return replace(state, rest_ok=rest_ok, rest_banned_until=rest_banned_until, ws_ok=ws_ok,
+    """One check of the fallbacks (``None``: that one was not judged) through the REST
+    hysteresis: ``rest_ok`` flips only after enough checks in a row disagree with it."""
+    rest_ok, streak = state.rest_ok, state.rest_streak
+    if rest_check is not None:
+        if rest_check == rest_ok:
+            streak = 0
+        else:
+            streak += 1
+            if streak >= (rules.rest_successes if rest_check else rules.rest_failures):
+                rest_ok, streak = rest_check, 0
+    ws = state.ws_ok if ws_ok is None else ws_ok
+    return replace(state, rest_ok=rest_ok, rest_streak=streak,
+                   rest_banned_until=rest_banned_until, ws_ok=ws,
                    fallbacks_out=_rest_out(rest_ok, rest_banned_until, state.now))
 
 

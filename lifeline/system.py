@@ -187,7 +187,8 @@ class SystemStatus:
     router_breaker: BreakerView | None = None
     """The router circuit breaker (:mod:`lifeline.breaker`): routing, not level."""
     recovery_attempts: int = 0
-    """Recovery attempts since start: root restarting router_sup, and tree rebuilds."""
+    """Recovery attempts since start: root restarting router_sup, tree rebuilds, and the
+    level keeper restarting a running but untrusted router (:mod:`lifeline.keeper`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -230,7 +231,8 @@ class MarketDataSystem:
         self._snapshots = SnapshotBoard()
         self._last_good = LastKnownGood()
         self._keeper = LevelKeeper(self._rules, self._clock, effects=self._effects,
-                                   websocket_degraded=self._router_degraded)
+                                   websocket_degraded=self._router_degraded,
+                                   recover=self._recycle_router)
         self._dispatcher = Dispatcher(self._clock, lambda: self._keeper.level,
                                       on_change=self._subscriptions_changed)
         self._control = threading.Lock()  # orders Pin / Activate / Deactivate as decided
@@ -460,7 +462,8 @@ class MarketDataSystem:
             changes_total=self._keeper.change_count,
             next_recovery_at=self._keeper.next_recovery_at(),
             router_breaker=self._breaker.view(self._clock.monotonic()),
-            recovery_attempts=self._restarts.get(f"{ROOT}/{ROUTER_SUP}", 0) + self._rebuilt)
+            recovery_attempts=(self._restarts.get(f"{ROOT}/{ROUTER_SUP}", 0) + self._rebuilt
+                               + self._keeper.recovery_attempts))
 
     @property
     def request_stats(self) -> RequestStats:
@@ -728,6 +731,12 @@ class MarketDataSystem:
             self._rebuilds = 0  # the router is trusted: the next give-up starts from 1
             if change.old > Level.DEGRADED:
                 self._breaker.reset()  # trusted by recovery: the next request asks it
+
+    def _recycle_router(self) -> bool:
+        """The keeper's recovery attempt (on its thread): restart the running router
+        (:meth:`~lifeline.tree.Tree.recycle_router`); False if there is no router to restart."""
+        tree = self._tree
+        return tree is not None and tree.recycle_router()
 
     def _router_degraded(self) -> bool | None:
         """The router's own word on its WebSocket (``RouterStatus.degraded``), asked on the

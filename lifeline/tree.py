@@ -23,11 +23,24 @@ marks it with :func:`lifeline.levels.recovery_started` when root reports
 ``recovery_successes`` probes in a row before the level rules trust it again; if it dies
 again, the attempt failed and the next one waits longer. The supervisor's attempt number is
 its restarts within root's ``period``: with the default ``recovery_interval`` (300 s) longer
-than root's period (10 s) every attempt waits ``recovery_interval``; root's own intensity
-still bounds a crash loop of whole router supervisors (more than ``intensity`` of them within
-``period`` and root gives up: the host's ``on_give_up``, Level 3). A router that is running
-but untrusted (probe failures, no success, memory growth) is not restarted by the keeper:
-its probes are its recovery, and a hung one is replaced by router_sup's liveness deadline.
+than root's period (10 s) every attempt waits ``recovery_interval``: root's restarts of
+router_sup do NOT double with the defaults (only while they fall within root's ``period``,
+as with the test suites' short ``recovery_interval``). The level rules' ``next_recovery_at``
+doubles per failed attempt, so after a failed root-made attempt the status shows a later
+time than root's real one; root's own intensity still bounds a crash loop of whole router
+supervisors (more than ``intensity`` of them within ``period`` and root gives up: the host's
+``on_give_up``, Level 3, and the system rebuilds the tree after ``recovery_backoff(n)``, n
+counting rebuilds since the router was last trusted: that one doubles).
+
+**Recovery attempts of a running router.** A router that runs but is untrusted (probe
+failures, no success, memory growth, or out since a restart) is restarted by the level
+keeper when an attempt is due (:func:`lifeline.levels.recovery_due`): :meth:`Tree.recycle_router`
+tells the smart router :class:`Recycle`; the router (a :class:`RecyclableRouter`) stops
+itself, and router_sup, seeing a ``permanent`` child exit, starts a fresh instance after
+:func:`router_restart_backoff` (one restart counted against router_sup's intensity per
+attempt). A fresh instance frees what a leaking one held; it must then pass
+``recovery_successes`` probes in a row. An instance started after the ``Recycle`` was sent
+(router_sup replaced it meanwhile) ignores it: it is fresh already.
 
 **A router that cannot start is Level 2, not a tree that fails to start.** OTP fails a
 supervisor whose child fails its first start; here the smart router and router_sup are
@@ -74,21 +87,22 @@ and the REST fallback, one :class:`~actors.faults.FaultBoard`, one
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from actors.faults import FaultBoard
-from actors.health_probe import HealthProbe
+from actors.health_probe import HealthProbe, NoVerdict
 from actors.messages import (
     HealthRequest,
+    OrderbookRequest,
     ProbeReport,
     ProbeRequest,
-    RestHealth,
-    TickerRequest,
     WsHealth,
 )
 from actors.rest_fallback import RestFallback
+from actors.rest_health import RestFailing, RestHealthBoard, Verdict, judge
 from actors.smart_router import SmartRouter
 from actors.snapshots import SnapshotBoard
 from actors.ws_fallback import STOP_TIMEOUT as WS_STOP_TIMEOUT
@@ -102,6 +116,7 @@ from supervisors import (
     ChildHandle,
     ChildRestarting,
     ChildSpec,
+    ChildUnavailable,
     ExitReason,
     Listener,
     Restart,
@@ -120,11 +135,14 @@ __all__ = [
     "ROUTER_SUP",
     "SMART_ROUTER",
     "WS_FALLBACK",
+    "RecyclableRouter",
+    "Recycle",
     "Tree",
     "TreeParts",
     "build_tree",
     "fallback_deadline",
     "probe_liveness_deadline",
+    "probe_rest_check",
     "recovery_backoff",
     "restart_backoff",
     "router_deadline",
@@ -134,6 +152,8 @@ __all__ = [
 ROOT, ROUTER_SUP, FALLBACK_SUP = "root", "router_sup", "fallback_sup"
 SMART_ROUTER, REST_FALLBACK, WS_FALLBACK, HEALTH_PROBE = (
     "smart_router", "rest_fallback", "ws_fallback", "health_probe")
+
+logger = logging.getLogger(__name__)
 
 RECOVERY_CAP_FACTOR = 8.0
 """Recovery attempts back off up to this many ``recovery_interval``s."""
@@ -209,6 +229,48 @@ def probe_liveness_deadline(config: LifelineConfig) -> float:
 
 
 @dataclass(frozen=True, slots=True)
+class Recycle:
+    """Told to the smart router by a recovery attempt: stop, so that router_sup starts a
+    fresh instance; ignored by an instance that started at or after ``sent_at``."""
+
+    sent_at: float
+
+
+class RecyclableRouter(SmartRouter):
+    """The smart router as the tree runs it: a :class:`SmartRouter` that takes
+    :class:`Recycle` (the keeper's recovery attempt) by stopping itself."""
+
+    def __init__(self, *args: Any, clock: Clock, **kwargs: Any) -> None:
+        super().__init__(*args, clock=clock, **kwargs)
+        self._recycle_clock = clock
+        self._up_since = float("inf")
+
+    def on_start(self) -> None:
+        super().on_start()
+        self._up_since = self._recycle_clock.monotonic()
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Recycle):
+            if self._up_since < message.sent_at:
+                logger.info("smart router: stopping for a recovery attempt (router_sup "
+                            "starts a fresh instance)")
+                self.stop()  # after this message; a permanent child: router_sup restarts it
+            return None
+        return super().on_receive(message)
+
+
+def probe_rest_check(verdict: Verdict, why: str) -> object:
+    """What the health probe's ``probe_rest`` makes of a :func:`~actors.rest_health.judge`
+    verdict other than CHECK: OK returns, FAILING raises :class:`RestFailing`, UNKNOWN is a
+    :class:`~actors.health_probe.NoVerdict` (counted neither way)."""
+    if verdict is Verdict.FAILING:
+        raise RestFailing(why)
+    if verdict is Verdict.UNKNOWN:
+        return NoVerdict(why)
+    return verdict
+
+
+@dataclass(frozen=True, slots=True)
 class TreeParts:
     """What the tree's actors share (passed to every instance, kept across restarts)."""
 
@@ -216,6 +278,8 @@ class TreeParts:
     limiter: RateLimiter
     faults: FaultBoard
     snapshots: SnapshotBoard
+    rest_health: RestHealthBoard = field(default_factory=RestHealthBoard)
+    """Where the REST fallback publishes its requests; the probe judges it from there."""
 
 
 @dataclass(slots=True)
@@ -232,6 +296,15 @@ class Tree:
         self.router = self.root.child(ROUTER_SUP).child(SMART_ROUTER)
         self.rest = self.root.child(FALLBACK_SUP).child(REST_FALLBACK)
         self.ws = self.root.child(FALLBACK_SUP).child(WS_FALLBACK)
+
+    def recycle_router(self) -> bool:
+        """A recovery attempt: tell the smart router to stop so that router_sup starts a
+        fresh one (:class:`Recycle`). False: router_sup is not running (root restarts it)."""
+        try:
+            self.router.tell(Recycle(self.parts.clock.monotonic()))
+        except ChildUnavailable:
+            return False
+        return True
 
 
 class _Late:
@@ -269,12 +342,15 @@ def build_tree(
         return late.get().router.ask(ProbeRequest(fb.probe_market), timeout=probe_deadline)
 
     def probe_rest() -> object:
-        rest = late.get().rest
-        health = rest.ask(HealthRequest(), timeout=probe_deadline)
-        if isinstance(health, RestHealth) and health.failing:
-            # Its last request failed: only a real one tells whether REST answers again.
-            return rest.ask(TickerRequest((fb.probe_market,)), timeout=probe_deadline)
-        return health
+        # Read what the fallback published: never queue behind host traffic in its inbox.
+        verdict, why = judge(parts.rest_health.snapshot(), parts.clock.monotonic(),
+                             recent=fb.probe_interval, stall=fb.request_deadline)
+        if verdict is not Verdict.CHECK:
+            return probe_rest_check(verdict, why)
+        # Idle (no recent request): one real call, an order book of probe_market (a group
+        # the router's REST ticker probes do not use), through the shared limiter.
+        return late.get().rest.ask(OrderbookRequest((fb.probe_market,)),
+                                   timeout=probe_deadline)
 
     def check_ws() -> bool:
         health = late.get().ws.ask(HealthRequest(), timeout=probe_deadline)
@@ -283,7 +359,7 @@ def build_tree(
 
     router_sup = supervisor_child(
         ROUTER_SUP, sup.router,
-        [ChildSpec(SMART_ROUTER, SmartRouter,
+        [ChildSpec(SMART_ROUTER, RecyclableRouter,
                    args=(rest_config, ws_config, parts.limiter),
                    kwargs={"snapshots": parts.snapshots, **shared},
                    deadline=router_deadline(config), backoff=router_restart_backoff(sup.router),
@@ -298,7 +374,8 @@ def build_tree(
     fallback_sup = supervisor_child(
         FALLBACK_SUP, sup.fallbacks,
         [ChildSpec(REST_FALLBACK, RestFallback, args=(rest_config, parts.limiter),
-                   kwargs=shared, deadline=fallback_hung, backoff=in_fallbacks,
+                   kwargs={**shared, "health": parts.rest_health}, deadline=fallback_hung,
+                   backoff=in_fallbacks,
                    start_failure=StartFailure.RESTART),
          ChildSpec(WS_FALLBACK, WsFallback, args=(ws_config,), kwargs=shared,
                    deadline=fallback_hung, backoff=in_fallbacks,

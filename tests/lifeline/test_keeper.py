@@ -1,11 +1,21 @@
-"""The LevelKeeper's record of level changes is bounded; the total is counted apart."""
+"""The LevelKeeper: its record of level changes is bounded (the total counted apart), and it
+carries out recovery attempts itself when they are due (on a fake clock)."""
 
 from __future__ import annotations
+
+import logging
+import threading
 
 import pytest
 
 from actors.routing import Channel
-from lifeline.health import ChannelDegraded
+from lifeline.health import (
+    ChannelDegraded,
+    MemorySample,
+    ProbeResult,
+    RouterGaveUp,
+    RouterRestarted,
+)
 from lifeline.keeper import CHANGES_KEPT, LevelKeeper
 from lifeline.levels import Level
 from lifeline.system import SystemStatus
@@ -34,3 +44,142 @@ def test_the_keeper_keeps_the_latest_1000_changes_and_counts_every_one() -> None
                           changes_total=keeper.change_count).to_dict()
     assert len(status["changes"]) == CHANGES_KEPT
     assert status["changes_total"] == CHANGES_KEPT + 500
+
+
+class FakeRouter:
+    """The keeper's ``recover``: records each call; answers what ``running`` says."""
+
+    def __init__(self, running: bool = True) -> None:
+        self.running = running
+        self.calls: list[float] = []
+        self.called = threading.Event()
+        self.clock: ManualClock | None = None
+
+    def recover(self) -> bool:
+        assert self.clock is not None
+        self.calls.append(self.clock.monotonic())
+        self.called.set()
+        return self.running
+
+
+def keeper_with(router: FakeRouter) -> tuple[LevelKeeper, ManualClock]:
+    clock = ManualClock(mono=0.0)
+    router.clock = clock
+    keeper = LevelKeeper(RULES, clock, recover=router.recover)
+    keeper.start()
+    return keeper, clock
+
+
+def router_out(keeper: LevelKeeper, clock: ManualClock) -> None:
+    """Three failed probes at 1, 2, 3 s: out for probe failures (Level 2) at 3 s."""
+    for _ in range(3):
+        clock.advance(1.0)
+        keeper.observe(ProbeResult(clock.monotonic(), False))
+    assert keeper.settle(5.0)
+    assert keeper.level is Level.FALLBACK
+
+
+def passed_a_check(keeper: LevelKeeper) -> bool:
+    """Wait until the keeper has checked for a due attempt at least once since this call:
+    it checks right after taking each item, so the second settle's item is taken only after
+    the check that followed the first one."""
+    return keeper.settle(5.0) and keeper.settle(5.0)
+
+
+def attempt_at(keeper: LevelKeeper, clock: ManualClock, router: FakeRouter, at: float) -> None:
+    """Move the clock to ``at`` and wait (bounded) for the keeper's attempt there."""
+    router.called.clear()
+    clock.advance(at - clock.monotonic())
+    assert router.called.wait(5.0), f"no recovery attempt at {at}"
+    assert keeper.settle(5.0)
+
+
+def test_a_due_attempt_restarts_the_router_counts_it_and_logs_why(
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    router = FakeRouter()
+    keeper, clock = keeper_with(router)
+    try:
+        with caplog.at_level(logging.WARNING, logger="lifeline.keeper"):
+            router_out(keeper, clock)
+            clock.advance(299.0)  # 302 s: one second early
+            assert passed_a_check(keeper)
+            assert router.calls == []
+            attempt_at(keeper, clock, router, 303.0)
+    finally:
+        keeper.stop(5.0)
+    assert (router.calls, keeper.recovery_attempts) == ([303.0], 1)
+    assert keeper.state.awaiting_restart
+    assert keeper.next_recovery_at() is None  # one is running
+    assert any("recovery attempt 1: restarting the router (out: 3 router probes failed in a "
+               "row)" in r.getMessage() for r in caplog.records)
+
+
+def test_a_failed_attempt_doubles_the_wait_and_trust_resets_the_backoff() -> None:
+    router = FakeRouter()
+    keeper, clock = keeper_with(router)
+    try:
+        router_out(keeper, clock)
+        attempt_at(keeper, clock, router, 303.0)
+        keeper.observe(RouterRestarted(303.5))
+        clock.advance(1.0)
+        keeper.observe(ProbeResult(clock.monotonic(), False))  # the fresh one fails: 304 s
+        assert keeper.settle(5.0)
+        assert keeper.next_recovery_at() == 904.0  # 600 s after the failure
+        attempt_at(keeper, clock, router, 904.0)
+        keeper.observe(RouterRestarted(904.5))
+        for at in (905.0, 906.0, 907.0):
+            keeper.observe(ProbeResult(at, True))
+        assert keeper.settle(5.0)
+        assert keeper.level is Level.NORMAL
+        assert (keeper.state.attempts, keeper.recovery_attempts) == (0, 2)
+        clock.advance(907.0 - clock.monotonic())
+        router_out(keeper, clock)  # out again at 910 s: the first wait again, not 1200 s
+        assert keeper.next_recovery_at() == 1210.0
+    finally:
+        keeper.stop(5.0)
+
+
+def test_an_attempt_with_no_router_running_is_postponed_not_counted() -> None:
+    router = FakeRouter(running=False)
+    keeper, clock = keeper_with(router)
+    try:
+        router_out(keeper, clock)
+        attempt_at(keeper, clock, router, 303.0)
+        assert keeper.recovery_attempts == 0
+        assert keeper.next_recovery_at() == 603.0  # the same step again, from now
+        assert not keeper.state.awaiting_restart
+    finally:
+        keeper.stop(5.0)
+
+
+def test_a_router_out_for_memory_growth_is_restarted_even_though_it_answers() -> None:
+    router = FakeRouter()
+    keeper, clock = keeper_with(router)
+    try:
+        keeper.observe(MemorySample(0.0, 100.0))
+        keeper.observe(MemorySample(1.0, 100.0 + RULES.memory_limit_mb + 1.0))
+        for at in (2.0, 3.0, 4.0, 5.0):
+            keeper.observe(ProbeResult(at, True))  # it answers: no trust for a leaker
+        assert keeper.settle(5.0)
+        assert keeper.level is Level.FALLBACK
+        attempt_at(keeper, clock, router, 301.0)
+        keeper.observe(RouterRestarted(301.5))
+        for at in (302.0, 303.0, 304.0):
+            keeper.observe(ProbeResult(at, True))
+        assert keeper.settle(5.0)
+        assert keeper.level is Level.NORMAL
+    finally:
+        keeper.stop(5.0)
+
+
+def test_no_attempt_while_root_owns_the_restart_of_router_sup() -> None:
+    router = FakeRouter()
+    keeper, clock = keeper_with(router)
+    try:
+        keeper.observe(RouterGaveUp(1.0))
+        clock.advance(10_000.0)
+        assert passed_a_check(keeper)
+        assert router.calls == []
+    finally:
+        keeper.stop(5.0)

@@ -34,6 +34,8 @@ from lifeline.levels import (
     classify,
     next_recovery_at,
     next_tick_at,
+    recovery_due,
+    recovery_postponed,
     recovery_started,
     step,
     tick,
@@ -61,9 +63,11 @@ class Tick:
 
 @dataclass(frozen=True)
 class Attempt:
-    """Test script only: the keeper starts a recovery attempt at ``at``."""
+    """Test script only: a recovery attempt starts at ``at`` (``restart``: the keeper asked
+    the router to restart; else a fresh router already runs)."""
 
     at: float
+    restart: bool = False
 
 
 Event = Observation | Tick | Attempt
@@ -80,7 +84,7 @@ def feed(
         if isinstance(event, Tick):
             state, change = tick(state, event.at, rules)
         elif isinstance(event, Attempt):
-            state = recovery_started(state, event.at)
+            state = recovery_started(state, event.at, restart=event.restart)
         else:
             state, change = step(state, event, rules)
         if change is not None:
@@ -107,6 +111,16 @@ def out_at(at: float) -> LevelState:
 
 
 REST_DOWN = FallbackHealth(0.0, rest_ok=False, rest_banned_until=None, ws_ok=True)
+
+
+def rest_checks(ok: bool, *ats: float, ws_ok: bool = True) -> list[Observation]:
+    """REST fallback checks at ``ats``, each answering ``ok``."""
+    return [FallbackHealth(at, rest_ok=ok, rest_banned_until=None, ws_ok=ws_ok) for at in ats]
+
+
+def rest_down(at: float) -> list[Observation]:
+    """The REST fallback failing long enough to count as failing: the last check at ``at``."""
+    return rest_checks(False, *(at - n for n in reversed(range(RULES.rest_failures))))
 
 
 class TestProbeFailures:
@@ -188,11 +202,31 @@ class TestMemory:
         assert changes == [LevelChange(N0, N2, "memory grew 1024.5 MiB past its baseline "
                                        "(limit 1024 MiB)", 2.0, Cause.MEMORY_GROWTH)]
 
-    def test_a_router_trusted_again_is_measured_from_a_new_baseline(self) -> None:
-        state, _ = feed([MemorySample(1.0, 200.0), MemorySample(2.0, 1300.0),
-                         MemorySample(3.0, 1400.0), ok(4.0), ok(5.0), ok(6.0),
-                         MemorySample(7.0, 1500.0), MemorySample(8.0, 2000.0)])
-        assert (state.level, state.memory_baseline_mb) == (N0, 1500.0)
+    def test_a_router_out_for_memory_growth_earns_no_trust_before_it_is_restarted(
+        self
+    ) -> None:
+        state, changes = feed([MemorySample(1.0, 200.0), MemorySample(2.0, 1300.0),
+                               ok(3.0), ok(4.0), ok(5.0), ok(6.0)])
+        assert (state.level, state.healthy, moves(changes)) == (N2, 0, [(N0, N2)])
+        assert next_recovery_at(state, 6.0, RULES) == 302.0  # the attempt stays due
+
+    def test_a_restarted_router_is_measured_from_its_own_first_sample(self) -> None:
+        out, _ = feed([MemorySample(1.0, 200.0), MemorySample(2.0, 1300.0)])
+        state, changes = feed([Attempt(302.0, restart=True), RouterRestarted(302.5),
+                               MemorySample(303.0, 1400.0), ok(303.0), ok(304.0),
+                               MemorySample(305.0, 2000.0), ok(305.0)],
+                              out)
+        assert (state.level, state.memory_baseline_mb, moves(changes)) == (
+            N0, 1400.0, [(N2, N0)])
+
+    def test_a_restarted_router_still_growing_past_the_limit_fails_the_attempt(self) -> None:
+        out, _ = feed([MemorySample(1.0, 200.0), MemorySample(2.0, 1300.0)])
+        state, changes = feed([Attempt(302.0, restart=True), RouterRestarted(302.5),
+                               MemorySample(303.0, 1400.0), ok(303.0),
+                               MemorySample(304.0, 2500.0), ok(304.0), ok(305.0), ok(306.0)],
+                              out)
+        assert (state.level, state.attempts, state.needs_restart, changes) == (N2, 1, True, [])
+        assert next_recovery_at(state, 304.0, RULES) == 904.0  # doubled: 600 s after it failed
 
 
 class TestLevelOne:
@@ -318,18 +352,126 @@ class TestRecoverySchedule:
         assert recovery_started(state, 5.0) is state
 
 
+class TestRecoveryAttempts:
+    """The attempts the keeper carries out itself: restart a running, untrusted router."""
+
+    def probes_out(self, at: float) -> LevelState:
+        state, _ = feed([fail(at - 2.0), fail(at - 1.0), fail(at)])
+        return state
+
+    def test_an_attempt_is_due_for_a_running_router_at_its_time_not_before(self) -> None:
+        state = self.probes_out(3.0)
+        assert not recovery_due(state, 302.999, RULES)
+        assert recovery_due(state, 303.0, RULES)
+
+    def test_after_router_sup_gave_up_root_s_restart_is_the_attempt(self) -> None:
+        assert not recovery_due(out_at(0.0), 10_000.0, RULES)
+
+    def test_a_router_that_earns_trust_on_its_own_is_not_restarted(self) -> None:
+        state, _ = feed([ok(4.0)], self.probes_out(3.0))
+        assert not recovery_due(state, 1000.0, RULES)
+
+    def test_the_old_instance_s_probes_count_for_nothing_until_the_restart(self) -> None:
+        state, changes = feed([Attempt(303.0, restart=True), ok(304.0), ok(305.0), ok(306.0),
+                               fail(307.0), fail(308.0), fail(309.0)], self.probes_out(3.0))
+        assert (state.level, state.healthy, state.attempts, changes) == (N2, 0, 0, [])
+        assert not recovery_due(state, 309.0, RULES)  # one is running
+
+    def test_the_fresh_instance_earns_trust_after_the_restart(self) -> None:
+        _, changes = feed([Attempt(303.0, restart=True), RouterRestarted(303.2), ok(304.0),
+                           ok(305.0), ok(306.0)], self.probes_out(3.0))
+        assert changes == [LevelChange(N2, N0, "router healthy for 3 probes in a row", 306.0,
+                                       Cause.ROUTER_TRUSTED)]
+
+    def test_a_fresh_instance_failing_fails_the_attempt_and_doubles_the_wait(self) -> None:
+        state, _ = feed([Attempt(303.0, restart=True), RouterRestarted(303.2), fail(304.0)],
+                        self.probes_out(3.0))
+        assert (state.attempts, state.attempt_at, state.out_cause) == (
+            1, None, Cause.PROBE_FAILURES)
+        assert next_recovery_at(state, 304.0, RULES) == 904.0
+        assert recovery_due(state, 904.0, RULES)
+
+    def test_a_restart_that_never_comes_fails_the_attempt_after_one_interval(self) -> None:
+        state, _ = feed([Attempt(303.0, restart=True)], self.probes_out(3.0))
+        assert next_tick_at(state, RULES) == 603.0
+        state, changes = feed([Tick(602.999)], state)
+        assert (state.attempt_at, state.awaiting_restart) == (303.0, True)
+        state, changes = feed([Tick(603.0)], state)
+        assert (state.attempts, state.awaiting_restart, state.failed_at, changes) == (
+            1, False, 603.0, [])
+        assert "did not restart within 300 s" in state.out_reason
+
+    def test_an_attempt_that_cannot_start_waits_the_same_step_again(self) -> None:
+        state = recovery_postponed(self.probes_out(3.0), 303.0)
+        assert (state.attempts, next_recovery_at(state, 303.0, RULES)) == (0, 603.0)
+
+    def test_postponing_while_trusted_or_during_an_attempt_changes_nothing(self) -> None:
+        trusted = LevelState.starting(0.0)
+        assert recovery_postponed(trusted, 5.0) is trusted
+        running = recovery_started(self.probes_out(3.0), 303.0, restart=True)
+        assert recovery_postponed(running, 304.0) is running
+
+    def test_a_supervisor_restart_of_an_untrusted_router_clears_a_leak(self) -> None:
+        out, _ = feed([MemorySample(1.0, 200.0), MemorySample(2.0, 1300.0)])
+        state, changes = feed([RouterRestarted(5.0), ok(6.0), ok(7.0), ok(8.0)], out)
+        assert moves(changes) == [(N2, N0)]
+        assert not state.needs_restart
+
+
+class TestRestHysteresis:
+    def test_failing_checks_short_of_the_threshold_stay_at_level_two(self) -> None:
+        state, changes = feed(rest_checks(False, 1.0, 2.0), out_at(0.0))
+        assert (state.level, state.rest_ok, state.rest_streak, changes) == (N2, True, 2, [])
+
+    def test_a_good_check_between_failing_ones_starts_the_count_again(self) -> None:
+        state, changes = feed([*rest_checks(False, 1.0, 2.0), *rest_checks(True, 3.0),
+                               *rest_checks(False, 4.0, 5.0)], out_at(0.0))
+        assert (state.level, changes) == (N2, [])
+
+    def test_an_unjudged_check_counts_neither_way(self) -> None:
+        busy = FallbackHealth(2.5, rest_ok=None, rest_banned_until=None, ws_ok=None)
+        _, changes = feed([*rest_checks(False, 1.0, 2.0), busy, *rest_checks(False, 3.0)],
+                          out_at(0.0))
+        assert moves(changes) == [(N2, N3)]
+        assert changes[0].at == 3.0
+
+    def test_level_three_is_left_only_after_rest_successes_good_checks(self) -> None:
+        state, changes = feed([*rest_down(3.0), *rest_checks(True, 4.0),
+                               *rest_checks(False, 5.0), *rest_checks(True, 6.0)], out_at(0.0))
+        assert (state.level, moves(changes)) == (N3, [(N2, N3)])
+        _, changes = feed(rest_checks(True, 7.0), state)
+        assert moves(changes) == [(N3, N2)]
+
+    def test_a_ban_is_level_three_at_once(self) -> None:
+        banned = FallbackHealth(1.0, rest_ok=None, rest_banned_until=60.0, ws_ok=None)
+        _, changes = feed([banned], out_at(0.0))
+        assert moves(changes) == [(N2, N3)]
+
+    def test_a_confirmed_outage_is_level_three_at_once(self) -> None:
+        gone = FallbackHealth(1.0, False, None, False, confirmed=True)
+        state, changes = feed([gone], out_at(0.0))
+        assert (moves(changes), state.ws_ok) == ([(N2, N3)], False)
+
+    @pytest.mark.parametrize(("field", "value"), [("rest_failures", 0),
+                                                  ("rest_successes", 1.5)])
+    def test_an_impossible_threshold_names_its_field(self, field: str, value: Any) -> None:
+        with pytest.raises(InvalidValue) as caught:
+            replace(RULES, **{field: value})
+        assert caught.value.field == field
+
+
 class TestLastResort:
     def test_the_rest_fallback_failing_while_the_router_is_out_is_level_three(self) -> None:
-        _, changes = feed([replace(REST_DOWN, at=5.0)], out_at(0.0))
+        _, changes = feed(rest_down(5.0), out_at(0.0))
         assert changes == [LevelChange(N2, N3, "fallbacks failing too (REST fallback failing)",
                                        5.0, Cause.FALLBACKS_FAILED)]
 
     def test_failing_fallbacks_while_the_router_serves_change_nothing(self) -> None:
-        state, changes = feed([REST_DOWN, fail(1.0, ProbeTarget.WS_FALLBACK)])
+        state, changes = feed([*rest_down(3.0), fail(4.0, ProbeTarget.WS_FALLBACK)])
         assert (state.level, changes, state.fallbacks_out) == (N0, [], True)
 
     def test_router_and_fallbacks_failing_together_jump_from_zero_to_three(self) -> None:
-        _, changes = feed([REST_DOWN, RouterGaveUp(1.0)])
+        _, changes = feed([*rest_down(0.5), RouterGaveUp(1.0)])
         assert changes == [LevelChange(
             N0, N3, "router supervisor exceeded its restart intensity and gave up; "
             "fallbacks failing too (REST fallback failing)", 1.0, Cause.ROUTER_GAVE_UP)]
@@ -339,8 +481,7 @@ class TestLastResort:
         assert (state.level, changes) == (N2, [])
 
     def test_the_websocket_fallback_down_too_is_named_in_the_reason(self) -> None:
-        health = FallbackHealth(1.0, rest_ok=False, rest_banned_until=None, ws_ok=False)
-        _, changes = feed([health], out_at(0.0))
+        _, changes = feed(rest_checks(False, 1.0, 2.0, 3.0, ws_ok=False), out_at(0.0))
         assert changes[0].reason == (
             "fallbacks failing too (REST fallback failing, WebSocket fallback down)")
 
@@ -356,11 +497,13 @@ class TestLastResort:
 
     def test_a_rest_fallback_probe_alone_moves_between_two_and_three(self) -> None:
         rest = ProbeTarget.REST_FALLBACK
-        _, changes = feed([fail(1.0, rest), ok(2.0, rest)], out_at(0.0))
+        _, changes = feed([fail(1.0, rest), fail(2.0, rest), fail(3.0, rest),
+                           ok(4.0, rest), ok(5.0, rest)], out_at(0.0))
         assert moves(changes) == [(N2, N3), (N3, N2)]
+        assert [change.at for change in changes] == [3.0, 5.0]
 
     def test_a_router_trusted_again_serves_even_while_the_fallbacks_fail(self) -> None:
-        _, changes = feed([REST_DOWN, RouterGaveUp(1.0), ok(2.0), ok(3.0), ok(4.0)])
+        _, changes = feed([*rest_down(0.5), RouterGaveUp(1.0), ok(2.0), ok(3.0), ok(4.0)])
         assert moves(changes) == [(N0, N3), (N3, N0)]
 
 
@@ -376,9 +519,8 @@ class TestSequences:
         assert moves(changes) == [(N0, N1), (N1, N2), (N2, N0)]
 
     def test_a_backbone_outage_climbs_to_three_and_back_down_step_by_step(self) -> None:
-        _, changes = feed([fail(1.0), fail(2.0), fail(3.0), replace(REST_DOWN, at=4.0),
-                           FallbackHealth(100.0, rest_ok=True, rest_banned_until=None,
-                                          ws_ok=True),
+        _, changes = feed([fail(1.0), fail(2.0), fail(3.0), *rest_down(6.0),
+                           *rest_checks(True, 100.0, 101.0),
                            ok(301.0), ok(302.0), ok(303.0)])
         assert moves(changes) == [(N0, N2), (N2, N3), (N3, N2), (N2, N0)]
         assert [change.cause for change in changes] == [
@@ -408,11 +550,12 @@ def _event_at(at: float) -> st.SearchStrategy[Event]:
     return st.one_of(
         st.builds(ProbeResult, st.just(at), st.booleans(), st.sampled_from(ProbeTarget)),
         st.sampled_from([RouterRestarted(at), RouterGaveUp(at), RouterStartFailed(at),
-                         RouterHung(at), Tick(at), Attempt(at)]),
+                         RouterHung(at), Tick(at), Attempt(at), Attempt(at, restart=True)]),
         st.builds(ChannelDegraded, st.just(at), st.sampled_from(Channel), st.booleans()),
         st.builds(MemorySample, st.just(at), st.floats(0.0, 4000.0)),
-        st.builds(FallbackHealth, st.just(at), st.booleans(),
-                  st.one_of(st.none(), st.floats(at, at + 120.0)), st.booleans()),
+        st.builds(FallbackHealth, st.just(at), st.one_of(st.none(), st.booleans()),
+                  st.one_of(st.none(), st.floats(at, at + 120.0)),
+                  st.one_of(st.none(), st.booleans()), st.booleans()),
     )
 
 
