@@ -3,15 +3,19 @@
 A host's request reaches an actor as one of the four request types (markets already
 validated by the caller: an invalid request never gets this far); the actor answers with a
 :class:`Reply` that says where the data came from (:class:`Source`) and when the exchange
-produced it, so the facade can give the host a true ``age``. Control messages switch the
-WebSocket fallback on and off and drive the health probe.
+produced it, so the facade can give the host a true ``age``. Each request may carry a
+``deadline`` (monotonic seconds on the tree's clock, the asker's, not part of its equality):
+past it the asker no longer waits, and an actor answers it at once with
+:class:`~actors.errors.RequestExpired` instead of calling REST (a request buffered while the
+actor restarted, or queued behind a slow one, is not replayed through the shared limiter).
+Control messages switch the WebSocket fallback on and off and drive the health probe.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from quotation.models import Candle, CandleInterval, Orderbook, Ticker, Trade
@@ -25,6 +29,7 @@ __all__ = [
     "Deactivate",
     "FallbackReport",
     "HealthRequest",
+    "LaneRequest",
     "Listen",
     "Listener",
     "MarketData",
@@ -61,6 +66,10 @@ class TickerRequest:
     """The latest ticker of each market, in the order asked."""
 
     markets: tuple[str, ...]
+    deadline: float | None = field(default=None, compare=False)
+    """Monotonic seconds (the tree's clock) after which nobody waits for the answer: the actor
+    answers :class:`~actors.errors.RequestExpired` at once, no REST call (``None``: no
+    deadline). Not compared: identical requests with other deadlines are still identical."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +80,10 @@ class CandlesRequest:
     interval: CandleInterval
     count: int
     to: datetime | None = None
+    deadline: float | None = field(default=None, compare=False)
+    """Monotonic seconds (the tree's clock) after which nobody waits for the answer: the actor
+    answers :class:`~actors.errors.RequestExpired` at once, no REST call (``None``: no
+    deadline). Not compared: identical requests with other deadlines are still identical."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +92,10 @@ class TradesRequest:
 
     market: str
     count: int
+    deadline: float | None = field(default=None, compare=False)
+    """Monotonic seconds (the tree's clock) after which nobody waits for the answer: the actor
+    answers :class:`~actors.errors.RequestExpired` at once, no REST call (``None``: no
+    deadline). Not compared: identical requests with other deadlines are still identical."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +103,10 @@ class OrderbookRequest:
     """The current order book of each market, in the order asked."""
 
     markets: tuple[str, ...]
+    deadline: float | None = field(default=None, compare=False)
+    """Monotonic seconds (the tree's clock) after which nobody waits for the answer: the actor
+    answers :class:`~actors.errors.RequestExpired` at once, no REST call (``None``: no
+    deadline). Not compared: identical requests with other deadlines are still identical."""
 
 
 Request = TickerRequest | CandlesRequest | TradesRequest | OrderbookRequest
@@ -157,6 +178,13 @@ class Listen:
 @dataclass(frozen=True, slots=True)
 class HealthRequest:
     """How are you? Answered with the actor's health snapshot (e.g. :class:`RestHealth`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LaneRequest:
+    """REST fallback: lend your lane (answered with its
+    :class:`~actors.rest_fallback.RestLane`, a thread-safe handle the facade calls in the
+    host's thread while that instance runs; closed when it stops)."""
 
 
 @dataclass(frozen=True, slots=True)

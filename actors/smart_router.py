@@ -4,14 +4,18 @@ want of a WebSocket.
 :class:`SmartRouter` is a plain pykka actor. ``on_start`` opens a :class:`RestClient` on the
 process's one limiter and a :class:`WebSocketClient` that starts idle. Per request:
 
-1. fault point ``request``;
+1. a request past its ``deadline`` (:mod:`actors.messages`) is answered at once with
+   :class:`~actors.errors.RequestExpired` (no demand counted, no REST call: a request
+   buffered while the router restarted, or queued behind a slow call, is not replayed
+   through the shared limiter); then fault point ``request``;
 2. the demand is counted (:class:`~actors.routing.Demand`); markets asked for often are
    subscribed (ticker, orderbook, trade: one connection, the whole set re-sent), markets
    not asked for within ``cold_after`` dropped;
 3. the channel (:mod:`actors.routing`): the :class:`~actors.snapshots.SnapshotBoard` answers
    when every market is fresh and the WebSocket healthy (``Source.SMART_ROUTER_WEBSOCKET``),
    else one REST call for the whole request, its markets batched
-   (``Source.SMART_ROUTER_REST``); candles always come from REST;
+   (``Source.SMART_ROUTER_REST``), bounded by what is left of the request's deadline
+   (the client's per-call ``deadline``); candles always come from REST;
 4. fault point ``normalize`` on the answer's models (a ``corrupt`` surfaces as
    :class:`~quotation.errors.FormatError`), then the answer is checked against the request
    (types, markets, interval, count; tickers and order books put in the order asked);
@@ -64,6 +68,7 @@ from typing import Any, TypeVar
 
 import pykka
 
+from actors.errors import check_deadline
 from actors.faults import (
     ActorName,
     CrashNow,
@@ -262,6 +267,7 @@ class SmartRouter(pykka.ThreadingActor):
             raise
 
     def _answer(self, request: Request, *, probe: bool) -> Reply:
+        check_deadline(request, request.deadline, self._clock.monotonic())
         self._faults.at(_ME, FaultPoint.REQUEST)
         now = self._clock.monotonic()
         if not probe:
@@ -293,20 +299,21 @@ class SmartRouter(pykka.ThreadingActor):
 
     def _from_rest(self, request: Request) -> Reply:
         rest = _opened(self._rest)
+        left = check_deadline(request, request.deadline, self._clock.monotonic())
         self._rest_calls += 1
         logger.debug("smart router: REST for %r", request)
         items: Sequence[MarketData]
         as_of: float | None = None
         if isinstance(request, TickerRequest):
-            items = rest.get_tickers(request.markets)
+            items = rest.get_tickers(request.markets, deadline=left)
         elif isinstance(request, OrderbookRequest):
-            items = rest.get_orderbooks(request.markets)
+            items = rest.get_orderbooks(request.markets, deadline=left)
         elif isinstance(request, TradesRequest):
-            items = rest.get_trades(request.market, count=request.count)
+            items = rest.get_trades(request.market, count=request.count, deadline=left)
             as_of = self._clock.time()
         else:
             items = rest.get_candles(request.market, request.interval, count=request.count,
-                                     to=request.to)
+                                     to=request.to, deadline=left)
             as_of = self._clock.time()
         return self._normalized(request, items, Source.SMART_ROUTER_REST, as_of)
 

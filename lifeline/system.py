@@ -15,7 +15,9 @@ Routing of one read (the level is read once, at the call's start, and named in t
    raises, crashed, is restarting or has not answered by then, the same request goes to the
    REST fallback too and the first good answer of the two wins; while the router circuit
    breaker (:mod:`lifeline.breaker`) is open, after ``trip_after`` router failures in a row,
-   requests skip the router and go straight to the REST fallback until its one trial;
+   requests skip the router and go straight to the REST fallback until its one trial
+   (in the caller's thread on the fallback's lane when it is free,
+   :class:`~actors.rest_fallback.RestLane`: no thread hop; else one ask);
 3. Level 2: tickers and order books from the WebSocket fallback's cache when fresh (exchange
    age ≤ the routing rules' ``max_cache_age``), else the REST fallback;
 4. Level 3: tickers and order books from the WebSocket fallback's cache when fresh (same
@@ -34,7 +36,11 @@ starts) and, while the WebSocket fallback is activated (levels 2 and 3), adds th
 host's callbacks with an :class:`~lifeline.subscriptions.Update`.
 
 Every call returns or raises within ``request_deadline`` (real seconds, measured on the
-monotonic clock of the process). Every good live answer is remembered as last known good.
+monotonic clock of the process). Each request sent to an actor carries that deadline
+(``deadline``, on the system's clock): an actor that takes it up later (it was buffered while
+the actor restarted, or queued behind a slow call) answers
+:class:`~actors.errors.RequestExpired` at once and sends nothing; that answer is one more
+failed source here, like any other. Every good live answer is remembered as last known good.
 The host API depends only on this class, not on the tree behind it: a later shared-feed mode
 (many hosts reading one supervised feed) slots in as another ``mode`` behind the same calls.
 """
@@ -62,6 +68,7 @@ from actors.messages import (
     CandlesRequest,
     Deactivate,
     HealthRequest,
+    LaneRequest,
     Listen,
     OrderbookRequest,
     Pin,
@@ -73,6 +80,7 @@ from actors.messages import (
     TickerRequest,
     TradesRequest,
 )
+from actors.rest_fallback import RestLane
 from actors.routing import RoutingRules
 from actors.snapshots import SnapshotBoard
 from lifeline.alerts import Alerter, AlerterStats
@@ -251,6 +259,11 @@ class MarketDataSystem:
         self._rebuilt = 0
         """Trees rebuilt since start (recovery attempts besides root restarting router_sup)."""
         self._stats = RequestStats()
+        self._lane: RestLane | None = None
+        """The REST fallback instance's lane (:class:`~actors.rest_fallback.RestLane`), asked
+        of each new instance; ``None`` until it answers."""
+        self._lane_asked = -float("inf")
+        """When (real monotonic) the lane was last asked for (one ask in flight at a time)."""
         self._keeper.add_callback(self._level_changed)
         self._alerter = Alerter.from_environment(self._clock, level=lambda: self._keeper.level)
         self._escalation = LogEscalation(self._clock, schedule=self._keeper.call_at,
@@ -282,6 +295,9 @@ class MarketDataSystem:
         self._keeper.settle(timeout)  # the level now says what the tree found (e.g. 2)
         self._wire(SMART_ROUTER)
         self._wire(WS_FALLBACK)
+        tree = self._tree
+        if tree is not None:
+            self._ask_lane(tree)
 
     def _launch(self) -> None:
         """Start the keeper, the dispatcher, the alerter and build the tree (``_launched``
@@ -556,7 +572,9 @@ class MarketDataSystem:
                 self._last_good.keep(KIND_NAMES[type(request)], items)
                 return new_answer(list(items), _LIVE, level,
                                   max(0.0, self._clock.time() - stamp), False)
-        deadline = time.monotonic() + self._config.fallback.request_deadline
+        seconds = self._config.fallback.request_deadline
+        deadline = time.monotonic() + seconds
+        request = _due(request, self._clock.monotonic() + seconds)  # actors drop it after
         errors: list[BaseException] = []
         reply: Reply | None = None
         old: Reply | None = None  # a WebSocket-fallback cache answer, not fresh: stale only
@@ -583,7 +601,7 @@ class MarketDataSystem:
         breaker = self._breaker
         route = breaker.route(self._clock.monotonic())
         if route is Route.REST:
-            return _ask_one(tree.rest, request, deadline, errors)
+            return self._from_rest(tree, request, deadline, errors)
         trial = route is Route.TRIAL
         reported = False
         try:
@@ -631,7 +649,45 @@ class MarketDataSystem:
         fresh, old = self._from_ws_cache(tree, request, deadline, errors)
         if fresh is not None:
             return fresh, None
-        return _ask_one(tree.rest, request, deadline, errors), old
+        return self._from_rest(tree, request, deadline, errors), old
+
+    def _from_rest(self, tree: Tree, request: Request, deadline: float,
+                   errors: list[BaseException]) -> Reply | None:
+        """The REST fallback's reply, asked from this (the host's) thread: on its lane when
+        it is free (:class:`~actors.rest_fallback.RestLane`: the call made here, no thread
+        hop), else one ask and one wait, as :func:`_ask_one`."""
+        lane = self._lane
+        if lane is None or not lane.open:
+            self._ask_lane(tree)
+        else:
+            try:
+                reply = lane.fetch(request)
+            except InvalidRequest:
+                raise
+            except Exception as exc:  # noqa: BLE001 (the fallback failed: as an ask's failure)
+                errors.append(exc)
+                return None
+            if reply is not None:
+                return reply
+        return _ask_one(tree.rest, request, deadline, errors)
+
+    def _ask_lane(self, tree: Tree) -> None:
+        """Ask the REST fallback for its lane, without waiting (the answer is kept on the
+        actor's thread); at most one ask per ``request_deadline``."""
+        now = time.monotonic()
+        if now - self._lane_asked < self._config.fallback.request_deadline:
+            return
+        self._lane_asked = now
+        try:
+            tree.rest.ask_future(LaneRequest(), future=_Notifying(self._lane_lent))
+        except ChildUnavailable as exc:  # a new instance is asked when it starts
+            logger.debug("could not ask the REST fallback for its lane: %s", exc)
+
+    def _lane_lent(self, value: Any, error: BaseException | None) -> None:
+        """(The REST fallback's thread.) Keep its lane; a failed ask is retried after the
+        guard (or when a new instance starts)."""
+        if isinstance(value, RestLane) and value.open:
+            self._lane = value
 
     def _stale(self, request: Request, level: Level, errors: list[BaseException],
                old: Reply | None = None) -> Answer[list[Any]]:
@@ -680,6 +736,9 @@ class MarketDataSystem:
                 self._started.set()  # its first start failed: restarted after its backoff
             case _:
                 pass
+        if (isinstance(event, ChildStarted | ChildRestarted)
+                and (event.supervisor, event.child_id) == (FALLBACK_SUP, REST_FALLBACK)):
+            self._lane, self._lane_asked = None, -float("inf")  # the new instance lends its own
         if isinstance(event, ChildRestarted):
             key = f"{event.supervisor}/{event.child_id}"
             self._restarts[key] = self._restarts.get(key, 0) + 1
@@ -800,6 +859,17 @@ def _tell(child: ChildHandle, message: object) -> None:
         child.tell(message)
     except ChildUnavailable as exc:  # a new instance will be wired when it starts
         logger.debug("could not tell %r to %s: %s", message, child, exc)
+
+
+def _due(request: Request, deadline: float) -> Request:
+    """``request`` with its ``deadline`` (monotonic, the tree's clock) set."""
+    if isinstance(request, TickerRequest):
+        return TickerRequest(request.markets, deadline)
+    if isinstance(request, OrderbookRequest):
+        return OrderbookRequest(request.markets, deadline)
+    if isinstance(request, TradesRequest):
+        return TradesRequest(request.market, request.count, deadline)
+    return CandlesRequest(request.market, request.interval, request.count, request.to, deadline)
 
 
 def _ask_one(child: ChildHandle, request: Request, until: float,
