@@ -11,6 +11,9 @@ Commands::
                                                  every error with its key path
     lifeline run [--config FILE]                 the host process: /metrics and /status
     lifeline status [--url URL]                  read a running one's /status, for a person
+    lifeline drill SCENARIO [--config FILE] [--json OUT] [--plot OUT.png]
+                   [--compare OTHER_CONFIG]      run a fault scenario, measure it per phase
+                                                 (lifeline.drill.command: its exit statuses)
 
 ``sim`` and ``demo`` read the config file's ``simulator:`` section (host, port,
 seed) and its ``upbit:`` section (the demo's clients); a flag overrides the
@@ -48,7 +51,7 @@ __all__ = ["main"]
 _LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 _CONFIG_FILE = Path("config.yaml")
 """The config file read when none is named (relative to the current directory)."""
-_DEFAULT_LOG_LEVEL = {"run": "INFO", "demo": "CRITICAL"}
+_DEFAULT_LOG_LEVEL = {"run": "INFO", "demo": "CRITICAL", "drill": "CRITICAL"}
 """Per command when ``--log-level`` is not given (else WARNING): the demo's faults would fill
 a terminal with the system's warnings and tracebacks; its summary lists the alerts."""
 _NEEDS_SIM = "lifeline {command}: the simulator needs aiohttp: pip install 'lifeline[sim]'"
@@ -72,6 +75,14 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 (one return
 
         config = _config(args.config)
         return 1 if config is None else run(config)
+    if command == "drill":
+        from lifeline.drill.command import drill_command
+
+        for handler in logging.getLogger().handlers:  # Level 2/3 raise our loggers to DEBUG
+            handler.setLevel(getattr(logging, level))  # (escalation): keep stderr readable
+
+        return drill_command(args.scenario, args.config, json_out=args.json,
+                             plot_out=args.plot, compare=args.compare)
     if command not in ("sim", "demo"):
         parser.error(f"unknown command {command!r}")  # exits with status 2
     if not _simulator_installed():
@@ -181,6 +192,17 @@ def _build_parser() -> argparse.ArgumentParser:
     status.add_argument("--url", default=None,
                         help="its /status URL or host:port (default: "
                              "http://127.0.0.1:9464/status)")
+
+    drill = commands.add_parser("drill", help="run a fault scenario against an embedded "
+                                              "simulator and measure each phase")
+    drill.add_argument("scenario", type=Path, help="scenario file (scenarios/*.yaml)")
+    drill.add_argument("--config", type=Path, default=None, help=config_help)
+    drill.add_argument("--json", type=Path, default=None, metavar="OUT",
+                       help="write the result as JSON")
+    drill.add_argument("--plot", type=Path, default=None, metavar="OUT.png",
+                       help="draw the run as a PNG timeline (the plot extra)")
+    drill.add_argument("--compare", type=Path, default=None, metavar="OTHER_CONFIG",
+                       help="run it under this config too and print both side by side")
 
     check = commands.add_parser("check-config", help="validate a config file")
     check.add_argument("file", type=Path, nargs="?", default=_CONFIG_FILE)

@@ -141,7 +141,7 @@ class _StatusPoller:
     def _read(self) -> int:
         try:
             return sum(self._system.status().restarts.values())
-        except Exception:  # noqa: BLE001 (a status that failed: the last count stands)
+        except Exception:
             logger.debug("drill: status failed", exc_info=True)
             return getattr(self, "restarts", 0)
 
@@ -202,7 +202,7 @@ class _Run:
             t0 = self.clock.monotonic()
             start_level = int(system.level)
             load.start()
-            self._phases(system, sim, load, poller, clears, t0, bound)
+            self._phases(system, sim, load, poller=poller, clears=clears, t0=t0, bound=bound)
             hung = load.stop(join)
             self.calls.extend(load.take())
             self.calls.extend(hung)
@@ -213,8 +213,8 @@ class _Run:
                            if at >= t0]
             calls = [dataclasses.replace(c, started=c.started - t0, ended=c.ended - t0)
                      for c in self.calls]
-        return self._result(started_at, start_level, changes, alerts_seen, calls,
-                            restarts_at_end)
+        return self._result(started_at, start_level, changes=changes, alerts=alerts_seen,
+                            calls=calls, restarts_at_end=restarts_at_end)
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -236,7 +236,7 @@ class _Run:
                          f"router's WebSocket live within {WARMUP_TIMEOUT:g} s (level "
                          f"{int(system.level)}; failed: {failed or 'none'})")
 
-    def _phases(self, system: MarketDataSystem, sim: Simulator, load: HostLoad,
+    def _phases(self, system: MarketDataSystem, sim: Simulator, load: HostLoad, *,
                 poller: _StatusPoller, clears: list[Clear], t0: float, bound: float) -> None:
         phases = self.scenario.phases
         ends = _ends(phases)
@@ -292,7 +292,7 @@ class _Run:
 
     # -- the result ------------------------------------------------------------------------
 
-    def _result(self, started_at: str, start_level: int,
+    def _result(self, started_at: str, start_level: int, *,
                 changes: list[tuple[float, LevelChange]], alerts: list[tuple[float, str]],
                 calls: list[Call], restarts_at_end: int) -> DrillResult:
         phases = self.scenario.phases
