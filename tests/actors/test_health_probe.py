@@ -23,7 +23,7 @@ from actors.faults import (
     FaultPoint,
     InjectedCrash,
 )
-from actors.health_probe import HealthProbe, ProcessSample, sample_process
+from actors.health_probe import HealthProbe, NoVerdict, ProcessSample, sample_process
 from actors.messages import FallbackReport, Probe, ProbeReport
 from quotation.errors import Banned, InvalidValue, ServerError
 from quotation.rest import RestClient, RestConfig
@@ -306,6 +306,18 @@ def test_the_fallbacks_are_checked_with_the_router_and_a_ban_is_reported(
     down = _probe(ref).fallbacks
     assert (down.rest_ok, down.rest_banned_until) == (True, T0 + 30.0)
     assert (down.ws_ok, down.ws_error) == (False, "RuntimeError: socket closed")
+
+
+def test_a_rest_check_that_judges_nothing_reports_rest_ok_none_with_its_reason(
+    clock: ManualClock, start: Start
+) -> None:
+    rest = Scripted(clock, NoVerdict("busy: a request running for 0.1 s"), "ok")
+    ref = start(probe_rest=rest)
+    unjudged = _probe(ref)
+    assert (unjudged.fallbacks.rest_ok, unjudged.fallbacks.rest_error) == (
+        None, "busy: a request running for 0.1 s")
+    assert unjudged.router_ok is True  # the router is judged as ever
+    assert _probe(ref).fallbacks.rest_ok is True
 
 
 def test_a_hung_fallback_check_does_not_hide_the_router(clock: ManualClock, start: Start) -> None:

@@ -28,6 +28,7 @@ from lifeline.tree import (
     ROOT,
     ROUTER_SUP,
     SMART_ROUTER,
+    Recycle,
     fallback_deadline,
 )
 from supervisors import (
@@ -40,6 +41,7 @@ from supervisors import (
     SupervisionEvent,
     SupervisorFlags,
 )
+from supervisors.messages import WhichChildren
 from tests.lifeline.system_support import upbit_for
 from upbit_sim import Simulator
 
@@ -363,3 +365,43 @@ def test_a_hung_rest_fallback_is_found_by_its_deadline_and_replaced(
         e.supervisor, e.child_id) == (FALLBACK_SUP, REST_FALLBACK))
     assert restarted.at >= hung.at
     assert system.config.upbit.rest.call_deadline < fallback_deadline(system.config) < WAIT
+
+
+def _router_restarted(event: SupervisionEvent) -> bool:
+    return isinstance(event, ChildRestarted) and (event.supervisor, event.child_id) == (
+        ROUTER_SUP, SMART_ROUTER)
+
+
+def test_recycle_restarts_the_running_router_through_router_sup_once(
+    systems: Callable[[], MarketDataSystem]
+) -> None:
+    system = systems()
+    watch = Watch(system)
+    system.start()
+    watch.subscribe()
+    tree = system._tree
+    assert tree is not None
+    sent_at = system._clock.monotonic()
+    assert tree.recycle_router()
+    restarted = watch.event(_router_restarted)
+    assert isinstance(restarted, ChildRestarted)
+    exited = watch.event(lambda e: isinstance(e, ChildExited) and e.child_id == SMART_ROUTER)
+    assert isinstance(exited, ChildExited) and exited.reason.kind is ExitKind.NORMAL
+    # A Recycle sent before the fresh instance started is ignored by it: one restart only.
+    tree.router.tell(Recycle(sent_at))
+    for _ in range(2):  # the second lands after the Recycle was taken up (or its stop)
+        assert tree.router.ask(TickerRequest((BTC,)), timeout=WAIT) is not None
+    infos = tree.root.child(ROUTER_SUP).ask(WhichChildren(), timeout=WAIT)
+    assert [(i.id, i.state, i.instance) for i in infos] == [
+        (SMART_ROUTER, ChildState.RUNNING, restarted.instance)]
+
+
+def test_recycle_answers_false_while_router_sup_is_not_running(
+    systems: Callable[[], MarketDataSystem]
+) -> None:
+    system = systems()
+    system.start()
+    tree = system._tree
+    assert tree is not None
+    tree.root.stop(timeout=WAIT)
+    assert tree.recycle_router() is False
