@@ -25,7 +25,9 @@ Demand (which markets are worth a WebSocket subscription)::
 
     hot      at least hot_threshold requests within the last hot_window seconds
     kept     a subscribed market stays until cold_after seconds pass without a request
-             (hysteresis: a market does not flap in and out at the threshold)
+             or a read of it from the cache (hysteresis: a market does not flap in and out
+             at the threshold; a market the host reads only from the cache, in its own
+             thread, never reaches the router, so those reads count as demand too)
     bounded  at most max_hot_markets; new hot markets take free places, busiest first
 
 Coalescing: a REST answer is reused for an identical request only while it is at most
@@ -217,15 +219,19 @@ class Demand:
     def is_hot(self, market: str, now: float) -> bool:
         return self.count(market, now) >= self._rules.hot_threshold
 
-    def hot_markets(self, now: float) -> tuple[str, ...]:
+    def hot_markets(self, now: float, read_at: Mapping[str, float] | None = None
+                    ) -> tuple[str, ...]:
         """The markets to subscribe at ``now``, in the order they became hot; updates state.
 
-        Subscribed markets asked for within ``cold_after`` stay; the rest are dropped; hot
+        Subscribed markets asked for, or read from the cache (``read_at``: a market to when
+        it was last read, monotonic), within ``cold_after`` stay; the rest are dropped; hot
         markets are added, most recently asked first, while places are free.
         """
         rules = self._rules
-        kept = [m for m in self._subscribed if now - self._last.get(m, -float("inf"))
-                < rules.cold_after]
+        never = -float("inf")
+        reads: Mapping[str, float] = read_at if read_at is not None else {}
+        kept = [m for m in self._subscribed
+                if now - max(self._last.get(m, never), reads.get(m, never)) < rules.cold_after]
         free = rules.max_hot_markets - len(kept)
         if free > 0:
             candidates = sorted(

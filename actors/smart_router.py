@@ -10,7 +10,9 @@ process's one limiter and a :class:`WebSocketClient` that starts idle. Per reque
    through the shared limiter); then fault point ``request``;
 2. the demand is counted (:class:`~actors.routing.Demand`); markets asked for often are
    subscribed (ticker, orderbook, trade: one connection, the whole set re-sent), markets
-   not asked for within ``cold_after`` dropped;
+   neither asked for nor read from the board by a host (:meth:`SnapshotBoard.note_read`)
+   within ``cold_after`` dropped; a probe re-evaluates the demand without counting, so a
+   cold market is dropped even when no other request comes;
 3. the channel (:mod:`actors.routing`): the :class:`~actors.snapshots.SnapshotBoard` answers
    when every market is fresh and the WebSocket healthy (``Source.SMART_ROUTER_WEBSOCKET``),
    else one REST call for the whole request, its markets batched
@@ -272,7 +274,7 @@ class SmartRouter(pykka.ThreadingActor):
         now = self._clock.monotonic()
         if not probe:
             self._demand.record(_markets(request), now)
-            self._follow_demand(now)
+        self._follow_demand(now)  # a probe only re-evaluates: cold markets go
         self._assess()
         reply = None if probe else self._board.answer(request, now, self._rules)
         if reply is not None:
@@ -333,7 +335,8 @@ class SmartRouter(pykka.ThreadingActor):
 
     def _follow_demand(self, now: float) -> None:
         pinned = self._pinned.markets
-        wanted = pinned + tuple(m for m in self._demand.hot_markets(now) if m not in pinned)
+        hot = self._demand.hot_markets(now, self._board.read_at)
+        wanted = pinned + tuple(m for m in hot if m not in pinned)
         candles = self._pinned.candles
         if (wanted, candles) == (self._subscribed, self._candles) or self._ws is None:
             return

@@ -18,6 +18,11 @@ wall clock (``clock.time()``, read once per answer), so an item the exchange sta
 and delivered just now (exchange lag, a replay after a reconnect) is not served as fresh.
 An item stamped ahead of the wall clock (clock skew) counts as just stamped.
 
+Demand the router never sees: a host's read answered here (in its own thread) is noted with
+:meth:`SnapshotBoard.note_read`, one plain dict store per market, no lock (a float written
+racily: the router only needs a recent one); the router reads :attr:`SnapshotBoard.read_at`
+when it evaluates demand, so a market read only from the cache is not dropped as cold.
+
 One writer at a time: a router instance takes a writer token with :meth:`SnapshotBoard.claim`
 when it starts (the board is emptied for it) and passes it to every write; a newer claim
 supersedes the older token, whose writes are then ignored (one int compare). So an instance
@@ -91,6 +96,8 @@ class SnapshotBoard:
         self._write = threading.Lock()
         self._snapshot = Snapshot.empty()
         self._writer = 0
+        self._reads: dict[str, float] = {}
+        self._read_view: Mapping[str, float] = MappingProxyType(self._reads)
 
     # -- reading (any thread, no lock) ---------------------------------------------------
 
@@ -164,6 +171,18 @@ class SnapshotBoard:
             oldest = min(oldest, entry.produced_at)
         return tuple(items), oldest
 
+    def note_read(self, markets: tuple[str, ...], now: float) -> None:
+        """A host read ``markets`` from the board at ``now`` (monotonic, the router's clock):
+        one dict store per market, no lock (any thread; the last writer wins)."""
+        reads = self._reads
+        for market in markets:
+            reads[market] = now
+
+    @property
+    def read_at(self) -> Mapping[str, float]:
+        """A market to when a host last read it from the board (a live read-only view)."""
+        return self._read_view
+
     # -- writing (the router's consumer thread and the router) ---------------------------
 
     def claim(self) -> int:
@@ -171,6 +190,7 @@ class SnapshotBoard:
         with self._write:
             self._writer += 1
             self._snapshot = Snapshot.empty()
+            self._reads.clear()
             return self._writer
 
     def owns(self, writer: int | None) -> bool:
@@ -245,6 +265,8 @@ class SnapshotBoard:
                 heard_at=_only(snap.heard_at, wanted),
                 markets=wanted,
             )
+            for market in [m for m in list(self._reads) if m not in wanted]:
+                self._reads.pop(market, None)  # a racing note_read may put it back: harmless
 
     def set_ws_healthy(self, healthy: bool, *, writer: int | None = None) -> None:
         """Publish whether the router's WebSocket is healthy (unhealthy: nothing is fresh).

@@ -566,9 +566,11 @@ class MarketDataSystem:
         snapshot = isinstance(request, TickerRequest | OrderbookRequest)
         if level <= Level.DEGRADED and isinstance(request, TickerRequest | OrderbookRequest):
             # the hot path: a fresh board entry answers in the caller's thread, no hop
-            found = self._snapshots.fresh(request, self._clock.monotonic(), self._max_cache_age)
+            now = self._clock.monotonic()
+            found = self._snapshots.fresh(request, now, self._max_cache_age)
             if found is not None:
                 items, stamp = found
+                self._snapshots.note_read(request.markets, now)  # demand the router keeps
                 self._last_good.keep(KIND_NAMES[type(request)], items)
                 return new_answer(list(items), _LIVE, level,
                                   max(0.0, self._clock.time() - stamp), False)
@@ -579,8 +581,11 @@ class MarketDataSystem:
         reply: Reply | None = None
         old: Reply | None = None  # a WebSocket-fallback cache answer, not fresh: stale only
         if level <= Level.DEGRADED:
-            reply = None if snapshot else self._snapshots.answer(request, self._clock.monotonic(),
-                                                                 self._routing)
+            if not snapshot:  # trades from the board's window, in this thread
+                now = self._clock.monotonic()
+                reply = self._snapshots.answer(request, now, self._routing)
+                if reply is not None:
+                    self._snapshots.note_read(_markets_of(request), now)
             if reply is None:
                 reply = self._hedged(tree, request, deadline, errors)
         elif level is Level.FALLBACK:
@@ -703,8 +708,7 @@ class MarketDataSystem:
         age = None if kept is None else age_of(kept.produced_at, self._clock)
         if kept is not None and age is not None and age <= limit:
             return Answer(list(kept.data), kept.source, level, age, True)
-        markets = (request.markets if isinstance(request, TickerRequest | OrderbookRequest)
-                   else (request.market,))
+        markets = _markets_of(request)
         had = "nothing kept" if age is None else f"last known good data is {age:.1f} s old"
         last = f"; last error: {errors[-1]!r}" if errors else ""
         raise MarketDataUnavailable(
@@ -859,6 +863,12 @@ def _tell(child: ChildHandle, message: object) -> None:
         child.tell(message)
     except ChildUnavailable as exc:  # a new instance will be wired when it starts
         logger.debug("could not tell %r to %s: %s", message, child, exc)
+
+
+def _markets_of(request: Request) -> tuple[str, ...]:
+    if isinstance(request, TickerRequest | OrderbookRequest):
+        return request.markets
+    return (request.market,)
 
 
 def _due(request: Request, deadline: float) -> Request:

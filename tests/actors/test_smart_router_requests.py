@@ -1,15 +1,17 @@
 """The smart router's request path against the simulator, on a manual clock: a request past its
-deadline is answered at once and never sent."""
+deadline is answered at once and never sent; a market the host reads only from the board
+(the facade's cache hits, :meth:`SnapshotBoard.note_read`) stays subscribed past
+``cold_after``, one nobody reads is dropped."""
 
 from __future__ import annotations
 
 import pytest
 
 from actors.errors import RequestExpired
-from actors.messages import CandlesRequest, Reply, TickerRequest, TradesRequest
+from actors.messages import CandlesRequest, ProbeRequest, Reply, TickerRequest, TradesRequest
 from quotation.models import CandleInterval
 from quotation.rest import RateLimiter
-from tests.actors.test_smart_router import BTC, Router
+from tests.actors.test_smart_router import BTC, ETH, Router
 from tests.fakes import ManualClock
 from upbit_sim import Simulator
 
@@ -49,3 +51,27 @@ def test_an_expired_request_is_answered_at_once_and_never_sent(
     assert isinstance(router.ask(TickerRequest((BTC,), deadline=1_001.0)), Reply)
     assert router.status().rest_calls == 1
     assert seen(counted) == 1  # the counter counts: a request in time reaches it
+
+
+# -- demand: reads from the board count ----------------------------------------------------
+
+
+def test_a_market_read_only_from_the_board_stays_subscribed_and_one_nobody_reads_is_dropped(
+    quiet: Simulator, limiter: RateLimiter
+) -> None:
+    clock = ManualClock()
+    router = Router(quiet, limiter, clock=clock)  # RULES: cold_after 60 s
+    router.make_hot(BTC, ETH)
+    assert set(router.status().subscribed) == {BTC, ETH}
+    cold_after = router.rules.cold_after
+    for _ in range(3):  # the host reads BTC from the board only (as the facade notes a hit)
+        clock.advance(cold_after / 2)
+        router.board.note_read((BTC,), clock.monotonic())
+    clock.advance(1.0)  # 91 s since the last request: past cold_after for both
+    router.ask(ProbeRequest(BTC))  # the probe's tick re-evaluates the demand, counting none
+    assert router.status().subscribed == (BTC,)
+    assert set(router.board.snapshot.markets) == {BTC}
+    assert ETH not in router.board.read_at
+    clock.advance(cold_after)  # nobody reads BTC any more
+    router.ask(ProbeRequest(BTC))
+    assert router.status().subscribed == ()

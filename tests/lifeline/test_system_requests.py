@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import pytest
@@ -141,3 +142,17 @@ def test_a_restarted_rest_fallback_lends_a_new_lane_and_the_old_one_is_closed(
         return answer.source is Source.REST_FALLBACK and new is not None and new is not old
 
     wait_until(answered_on_a_new_lane, timeout=20.0)
+
+
+def test_a_cache_hit_is_noted_on_the_board_as_demand_for_the_router(
+    stood: MarketDataSystem, children: StandIns, clock: ManualClock
+) -> None:
+    board = stood._snapshots
+    board.set_markets([BTC])
+    board.set_ws_healthy(True)
+    board.publish([ticker(BTC, datetime.now(UTC))], clock.monotonic())  # the board's wall: real
+    clock.advance(1.0)
+    answer = stood.get_ticker([BTC])
+    assert answer.source is Source.SMART_ROUTER_WEBSOCKET  # a hit, in this thread
+    assert children.router.asked == []
+    assert dict(board.read_at) == {BTC: clock.monotonic()}
