@@ -110,8 +110,13 @@ class RouterBreaker:
 
     def route(self, now: float) -> Route:
         """Where one request goes at ``now``; a :attr:`Route.TRIAL` must be reported."""
-        if self._state is BreakerState.CLOSED:  # the common case: one read, no lock
+        state = self._state
+        if state is BreakerState.CLOSED:  # the common case: one read, no lock
             return Route.ROUTER
+        if state is BreakerState.OPEN:  # open and not yet due: no lock either
+            until = self._open_until  # read after the state: a stale one is only earlier
+            if until is not None and now < until:
+                return Route.REST
         return self._route_locked(now)
 
     def _route_locked(self, now: float) -> Route:

@@ -84,7 +84,7 @@ from actors.rest_fallback import RestLane
 from actors.routing import RoutingRules
 from actors.snapshots import SnapshotBoard
 from lifeline.alerts import Alerter, AlerterStats
-from lifeline.answer import Answer, age_of, new_answer
+from lifeline.answer import Answer, age_of, answer_of, new_answer
 from lifeline.breaker import BreakerView, Route, RouterBreaker
 from lifeline.config import LifelineConfig, load_config
 from lifeline.errors import LifelineError, MarketDataUnavailable, SystemNotRunning
@@ -718,8 +718,7 @@ class MarketDataSystem:
         ) from (errors[-1] if errors else None)
 
     def _answer(self, reply: Reply, level: Level) -> Answer[list[Any]]:
-        return Answer(list(reply.data), reply.source, level,
-                      age_of(reply.produced_at, self._clock), False)
+        return answer_of(reply, level, self._clock)  # the slots filled directly
 
     # -- the tree's side -------------------------------------------------------------------
 
