@@ -348,8 +348,10 @@ def build_tree(
         if verdict is not Verdict.CHECK:
             return probe_rest_check(verdict, why)
         # Idle (no recent request): one real call, an order book of probe_market (a group
-        # the router's REST ticker probes do not use), through the shared limiter.
-        return late.get().rest.ask(OrderbookRequest((fb.probe_market,)),
+        # the router's REST ticker probes do not use), through the shared limiter; due by
+        # the probe's deadline, so one left queued is dropped, never replayed later.
+        due = parts.clock.monotonic() + probe_deadline
+        return late.get().rest.ask(OrderbookRequest((fb.probe_market,), deadline=due),
                                    timeout=probe_deadline)
 
     def check_ws() -> bool:

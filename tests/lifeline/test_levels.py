@@ -607,3 +607,15 @@ def test_the_router_is_never_trusted_again_more_often_than_its_healthy_probes_al
     for change in comebacks:  # each one earned by `successes` healthy probes just before it
         index = int(change.at) - 1
         assert all(probes[index - successes + 1:index + 1])
+
+
+@given(st.lists(st.one_of(st.booleans(), st.floats(0.0, 4000.0)), max_size=60))
+def test_a_router_out_for_memory_growth_is_never_trusted_without_a_fresh_instance(
+    script: list[bool | float]
+) -> None:
+    out, _ = feed([MemorySample(0.0, 100.0), MemorySample(0.5, 2000.0)])
+    events: list[Event] = [ProbeResult(float(t), item) if isinstance(item, bool)
+                           else MemorySample(float(t), item)
+                           for t, item in enumerate(script, 1)]
+    state, changes = feed(events, out)
+    assert (state.trusted, changes) == (False, [])
