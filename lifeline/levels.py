@@ -22,7 +22,8 @@ level  name             what broke                       what the system does
                                                          told; probing goes on with backoff
 =====  ===============  ===============================  ====================================
 
-Levels climb back down on their own: 3 → 2 when the REST fallback answers again, 2 (or 3)
+Levels climb back down on their own: 3 → 2 when the REST fallback answers again (after
+``rest_successes`` good checks in a row) or its ban ends, 2 (or 3)
 → 0 once the router is trusted again, 1 → 0 when the restarts age out of router_sup's
 ``period`` and every channel has recovered. The system can jump 0 → 3 in one step when the
 router goes out while the fallbacks are already failing (a backbone outage).
