@@ -8,6 +8,7 @@ import threading
 
 import pytest
 
+from actors.messages import FallbackReport, ProbeReport
 from actors.routing import Channel
 from lifeline.health import (
     ChannelDegraded,
@@ -184,3 +185,43 @@ def test_no_attempt_while_root_owns_the_restart_of_router_sup() -> None:
         assert router.calls == []
     finally:
         keeper.stop(5.0)
+
+
+def _report(at: float, rest_ok: bool | None, banned_until: float | None = None) -> ProbeReport:
+    return ProbeReport(at=at, router_ok=False, router_error="down", probe_error=None,
+                       latency=None, consecutive_failures=0, since_last_success=at,
+                       last_success_at=None,
+                       fallbacks=FallbackReport(rest_ok=rest_ok,
+                                                rest_banned_until=banned_until),
+                       rss_mb=None, cpu_percent=None, headroom=())
+
+
+def test_probe_reports_reach_level_3_only_after_three_judged_rest_failures() -> None:
+    keeper = LevelKeeper(RULES, ManualClock(mono=0.0))
+    keeper.start()
+    try:
+        seen = []
+        for at, rest_ok in [(1.0, False), (2.0, None), (3.0, False), (4.0, None)]:
+            keeper.report(_report(at, rest_ok))  # the router fails too: out at 3 s
+            assert keeper.settle(5.0)
+            seen.append(keeper.level)
+        keeper.report(_report(5.0, False))
+        assert keeper.settle(5.0)
+        seen.append(keeper.level)
+    finally:
+        keeper.stop(5.0)
+    assert seen == [Level.NORMAL, Level.NORMAL, Level.FALLBACK, Level.FALLBACK,
+                    Level.LAST_RESORT]
+
+
+def test_a_ban_in_a_report_without_a_rest_verdict_is_level_3_at_once() -> None:
+    keeper = LevelKeeper(RULES, ManualClock(mono=0.0))
+    keeper.start()
+    try:
+        keeper.observe(RouterGaveUp(1.0))
+        keeper.report(_report(2.0, None, banned_until=60.0))
+        assert keeper.settle(5.0)
+        level = keeper.level
+    finally:
+        keeper.stop(5.0)
+    assert level is Level.LAST_RESORT
