@@ -16,8 +16,8 @@
    hung), the per-phase measurements and checks are computed (:func:`measure_phase`), and
    everything is torn down — faults, load, status poller, system, simulator — also on an
    error or ``KeyboardInterrupt``. The whole run is bounded: the scenario's duration plus
-   :data:`GRACE` s (start, warm-up, teardown); a run that overruns ends early, its current
-   phase failing the ``run_bound`` check.
+   :data:`GRACE` s (start, warm-up, teardown, each bounded); a run whose phases overrun ends
+   early, its current phase failing the ``run_bound`` check.
 
 Per-phase checks (each a :class:`Check`): ``level`` (with faults, or before any: the highest
 level equals ``expect.level``; after faults: the final level equals it and the level never
@@ -62,6 +62,8 @@ __all__ = [
     "GRACE",
     "JOIN_SLACK",
     "SAMPLE_INTERVAL",
+    "START_TIMEOUT",
+    "STOP_TIMEOUT",
     "WARMUP_TIMEOUT",
     "DrillError",
     "OnSample",
@@ -73,10 +75,16 @@ logger = logging.getLogger(__name__)
 
 SAMPLE_INTERVAL = 0.25
 """Seconds between two samples."""
-WARMUP_TIMEOUT = 20.0
+START_TIMEOUT = 15.0
+"""Real seconds the system may take to start."""
+WARMUP_TIMEOUT = 15.0
 """Real seconds the warm-up may take."""
+STOP_TIMEOUT = 15.0
+"""Real seconds the system gets to stop (the simulator has its own 10 s)."""
 GRACE = 60.0
-"""Real seconds a run may take beyond its scenario's duration (start, warm-up, teardown)."""
+"""Real seconds a run may take beyond its scenario's duration: start, warm-up, the load's
+join, the system's and the simulator's stop, each bounded above (15 + 15 + 15 + 10 s, and
+``request_deadline`` + :data:`JOIN_SLACK`)."""
 DEADLINE_SLACK = 0.3
 """Real seconds a call may overrun ``request_deadline`` (thread scheduling on 2 cores)."""
 JOIN_SLACK = 1.0
@@ -187,10 +195,10 @@ class _Run:
             alerts.addHandler(self.recorder)
             stack.callback(alerts.removeHandler, self.recorder)
             try:
-                system.start()
+                system.start(timeout=START_TIMEOUT)
             except LifelineError as exc:
                 raise DrillError(f"the market data system did not start: {exc}") from exc
-            stack.callback(system.stop)
+            stack.callback(system.stop, timeout=STOP_TIMEOUT)
             self._warm(system, sim)
             poller = _StatusPoller(system).start()
             stack.callback(poller.stop)

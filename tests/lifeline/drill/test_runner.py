@@ -11,8 +11,15 @@ from lifeline.config import load_config
 from lifeline.drill.load import Call
 from lifeline.drill.report import phase_table
 from lifeline.drill.result import LevelMark, Sample
-from lifeline.drill.runner import ALLOWED_ERROR, DEADLINE_SLACK, measure_phase, run_drill
+from lifeline.drill.runner import (
+    ALLOWED_ERROR,
+    DEADLINE_SLACK,
+    GRACE,
+    measure_phase,
+    run_drill,
+)
 from lifeline.drill.scenario import Expect, FaultStep, Phase, load_scenario, parse_scenario
+from quotation.clock import SystemClock
 
 DRILL_CONFIG = Path(__file__).resolve().parents[3] / "scenarios" / "drill-config.yaml"
 
@@ -90,6 +97,34 @@ def test_a_failing_progress_callback_still_tears_everything_down() -> None:
 
     with pytest.raises(RuntimeError, match="progress broke"):
         run_drill(scenario, load_config(DRILL_CONFIG), on_sample=broken)
+    assert not drill_threads()
+
+
+class LeapingClock(SystemClock):
+    """The system clock, plus ``leap`` seconds once :meth:`jump` was called: a run that
+    seems to have taken far longer than its bound."""
+
+    def __init__(self) -> None:
+        self.leap = 0.0
+
+    def jump(self, seconds: float) -> None:
+        self.leap = seconds
+
+    def monotonic(self) -> float:
+        return super().monotonic() + self.leap
+
+
+@pytest.mark.timeout(60)
+def test_a_run_past_its_bound_ends_early_and_fails_the_run_bound_check() -> None:
+    scenario = parse_scenario({"name": "short", "load": {"threads": 1},
+                               "phases": [{"name": "normal", "duration": 2.0},
+                                          {"name": "later", "duration": 2.0}]})
+    clock = LeapingClock()
+    result = run_drill(scenario, load_config(DRILL_CONFIG), clock=clock,
+                       on_sample=lambda sample, phase: clock.jump(scenario.duration + GRACE))
+    first = result.phases[0]
+    assert "run_bound" in [c.name for c in first.checks if not c.ok]
+    assert not result.ok and len(result.timeline) == 1
     assert not drill_threads()
 
 
