@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pykka
 import pytest
 
 from lifeline.config import load_config
@@ -37,8 +38,11 @@ WRONG_EXPECTATION = {
 
 
 def drill_threads() -> list[str]:
+    """The drill's threads (load, status, fault repeaters), the simulator's and the actors'
+    still alive."""
     return [t.name for t in threading.enumerate()
-            if t.name.startswith(("drill-", "simulator"))]
+            if t.name.startswith(("drill-", "simulator"))] + [
+        repr(ref) for ref in pykka.ActorRegistry.get_all()]
 
 
 @pytest.mark.timeout(120)
@@ -88,14 +92,18 @@ def test_a_real_drill_measures_each_phase_and_a_wrong_expectation_fails() -> Non
 
 
 @pytest.mark.timeout(60)
-def test_a_failing_progress_callback_still_tears_everything_down() -> None:
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_an_error_or_ctrl_c_mid_run_still_tears_everything_down(
+        error: type[BaseException]) -> None:
     scenario = parse_scenario({"name": "short", "load": {"threads": 1},
-                               "phases": [{"name": "normal", "duration": 2.0}]})
+                               "phases": [{"name": "normal", "duration": 2.0,
+                                           "faults": [{"actor": "smart_router",
+                                                       "kind": "hang"}]}]})
 
     def broken(sample: Sample, phase: str) -> None:
-        raise RuntimeError("progress broke")
+        raise error("stop here")
 
-    with pytest.raises(RuntimeError, match="progress broke"):
+    with pytest.raises(error, match="stop here"):
         run_drill(scenario, load_config(DRILL_CONFIG), on_sample=broken)
     assert not drill_threads()
 
