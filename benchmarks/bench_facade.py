@@ -19,7 +19,9 @@ Goals (the verdict, printed last; exit status 1 on a miss, see ``_goals``):
   the median ``get_ticker(["KRW-ETH"])`` while the router raises at its ``request`` point
   and the facade's router circuit breaker (:mod:`lifeline.breaker`) is open after the
   burst's first ``TRIP_AFTER`` failures (answered by ``rest_fallback`` at level 0/1, the
-  router not asked), over the median of the same call on a bare ``RestClient`` with the
+  router not asked; the call made in the caller's thread on the fallback's lane,
+  ``actors.rest_fallback.RestLane``, when it is free), over the median of the same call on
+  a bare ``RestClient`` with the
   same ``upbit.rest`` config, the two interleaved call by call (a shared machine's load falls
   on both). Also printed, as a figure without a goal so nothing is hidden: the cost of the
   first ``TRIP_AFTER`` failing requests of each burst (breaker closed, the full
