@@ -84,6 +84,7 @@ from lifeline.levels import (
     recovery_due,
     recovery_postponed,
     recovery_started,
+    root_restart_delay,
     step,
     tick,
 )
@@ -182,6 +183,11 @@ class LevelKeeper:
     def recovery_attempts(self) -> int:
         """Recovery attempts the keeper carried out since start (restarts it asked for)."""
         return self._recovery_attempts
+
+    def root_restart_delay(self) -> float:
+        """The wait before root restarts a router_sup that has just given up
+        (:func:`lifeline.levels.root_restart_delay`; called on root's thread)."""
+        return root_restart_delay(self._state, self._rules)
 
     def next_recovery_at(self) -> float | None:
         """When the level rules expect the next recovery attempt (monotonic), if any."""

@@ -109,6 +109,7 @@ __all__ = [
     "recovery_due",
     "recovery_postponed",
     "recovery_started",
+    "root_restart_delay",
     "step",
     "tick",
 ]
@@ -312,6 +313,22 @@ def recovery_postponed(state: LevelState, now: float) -> LevelState:
     return replace(state, now=at, failed_at=at)
 
 
+def root_restart_delay(state: LevelState, rules: LevelRules, draw: float = 0.5) -> float:
+    """The wait before root restarts a router_sup that has just given up: the next step of
+    the recovery schedule, counting attempts as these rules do, whether or not the give-up
+    has been taken in yet (root asks on its own thread): a router still trusted here is the
+    first attempt; an attempt still running here is the one that just failed.
+
+    With it as router_sup's restart backoff in root (:class:`lifeline.tree.RootRecoveryPace`)
+    root's waits double per failed attempt like every other recovery attempt, instead of
+    counting only root's restarts within ``supervision.root.period``.
+    """
+    if state.trusted:
+        return rules.recovery.delay(1, draw)
+    failed = state.attempts + (1 if state.attempt_at is not None else 0)
+    return rules.recovery.delay(failed + 1, draw)
+
+
 def recovery_due(state: LevelState, now: float, rules: LevelRules) -> bool:
     """Whether the keeper should carry a recovery attempt out now (restart the router).
 
@@ -454,8 +471,10 @@ def _router_failed(state: LevelState, cause: Cause, reason: str) -> LevelState:
                        awaiting_restart=False)
     needs_restart = state.needs_restart or leak
     if state.attempt_at is None:
+        # root schedules router_sup's restart from its give-up: the schedule starts there
+        failed_at = state.now if cause is Cause.ROUTER_GAVE_UP else state.failed_at
         return replace(state, healthy=0, out_cause=cause, out_reason=reason,
-                       needs_restart=needs_restart)
+                       needs_restart=needs_restart, failed_at=failed_at)
     return replace(state, healthy=0, attempts=state.attempts + 1, failed_at=state.now,
                    attempt_at=None, awaiting_restart=False, out_cause=cause,
                    out_reason=reason, needs_restart=needs_restart)

@@ -751,7 +751,8 @@ class MarketDataSystem:
 
     def _build(self, parts: TreeParts) -> Tree:
         return build_tree(self._config, parts, report=self._keeper.report,
-                          listener=self._on_event, on_give_up=self._on_give_up)
+                          listener=self._on_event, on_give_up=self._on_give_up,
+                          root_restart_delay=self._keeper.root_restart_delay)
 
     def _on_give_up(self, reason: ExitReason) -> None:
         """Root gave up (on its thread, its children stopped): the keeper goes to Level 3

@@ -14,23 +14,22 @@
                                                   probes the others through ChildHandle.ask
 
 **Recovery attempts on the OTP tree.** ``router_sup`` is a ``permanent`` child of ``root``
-whose restarts are delayed by :func:`recovery_backoff` (``initial = recovery_interval``,
-doubling up to :data:`RECOVERY_CAP_FACTOR` × that, no jitter). When router_sup exceeds its
+whose restarts are delayed by :class:`RootRecoveryPace`. When router_sup exceeds its
 intensity it stops the router and escalates; root sees an abnormal exit and schedules the
-restart of router_sup after the backoff: that restart IS the recovery attempt (the keeper
-marks it with :func:`lifeline.levels.recovery_started` when root reports
+restart of router_sup after the pace's delay: that restart IS the recovery attempt (the
+keeper marks it with :func:`lifeline.levels.recovery_started` when root reports
 ``ChildRestarted(router_sup)``). The restarted router then has to pass
 ``recovery_successes`` probes in a row before the level rules trust it again; if it dies
-again, the attempt failed and the next one waits longer. The supervisor's attempt number is
-its restarts within root's ``period``: with the default ``recovery_interval`` (300 s) longer
-than root's period (10 s) every attempt waits ``recovery_interval``: root's restarts of
-router_sup do NOT double with the defaults (only while they fall within root's ``period``,
-as with the test suites' short ``recovery_interval``). The level rules' ``next_recovery_at``
-doubles per failed attempt, so after a failed root-made attempt the status shows a later
-time than root's real one; root's own intensity still bounds a crash loop of whole router
-supervisors (more than ``intensity`` of them within ``period`` and root gives up: the host's
-``on_give_up``, Level 3, and the system rebuilds the tree after ``recovery_backoff(n)``, n
-counting rebuilds since the router was last trusted: that one doubles).
+again, the attempt failed and the next one waits longer. The delay is the level rules'
+schedule (:func:`lifeline.levels.root_restart_delay`: ``recovery_interval`` doubling per
+failed attempt up to :data:`RECOVERY_CAP_FACTOR` ×, no jitter, from 1 again once the router
+is trusted), the same one ``status().next_recovery_at`` shows. Root's own count (its
+restarts of router_sup within ``supervision.root.period``, 10 s) would never double with the
+default ``recovery_interval`` (300 s): every attempt would wait 300 s; it is used only when
+the tree is built without the keeper's delay. Root's intensity still bounds a crash loop of
+whole router supervisors (more than ``intensity`` of them within ``period`` and root gives
+up: the host's ``on_give_up``, Level 3, and the system rebuilds the tree after
+``recovery_backoff(n)``, n counting rebuilds since the router was last trusted).
 
 **Recovery attempts of a running router.** A router that runs but is untrusted (probe
 failures, no success, memory growth, or out since a restart) is restarted by the level
@@ -137,6 +136,7 @@ __all__ = [
     "WS_FALLBACK",
     "RecyclableRouter",
     "Recycle",
+    "RootRecoveryPace",
     "Tree",
     "TreeParts",
     "build_tree",
@@ -259,6 +259,22 @@ class RecyclableRouter(SmartRouter):
         return super().on_receive(message)
 
 
+class RootRecoveryPace:
+    """router_sup's restart backoff in root: ``delay()`` (the level keeper's
+    :meth:`~lifeline.keeper.LevelKeeper.root_restart_delay`) when given, so root's restarts
+    double per failed recovery attempt as the level rules count them; else ``fallback``
+    by root's own count (its restarts of router_sup within ``supervision.root.period``)."""
+
+    def __init__(self, fallback: Backoff, delay: Callable[[], float] | None = None) -> None:
+        self._fallback = fallback
+        self._delay = delay
+
+    def delay(self, attempt: int, draw: float = 0.5) -> float:
+        if self._delay is None:
+            return self._fallback.delay(attempt, draw)
+        return self._delay()
+
+
 def probe_rest_check(verdict: Verdict, why: str) -> object:
     """What the health probe's ``probe_rest`` makes of a :func:`~actors.rest_health.judge`
     verdict other than CHECK: OK returns, FAILING raises :class:`RestFailing`, UNKNOWN is a
@@ -326,6 +342,7 @@ def build_tree(
     report: Callable[[ProbeReport], None],
     listener: Listener,
     on_give_up: Callable[[ExitReason], None],
+    root_restart_delay: Callable[[], float] | None = None,
 ) -> Tree:
     """Start the tree (returns at once; children start in order on the supervisors' threads).
 
@@ -366,7 +383,8 @@ def build_tree(
                    kwargs={"snapshots": parts.snapshots, **shared},
                    deadline=router_deadline(config), backoff=router_restart_backoff(sup.router),
                    start_failure=StartFailure.RESTART)],
-        restart=Restart.PERMANENT, backoff=recovery_backoff(config),
+        restart=Restart.PERMANENT,
+        backoff=RootRecoveryPace(recovery_backoff(config), root_restart_delay),
         start_failure=StartFailure.RESTART, clock=parts.clock,
         liveness_interval=fb.probe_interval,
     )

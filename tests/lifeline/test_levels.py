@@ -37,6 +37,7 @@ from lifeline.levels import (
     recovery_due,
     recovery_postponed,
     recovery_started,
+    root_restart_delay,
     step,
     tick,
 )
@@ -416,6 +417,33 @@ class TestRecoveryAttempts:
         state, changes = feed([RouterRestarted(5.0), ok(6.0), ok(7.0), ok(8.0)], out)
         assert moves(changes) == [(N2, N0)]
         assert not state.needs_restart
+
+
+class TestRootRestartDelay:
+    """root's restart of a router_sup that gave up follows the same doubling schedule."""
+
+    def test_the_first_give_up_waits_one_interval_whether_or_not_it_was_taken_in(self) -> None:
+        assert root_restart_delay(LevelState.starting(0.0), RULES) == 300.0
+        assert root_restart_delay(out_at(5.0), RULES) == 300.0
+        assert next_recovery_at(out_at(5.0), 5.0, RULES) == 305.0
+
+    def test_each_failed_root_attempt_doubles_the_wait_taken_in_or_not(self) -> None:
+        state = out_at(0.0)
+        waits = []
+        for n in range(5):
+            at = 1000.0 * (n + 1)
+            running = recovery_started(state, at)  # root restarted router_sup
+            before = root_restart_delay(running, RULES)  # the give-up not taken in yet
+            state, _ = feed([RouterGaveUp(at + 1.0)], running)
+            assert root_restart_delay(state, RULES) == before
+            assert next_recovery_at(state, at + 1.0, RULES) == at + 1.0 + before
+            waits.append(before)
+        assert waits == [600.0, 1200.0, 2400.0, 3600.0, 3600.0]
+
+    def test_a_give_up_while_out_for_other_reasons_starts_the_wait_there(self) -> None:
+        state, _ = feed([fail(1.0), fail(2.0), fail(3.0), RouterGaveUp(100.0)])
+        assert next_recovery_at(state, 100.0, RULES) == 400.0
+        assert not recovery_due(state, 400.0, RULES)  # root's restart is that attempt
 
 
 class TestRestHysteresis:

@@ -29,8 +29,10 @@ from lifeline.tree import (
     ROUTER_SUP,
     SMART_ROUTER,
     Recycle,
+    RootRecoveryPace,
     fallback_deadline,
 )
+from quotation.backoff import Backoff, Jitter
 from supervisors import (
     ChildExited,
     ChildRestarted,
@@ -405,3 +407,12 @@ def test_recycle_answers_false_while_router_sup_is_not_running(
     assert tree is not None
     tree.root.stop(timeout=WAIT)
     assert tree.recycle_router() is False
+
+
+def test_root_paces_router_sup_restarts_by_the_level_rules_when_given_their_delay() -> None:
+    fallback = Backoff(initial=300.0, cap=2400.0, jitter=Jitter.NONE)
+    delays = iter([300.0, 600.0, 1200.0])
+    paced = RootRecoveryPace(fallback, lambda: next(delays))
+    # root's own attempt number (restarts within its 10 s period) is 1 every time here
+    assert [paced.delay(1, 0.5) for _ in range(3)] == [300.0, 600.0, 1200.0]
+    assert RootRecoveryPace(fallback).delay(2, 0.5) == 600.0  # without: root's own count
