@@ -195,6 +195,9 @@ class RestFallback(pykka.ThreadingActor):
         except (QuotationError, InjectedFault) as error:
             self._failed(error)
             raise
+        except BaseException:
+            self._board.ended()  # anything else: no outcome, but no longer in flight
+            raise
         self._last_success_at = self._clock.monotonic()
         self._consecutive_failures = 0
         self._board.succeeded(self._last_success_at)
