@@ -136,6 +136,24 @@ def test_asks_buffered_during_a_restart_backoff_expire_and_none_reaches_the_simu
         sup.stop(timeout=WAIT)
 
 
+def test_asks_queued_behind_a_slow_call_expire_and_are_never_sent(
+    counted: Simulator, limiter: RateLimiter, clock: ManualClock
+) -> None:
+    ref = _start(counted, limiter, clock=clock)
+    counted.faults.black_hole(True)
+    slow = ref.ask(TickerRequest((BTC,)), block=False)  # no deadline: held at the simulator
+    assert counted.faults.wait_for_held(1, timeout=WAIT)
+    queued = [ref.ask(TickerRequest((BTC,), deadline=clock.monotonic() + 1.0), block=False)
+              for _ in range(ABANDONED)]
+    clock.advance(2.0)  # every asker behind the slow call has given up
+    counted.faults.black_hole(False)
+    assert isinstance(slow.get(timeout=WAIT), Reply)
+    for future in queued:
+        with pytest.raises(RequestExpired):
+            future.get(timeout=WAIT)
+    assert seen(counted) == 1  # the slow call only
+
+
 def _drain(events: queue.Queue[SupervisionEvent]) -> list[SupervisionEvent]:
     found = []
     while True:
