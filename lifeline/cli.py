@@ -51,9 +51,13 @@ __all__ = ["main"]
 _LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 _CONFIG_FILE = Path("config.yaml")
 """The config file read when none is named (relative to the current directory)."""
-_DEFAULT_LOG_LEVEL = {"run": "INFO", "demo": "CRITICAL", "drill": "CRITICAL"}
-"""Per command when ``--log-level`` is not given (else WARNING): the demo's faults would fill
-a terminal with the system's warnings and tracebacks; its summary lists the alerts."""
+_DEFAULT_LOG_LEVEL = {"run": "INFO", "drill": "CRITICAL"}
+"""Per command when ``--log-level`` is not given (else WARNING)."""
+_DEMO_STDERR_LEVEL = logging.CRITICAL
+"""Without ``--log-level`` the demo's stderr shows only this: its faults would fill a terminal
+with the system's warnings and tracebacks. Only the handler is raised: the loggers stay at
+WARNING, so the alerts (``lifeline.alerts``, WARNING) still reach the drill's recorder and
+the demo's summary."""
 _NEEDS_SIM = "lifeline {command}: the simulator needs aiohttp: pip install 'lifeline[sim]'"
 
 
@@ -107,12 +111,20 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 (one return
 
         serve(settings)
         return 0
+    return _demo(args, config)
+
+
+def _demo(args: argparse.Namespace, config: LifelineConfig) -> int:
+    """``lifeline demo`` (``--clients``: the clients-only rehearsal)."""
     if args.clients:
         from lifeline.demo_clients import run_clients_demo
 
         return run_clients_demo(config)
     from lifeline.demo import run_demo
 
+    if args.log_level is None:
+        for handler in logging.getLogger().handlers:
+            handler.setLevel(_DEMO_STDERR_LEVEL)
     return run_demo(config, time_scale=args.time_scale)
 
 
@@ -154,7 +166,8 @@ def _check_config(path: Path) -> int:
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lifeline", description=__doc__.splitlines()[0])
     parser.add_argument("--log-level", default=None,
-                        help="default WARNING (run: INFO; demo: CRITICAL)",
+                        help="default WARNING (run: INFO; drill: CRITICAL; demo: WARNING, "
+                             "stderr showing only CRITICAL)",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     commands = parser.add_subparsers(dest="command", required=True)
     config_help = f"config file (default: {_CONFIG_FILE} if present, else the built-in defaults)"

@@ -4,6 +4,7 @@ behaved as the timeline expects; ``--clients`` is the clients-only rehearsal."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,7 @@ def test_the_demo_plays_every_level_and_back_and_passes_on_the_config_files_simu
     assert "requests by source and level:" in out
     assert "failed requests by type:" in out
     assert "alerts fired:" in out
+    assert "level 0 -> 1 (degraded)" in out, "the alerts reach the summary with stderr quiet"
     assert "result: ok" in out
     assert "demo: ok: 5 of 5 phases as expected, in " in out
     assert "Traceback" not in done.stderr, "the demo keeps the system's log quiet"
@@ -71,8 +73,13 @@ def test_a_time_scale_out_of_range_is_a_typed_error() -> None:
         demo_scenario(0.0)
 
 
-def test_the_demo_runs_under_the_drills_shortened_timings() -> None:
-    assert demo_config() == load_config(ROOT / "scenarios" / "drill-config.yaml")
+def test_the_demo_runs_under_the_drills_shortened_timings_but_a_slower_probe() -> None:
+    drill = load_config(ROOT / "scenarios" / "drill-config.yaml")
+    demo = demo_config()
+    assert (demo.fallback.probe_interval, demo.fallback.recovery_interval) == (0.5, 1.0)
+    assert dataclasses.replace(demo, fallback=dataclasses.replace(
+        demo.fallback, probe_interval=drill.fallback.probe_interval,
+        recovery_interval=drill.fallback.recovery_interval)) == drill
 
 
 @pytest.mark.timeout(120)
