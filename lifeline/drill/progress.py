@@ -10,7 +10,7 @@ line; ``close`` ends the status line.
 
 A status line reads::
 
-    12.5 s  crash loop  level 2  rest_fb 93% ws_fb 7%  failed 0  p50 3.1 ms  p99 40.2 ms  restarts 4
+    12.5 s  level 2  rest_fb 93% ws_fb 7%  failed 0  p50 3.1 ms  p99 40.2 ms  restarts 4  crash loop
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ def _ms(value: float | None) -> str:
 
 
 def status_line(sample: Sample, phase: str) -> str:
-    """One sample as a status line: elapsed time, phase, level, the share of answers per
-    source (largest first; ``idle`` when none), failures, p50/p99 latency, restarts."""
+    """One sample as a status line: elapsed time, level, the share of answers per source
+    (largest first; ``idle`` when none), failures, p50/p99 latency, restarts, and last the
+    phase (a narrow terminal cuts the phase's name, not the figures)."""
     answered = sum(sample.sources.values())
     if answered:
         shares = sorted(sample.sources.items(), key=lambda item: (-item[1], item[0]))
@@ -45,8 +46,9 @@ def status_line(sample: Sample, phase: str) -> str:
                        for source, n in shares if n)
     else:
         mix = "idle"
-    return (f"{sample.t:6.1f} s  {phase}  level {sample.level}  {mix}  failed {sample.failed}"
-            f"  p50 {_ms(sample.p50)}  p99 {_ms(sample.p99)}  restarts {sample.restarts}")
+    return (f"{sample.t:6.1f} s  level {sample.level}  {mix}  failed {sample.failed}"
+            f"  p50 {_ms(sample.p50)}  p99 {_ms(sample.p99)}  restarts {sample.restarts}"
+            f"  {phase}")
 
 
 class Progress:
