@@ -51,7 +51,7 @@ __all__ = ["main"]
 _LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 _CONFIG_FILE = Path("config.yaml")
 """The config file read when none is named (relative to the current directory)."""
-_DEFAULT_LOG_LEVEL = {"run": "INFO", "drill": "CRITICAL"}
+_DEFAULT_LOG_LEVEL = {"run": "INFO"}
 """Per command when ``--log-level`` is not given (else WARNING)."""
 _DEMO_STDERR_LEVEL = logging.CRITICAL
 """Without ``--log-level`` the demo's stderr shows only this: its faults would fill a terminal
@@ -82,8 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 (one return
     if command == "drill":
         from lifeline.drill.command import drill_command
 
-        for handler in logging.getLogger().handlers:  # Level 2/3 raise our loggers to DEBUG
-            handler.setLevel(getattr(logging, level))  # (escalation): keep stderr readable
+        shown = _DEMO_STDERR_LEVEL if args.log_level is None else getattr(logging, level)
+        for handler in logging.getLogger().handlers:  # as the demo's; and Level 2/3 raise our
+            handler.setLevel(shown)  # loggers to DEBUG (escalation): the handler keeps them out
 
         return drill_command(args.scenario, args.config, json_out=args.json,
                              plot_out=args.plot, compare=args.compare)
@@ -166,7 +167,7 @@ def _check_config(path: Path) -> int:
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lifeline", description=__doc__.splitlines()[0])
     parser.add_argument("--log-level", default=None,
-                        help="default WARNING (run: INFO; drill: CRITICAL; demo: WARNING, "
+                        help="default WARNING (run: INFO; demo and drill: WARNING, "
                              "stderr showing only CRITICAL)",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     commands = parser.add_subparsers(dest="command", required=True)

@@ -11,7 +11,8 @@
 4. The host load starts (:mod:`lifeline.drill.load`); each phase switches its faults on at its
    start and clears them at its end (:mod:`lifeline.drill.faults`); every
    :data:`SAMPLE_INTERVAL` s a :class:`Sample` is taken and handed to ``on_sample(sample,
-   phase_name)``.
+   phase_name)``. Alerts are counted from the ``lifeline.alerts`` log records: the run sets
+   that logger to WARNING if it was above (restored after), whatever the host's levels.
 5. The load stops (a call still running :data:`JOIN_SLACK` s past ``request_deadline`` is
    hung), the per-phase measurements and checks are computed (:func:`measure_phase`), and
    everything is torn down — faults, load, status poller, system, simulator — also on an
@@ -194,6 +195,9 @@ class _Run:
             alerts = logging.getLogger(_ALERTS_LOGGER)
             alerts.addHandler(self.recorder)
             stack.callback(alerts.removeHandler, self.recorder)
+            if alerts.getEffectiveLevel() > logging.WARNING:  # counted whatever the levels
+                stack.callback(alerts.setLevel, alerts.level)
+                alerts.setLevel(logging.WARNING)
             try:
                 system.start(timeout=START_TIMEOUT)
             except LifelineError as exc:

@@ -44,6 +44,8 @@ def test_a_shipped_scenario_prints_its_phase_table_writes_json_and_exits_0(
     assert result.scenario.name == "level2-crash-loop"
     assert [p.name for p in result.phases] == ["normal", "crash loop", "recovery"]
     assert result.phases[1].max_level == 2
+    assert result.alerts and result.phases[1].alerts > 0  # the CLI's log levels let them in
+    assert "ALERT" not in done.stderr  # ... and keep them off the terminal
     assert "crash loop" in done.stderr  # the progress lines
 
 
