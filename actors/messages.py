@@ -242,9 +242,19 @@ class WsHealth:
 
 @dataclass(frozen=True, slots=True)
 class ProbeRequest:
-    """A health probe's read: the ticker of ``market``, always through REST (never a cache)."""
+    """A health probe's read: the ticker of ``market`` through REST (never a cache).
+
+    ``evidence_within``: seconds; when the router's last REST call succeeded at most this
+    long ago and none failed since, that answer is the probe's answer and no call is made
+    (the router's own traffic proves its REST path, and a probe must not fail because that
+    traffic has used up the shared rate budget it would wait in). ``0``: always a call.
+    ``deadline`` (monotonic): past it the probe is answered with ``RequestExpired``, never
+    sent (one left queued behind a hang is not replayed later).
+    """
 
     market: str
+    evidence_within: float = 0.0
+    deadline: float | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

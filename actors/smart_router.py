@@ -198,6 +198,8 @@ class SmartRouter(pykka.ThreadingActor):
         self._rest_calls = 0
         self._ws_answers = 0
         self._coalesced = 0
+        self._rest_evidence: tuple[float, Reply] | None = None
+        """(when, reply) of the last REST call if it succeeded and none failed since."""
         self._messages_failed = 0
         self._messages_malformed = 0
 
@@ -254,12 +256,28 @@ class SmartRouter(pykka.ThreadingActor):
             case Listen(listener):
                 self._listener = listener
                 return None
-            case ProbeRequest(market=market):
-                return self._serve(TickerRequest((market,)), probe=True)
+            case ProbeRequest():
+                return self._probe(message)
             case TickerRequest() | OrderbookRequest() | TradesRequest() | CandlesRequest():
                 return self._serve(message, probe=False)
             case _:
                 raise TypeError(f"SmartRouter does not take {type(message).__name__}")
+
+    def _probe(self, probe: ProbeRequest) -> Reply:
+        """The probe's ticker through REST, or the router's own evidence (see
+        :class:`~actors.messages.ProbeRequest`): its last REST answer, when it succeeded
+        within ``evidence_within`` and nothing failed since."""
+        now = self._clock.monotonic()
+        check_deadline(probe, probe.deadline, now)
+        evidence = self._rest_evidence
+        if evidence is not None and probe.evidence_within > 0:
+            at, reply = evidence
+            if now - at <= probe.evidence_within:
+                self._faults.at(_ME, FaultPoint.REQUEST)  # a request fault hits probes too
+                self._follow_demand(now)
+                self._assess()
+                return reply
+        return self._serve(TickerRequest((probe.market,), deadline=probe.deadline), probe=True)
 
     def _serve(self, request: Request, *, probe: bool) -> Reply:
         try:
@@ -300,6 +318,15 @@ class SmartRouter(pykka.ThreadingActor):
         return kept[1]
 
     def _from_rest(self, request: Request) -> Reply:
+        try:
+            reply = self._call_rest(request)
+        except Exception:
+            self._rest_evidence = None  # a failure since: the next probe makes a call
+            raise
+        self._rest_evidence = (self._clock.monotonic(), reply)
+        return reply
+
+    def _call_rest(self, request: Request) -> Reply:
         rest = _opened(self._rest)
         left = check_deadline(request, request.deadline, self._clock.monotonic())
         self._rest_calls += 1

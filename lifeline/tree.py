@@ -356,7 +356,13 @@ def build_tree(
     late = _Late()
 
     def probe_router() -> object:
-        return late.get().router.ask(ProbeRequest(fb.probe_market), timeout=probe_deadline)
+        # The router's own REST success within the last interval is evidence enough (its
+        # traffic may have used up the ticker budget this call would wait in); due by the
+        # probe's deadline, so one left queued behind a hang is dropped, never replayed.
+        due = parts.clock.monotonic() + probe_deadline
+        return late.get().router.ask(
+            ProbeRequest(fb.probe_market, evidence_within=fb.probe_interval, deadline=due),
+            timeout=probe_deadline)
 
     def probe_rest() -> object:
         # Read what the fallback published: never queue behind host traffic in its inbox.

@@ -75,3 +75,54 @@ def test_a_market_read_only_from_the_board_stays_subscribed_and_one_nobody_reads
     clock.advance(cold_after)  # nobody reads BTC any more
     router.ask(ProbeRequest(BTC))
     assert router.status().subscribed == ()
+
+
+# -- the probe: the router's own REST success is its evidence ---------------------------------
+
+
+def test_a_probe_is_answered_by_the_routers_own_recent_rest_success_without_a_call(
+    counted: Simulator, limiter: RateLimiter
+) -> None:
+    """Within ``evidence_within`` of a successful REST answer (none failed since) the probe
+    makes no call: a host using up the ticker budget cannot make the router's probe wait in
+    the limiter past its deadline. Older evidence, or none, and the probe calls."""
+    clock = ManualClock(mono=1_000.0)
+    router = Router(counted, limiter, clock=clock)
+    probe = ProbeRequest(BTC, evidence_within=1.0)
+    assert isinstance(router.ask(probe), Reply)  # no evidence yet: a call
+    assert seen(counted) == 1
+    host = router.ask(TradesRequest(ETH, 5))  # the host's request: a success
+    assert seen(counted) == 2
+    clock.advance(0.5)
+    assert router.ask(probe) is host  # within 1 s of it: its answer is the evidence
+    assert router.ask(ProbeRequest(BTC)) is not host  # evidence_within 0: always a call
+    assert seen(counted) == 3
+    clock.advance(1.5)  # the evidence (that last call, at 1000.5) is 1.5 s old: a call again
+    assert router.ask(probe) is not host
+    assert seen(counted) == 4
+
+
+def test_a_failed_rest_call_voids_the_evidence_so_the_next_probe_calls_and_fails(
+    counted: Simulator, limiter: RateLimiter
+) -> None:
+    clock = ManualClock(mono=1_000.0)
+    router = Router(counted, limiter, clock=clock)
+    router.ask(TickerRequest((ETH,)))  # a success: evidence
+    counted.faults.fail_next(2, 503)
+    with pytest.raises(Exception, match="503"):
+        router.ask(TradesRequest(ETH, 5))  # then a failure
+    with pytest.raises(Exception, match="503"):
+        router.ask(ProbeRequest(BTC, evidence_within=60.0))  # no evidence: its own call
+    assert seen(counted) == 3
+    assert isinstance(router.ask(ProbeRequest(BTC, evidence_within=60.0)), Reply)
+    assert seen(counted) == 4
+
+
+def test_an_expired_probe_is_answered_at_once_and_never_sent(
+    counted: Simulator, limiter: RateLimiter
+) -> None:
+    clock = ManualClock(mono=1_000.0)
+    router = Router(counted, limiter, clock=clock)
+    with pytest.raises(RequestExpired):
+        router.ask(ProbeRequest(BTC, deadline=999.5))
+    assert seen(counted) == 0
