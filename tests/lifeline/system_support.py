@@ -379,6 +379,10 @@ class Result:
     """The level once everything else was checked (recovery is only over if it is 0)."""
     ws_idle: bool
     sim_ws_connections: int
+    sim_ws_sessions: list[str]
+    """The simulator's open connections (``describe_sessions``), and the clients' own view
+    (:func:`_clients_view`): named in the message when too many are left."""
+    clients_view: str
     extra_threads: list[str]
     poke: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -457,7 +461,9 @@ def run_case(system: MarketDataSystem, sim: Simulator, case: Case) -> Result:
         changes=levels.changes(), restarts=dict(status.restarts),
         children=dict(status.to_dict()["children"]), final_level=system.level,
         ws_idle=ws_idle,
-        sim_ws_connections=sim.ws.stats().connections, extra_threads=extra,
+        sim_ws_connections=sim.ws.stats().connections,
+        sim_ws_sessions=sim.ws.describe_sessions(), clients_view=_clients_view(system),
+        extra_threads=extra,
         poke=dict(poker.outcomes) if poker else {}, notes=notes)
 
 
@@ -510,6 +516,21 @@ def _all_running(system: MarketDataSystem) -> bool:
 
     children = system.status().to_dict()["children"]
     return bool(children) and running(children)
+
+
+def _clients_view(system: MarketDataSystem) -> str:
+    """The router's and the WebSocket fallback's connection as each client sees it."""
+    parts = []
+    for name, ask in (("router", router_status), ("ws_fallback", ws_health)):
+        try:
+            conn = ask(system).connection
+        except Exception as exc:  # a diagnostic: say what went wrong
+            parts.append(f"{name}: no answer ({type(exc).__name__})")
+            continue
+        parts.append(f"{name}: {conn.state.value} connects {conn.connects} subscriptions "
+                     f"{conn.subscriptions} last_close "
+                     f"{None if conn.last_close is None else conn.last_close.value}")
+    return "; ".join(parts)
 
 
 def _ws_idle(system: MarketDataSystem) -> bool:
@@ -583,7 +604,8 @@ def check_recovery(result: Result) -> None:
     assert result.ws_idle, "the WebSocket fallback is still active or connected"
     assert result.sim_ws_connections <= 1, (
         f"{result.sim_ws_connections} WebSocket connections at the simulator (only the "
-        "router's may be open)")
+        f"router's may be open): {result.sim_ws_sessions}; the clients: "
+        f"{result.clients_view}")
     assert not result.extra_threads, f"threads above the baseline: {result.extra_threads}"
     assert set(result.children) == {"router_sup", "fallback_sup", "health_probe"}
     states = {child: (info["state"] if isinstance(info, dict) else info)

@@ -170,6 +170,22 @@ def test_list_subscriptions_reports_the_current_set(
     }
 
 
+def test_describe_sessions_names_each_open_connection_until_it_closes(
+    quiet_sim: Simulator, connect: Callable[[], websocket.WebSocket],
+) -> None:
+    conn = connect()
+    send(conn, [{"ticket": "t"}, {"type": "trade", "codes": [MARKET], "is_only_realtime": True}])
+    send(conn, [{"ticket": "list"}, {"method": "LIST_SUBSCRIPTIONS"}])
+    recv_json(conn)  # the subscription was taken
+    (line,) = quiet_sim.ws.describe_sessions()
+    port = conn.sock.getsockname()[1]
+    assert f"'127.0.0.1', {port})" in line
+    assert f"types trade markets {MARKET} closing False" in line
+    conn.close()
+    assert quiet_sim.ws.wait_for(lambda stats: stats.connections == 0, 5.0)
+    assert quiet_sim.ws.describe_sessions() == []
+
+
 def test_an_idle_connection_is_closed_after_the_configured_timeout(
     quiet_sim: Simulator, connect: Callable[[], websocket.WebSocket]
 ) -> None:

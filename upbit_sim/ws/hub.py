@@ -209,6 +209,20 @@ class WebSocketHub:
         """Block until ``predicate(stats())`` holds (re-checked on every connection change)."""
         return self._state.wait_for(predicate, timeout)
 
+    def describe_sessions(self) -> list[str]:
+        """One line per open connection: the client's address, how long it has been open,
+        what it subscribed (types and markets) and whether it is closing. For diagnostics
+        (a test naming the connection that should have gone)."""
+        now = self._state.clock.monotonic()
+        lines = []
+        for session in list(self._state.sessions):
+            peer = session.transport.get_extra_info("peername")
+            types = ",".join(spec.type.value for spec in session.specs) or "-"
+            markets = ",".join(sorted(session.markets)) or "-"
+            lines.append(f"{peer} open {now - session.opened_at:.2f}s types {types} "
+                         f"markets {markets} closing {session.closing}")
+        return sorted(lines)
+
     def _require_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
             raise RuntimeError("the simulator is not running")

@@ -57,6 +57,7 @@ class Session:
         self.markets: frozenset[str] = frozenset()
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=state.queue_limit)
         self.last_activity = state.clock.monotonic()
+        self.opened_at = self.last_activity
         self.closing = False
         self.tasks: list[asyncio.Task[Any]] = []
         self._state = state
