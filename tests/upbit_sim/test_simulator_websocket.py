@@ -178,6 +178,7 @@ def test_describe_sessions_names_each_open_connection_until_it_closes(
     send(conn, [{"ticket": "list"}, {"method": "LIST_SUBSCRIPTIONS"}])
     recv_json(conn)  # the subscription was taken
     (line,) = quiet_sim.ws.describe_sessions()
+    assert conn.sock is not None
     port = conn.sock.getsockname()[1]
     assert f"'127.0.0.1', {port})" in line
     assert f"types trade markets {MARKET} closing False" in line
