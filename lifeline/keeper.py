@@ -14,12 +14,14 @@ takes them in order, translates them into :mod:`lifeline.health` observations, a
 * calls the host's callbacks (``on_level_change``), each guarded: a failing callback is
   logged, never breaks the keeper.
 
-A degraded channel: after each probe report whose router probe succeeded while the router is
-trusted, the keeper asks ``websocket_degraded()`` (the facade asks the router for its
+A degraded channel: on each probe report whose router probe succeeded, trusted or not, the
+keeper first asks ``websocket_degraded()`` (the facade asks the router for its
 ``RouterStatus``, bounded by ``router_timeout``) and feeds the answer to the rules as
-``ChannelDegraded(at, Channel.WEBSOCKET, degraded)``: level 1 while the router's WebSocket is
-down and it answers from REST only, back to 0 once it is live again. ``None`` (the router
-did not say in time) observes nothing.
+``ChannelDegraded(at, Channel.WEBSOCKET, degraded)``, then the report itself: level 1 while
+the router's WebSocket is down and it answers from REST only, back to 0 once it is live
+again. Asked before the report and while the router is out, so the probe that makes it
+trusted again lands on 1 when its WebSocket is still down (3 -> 1 -> 0, not 3 -> 0 -> 1 ->
+0). ``None`` (the router did not say in time) observes nothing.
 
 Translation::
 
@@ -320,9 +322,9 @@ class LevelKeeper:
             case _Timer():
                 self._timers.append(item)
             case ProbeReport():
+                self._check_channel(item)  # first: trust regained lands on 1 if degraded
                 for observation in self._translate(item):
                     self._apply(*step(self._state, observation, self._rules))
-                self._check_channel(item)
             case _RecoveryStarted(at, what):
                 logger.info("recovery attempt: %s", what)
                 self._state = recovery_started(self._state, at)
@@ -335,7 +337,7 @@ class LevelKeeper:
 
     def _check_channel(self, report: ProbeReport) -> None:
         ask = self._websocket_degraded
-        if ask is None or report.router_ok is not True or not self._state.trusted:
+        if ask is None or report.router_ok is not True:
             return
         degraded = ask()
         if degraded is not None:

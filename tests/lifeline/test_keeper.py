@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import replace
 
 import pytest
 
@@ -225,3 +226,27 @@ def test_a_ban_in_a_report_without_a_rest_verdict_is_level_3_at_once() -> None:
     finally:
         keeper.stop(5.0)
     assert level is Level.LAST_RESORT
+
+
+def test_a_router_trusted_again_with_its_websocket_still_down_lands_on_1_not_0() -> None:
+    """The channel is asked on every good probe, trusted or not, before the probe counts:
+    the probe that brings the router back lands on Level 1 while its WebSocket is still
+    down, then 0 once it is up (2 -> 1 -> 0), never 2 -> 0 -> 1 -> 0."""
+    websocket_down = [True]
+    keeper = LevelKeeper(RULES, ManualClock(mono=0.0),
+                         websocket_degraded=lambda: websocket_down[0])
+    keeper.start()
+    try:
+        for at in (1.0, 2.0, 3.0):  # three failed probes: out (Level 2)
+            keeper.report(_report(at, True))
+        for n in range(RULES.recovery_successes):  # healthy again, its WebSocket down
+            keeper.report(replace(_report(4.0 + n, True), router_ok=True, router_error=None))
+        assert keeper.settle(5.0)
+        websocket_down[0] = False
+        keeper.report(replace(_report(9.0, True), router_ok=True, router_error=None))
+        assert keeper.settle(5.0)
+        levels = [(change.old, change.new) for change in keeper.changes]
+    finally:
+        keeper.stop(5.0)
+    assert levels == [(Level.NORMAL, Level.FALLBACK), (Level.FALLBACK, Level.DEGRADED),
+                      (Level.DEGRADED, Level.NORMAL)]
