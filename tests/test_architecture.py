@@ -67,6 +67,13 @@ EXPORTS: dict[str, frozenset[str]] = {
         "RateLimitPolicy", "ServerRateLimiter", "SimCandle", "SimOrderbook", "SimOrderbookUnit",
         "SimTicker", "SimTrade", "Simulator", "SimulatorSettings", "Verdict",
     }),
+    "lifeline.feed": frozenset({
+        "DEFAULT_LEADER_TTL", "DEFAULT_STREAM_MAXLEN", "DEFAULT_STREAM_PREFIX", "CodecError",
+        "FeedCommandError", "FeedEntry", "FeedError", "FeedKeys", "FeedKind", "FeedModel",
+        "FeedPublisher", "FeedReader", "FeedSettingsError", "FeedUnavailable", "Lease",
+        "LeaseGrant", "LeaseHolder", "LeaseLost", "Snapshots", "StreamFollower",
+        "SymbolRegistry", "connect", "decode", "encode",
+    }),
     "lifeline": frozenset({
         "Answer", "ConfigError", "Level", "LevelChange", "LifelineConfig", "MarketDataSystem",
         "MarketDataUnavailable", "Subscription", "Update", "load_config", "parse_config",

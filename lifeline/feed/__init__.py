@@ -1,0 +1,60 @@
+"""The shared feed: many trading hosts on one supervised feed over Redis (issue 11).
+
+Built so far (the foundations; see ``docs/shared-feed.md``): ``lease`` (the publisher's
+lease and its fenced writes), ``codec`` (canonical models to bytes and back), ``streams``
+(the key layout, the fenced publish, the stream readers, the latest snapshots, the hosts'
+symbol registration), ``redis_io`` (bounded connections, Redis errors into ours) and
+``errors`` (the package's exception tree). ``redis`` is imported lazily: ``lifeline``
+imports without the ``shared`` extra. Not yet: ``MarketDataSystem`` in shared mode.
+"""
+
+from lifeline.feed.codec import FeedModel, decode, encode
+from lifeline.feed.errors import (
+    CodecError,
+    FeedCommandError,
+    FeedError,
+    FeedSettingsError,
+    FeedUnavailable,
+    LeaseLost,
+)
+from lifeline.feed.lease import DEFAULT_LEADER_TTL, Lease, LeaseGrant, LeaseHolder
+from lifeline.feed.redis_io import connect
+from lifeline.feed.streams import (
+    DEFAULT_STREAM_MAXLEN,
+    DEFAULT_STREAM_PREFIX,
+    FeedEntry,
+    FeedKeys,
+    FeedKind,
+    FeedPublisher,
+    FeedReader,
+    Snapshots,
+    StreamFollower,
+    SymbolRegistry,
+)
+
+__all__ = [
+    "DEFAULT_LEADER_TTL",
+    "DEFAULT_STREAM_MAXLEN",
+    "DEFAULT_STREAM_PREFIX",
+    "CodecError",
+    "FeedCommandError",
+    "FeedEntry",
+    "FeedError",
+    "FeedKeys",
+    "FeedKind",
+    "FeedModel",
+    "FeedPublisher",
+    "FeedReader",
+    "FeedSettingsError",
+    "FeedUnavailable",
+    "Lease",
+    "LeaseGrant",
+    "LeaseHolder",
+    "LeaseLost",
+    "Snapshots",
+    "StreamFollower",
+    "SymbolRegistry",
+    "connect",
+    "decode",
+    "encode",
+]

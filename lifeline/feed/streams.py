@@ -1,0 +1,496 @@
+"""The feed's Redis layout: stream and snapshot names, the fenced publish, the readers,
+and the hosts' symbol registration.
+
+Keys (``prefix`` is ``feed.stream_prefix``, ``kind`` one of :class:`FeedKind`)::
+
+    {prefix}:{kind}:{market}          stream, one entry per published item (MAXLEN ~)
+    {prefix}:latest:{kind}:{market}   hash, the latest entry's fields and its stream ``id``
+    {prefix}:leader                   the publisher's lease (``<token>:<owner>``, PX)
+    {prefix}:leader:fence             the fencing-token counter (INCR)
+    {prefix}:hosts                    zset: host id -> registration expiry (server ms)
+    {prefix}:host:{host}              set: the symbols that host asks for (PX)
+
+An entry's fields: ``d`` the model (:mod:`lifeline.feed.codec`), ``src`` the publisher's
+source (``router``, ``rest_fallback``, …), ``lvl`` the publisher's level (0-3), ``tok``
+the publisher's fencing token (a new token in a stream = a takeover). The entry id's
+milliseconds are Redis' clock when it was written.
+
+* :class:`FeedPublisher` writes items through the lease's fenced script: one round trip
+  per call, whatever the number of items.
+* :class:`FeedReader` follows several streams with one bounded ``XREAD BLOCK``, from
+  where it last was (a start at ``$`` is pinned to the stream's last id at the first
+  read, so nothing written between two reads is missed); a bad entry is skipped with a
+  :class:`~lifeline.feed.errors.CodecError` in the batch, never raised.
+* :class:`StreamFollower` runs a reader on a thread, hands entries to a sink, reports
+  errors and retries while Redis is away; ``stop()`` returns within ``stop_bound``.
+* :class:`Snapshots` reads the latest entry per market and kind, and recent history.
+* :class:`SymbolRegistry`: each host registers the symbols it asks for with a TTL it
+  refreshes; the leader reads the union of the live hosts' symbols.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, cast
+
+from lifeline.feed import codec
+from lifeline.feed.codec import FeedModel
+from lifeline.feed.errors import CodecError, FeedError, FeedSettingsError
+from lifeline.feed.lease import FencedWrite, FencedWriter, LeaseGrant
+from lifeline.feed.redis_io import DEFAULT_SOCKET_TIMEOUT, call
+from quotation.models import Candle, CandleInterval, Orderbook, Ticker, Trade
+
+if TYPE_CHECKING:
+    import redis
+
+__all__ = [
+    "DEFAULT_STREAM_MAXLEN",
+    "DEFAULT_STREAM_PREFIX",
+    "BadEntry",
+    "FeedEntry",
+    "FeedKeys",
+    "FeedKind",
+    "FeedPublisher",
+    "FeedReader",
+    "ReadBatch",
+    "Snapshots",
+    "StreamFollower",
+    "SymbolRegistry",
+    "kind_for",
+]
+
+logger = logging.getLogger(__name__)
+
+_Entries = list[tuple[bytes, dict[bytes, bytes]]]
+"""Stream entries as redis-py returns them (``decode_responses=False``)."""
+
+DEFAULT_STREAM_PREFIX: Final = "lifeline"
+"""``feed.stream_prefix``."""
+DEFAULT_STREAM_MAXLEN: Final = 10_000
+"""``feed.stream_maxlen``: entries kept per stream (approximate trim)."""
+
+
+class FeedKind(enum.Enum):
+    """What a stream carries; the value is the ``{kind}`` part of its key."""
+
+    TICKER = "ticker"
+    TRADE = "trade"
+    ORDERBOOK = "orderbook"
+    CANDLE_1M = "candle.1m"
+
+
+def kind_for(item: FeedModel) -> FeedKind:
+    """The stream kind of ``item``; ``ValueError`` for a candle that is not 1-minute."""
+    if isinstance(item, Ticker):
+        return FeedKind.TICKER
+    if isinstance(item, Trade):
+        return FeedKind.TRADE
+    if isinstance(item, Orderbook):
+        return FeedKind.ORDERBOOK
+    if isinstance(item, Candle):
+        if item.interval is not CandleInterval.MINUTE_1:
+            raise ValueError(f"only 1-minute candles are published, got {item.interval.value}")
+        return FeedKind.CANDLE_1M
+    raise TypeError(f"not a feed model: {type(item).__name__}")
+
+
+@dataclass(frozen=True, slots=True)
+class FeedKeys:
+    """Every Redis key of one feed, from ``feed.stream_prefix``."""
+
+    prefix: str = DEFAULT_STREAM_PREFIX
+
+    def __post_init__(self) -> None:
+        if not self.prefix or any(c.isspace() for c in self.prefix):
+            raise FeedSettingsError(
+                f"stream_prefix must be a non-empty name without spaces, got {self.prefix!r}",
+                key="feed.stream_prefix", value=self.prefix,
+            )
+
+    def stream(self, kind: FeedKind, market: str) -> str:
+        return f"{self.prefix}:{kind.value}:{market}"
+
+    def snapshot(self, kind: FeedKind, market: str) -> str:
+        return f"{self.prefix}:latest:{kind.value}:{market}"
+
+    @property
+    def leader(self) -> str:
+        return f"{self.prefix}:leader"
+
+    @property
+    def hosts(self) -> str:
+        return f"{self.prefix}:hosts"
+
+    def host(self, host_id: str) -> str:
+        return f"{self.prefix}:host:{host_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEntry:
+    """One published item as a reader sees it."""
+
+    kind: FeedKind
+    market: str
+    id: bytes
+    """The stream entry id (``<ms>-<seq>``); a snapshot carries its entry's id."""
+    item: FeedModel
+    source: str
+    """The publisher's source (a follower answers ``shared/<source>``)."""
+    level: int
+    """The publisher's level when it published."""
+    token: int
+    """The publisher's fencing token."""
+
+    @property
+    def published_at(self) -> float:
+        """Redis' wall clock (epoch seconds) when the entry was written, from its id."""
+        return int(self.id.split(b"-", 1)[0]) / 1000.0
+
+
+@dataclass(frozen=True, slots=True)
+class BadEntry:
+    """An entry a reader skipped: where it was and why."""
+
+    stream: str
+    id: bytes
+    error: CodecError
+
+
+@dataclass(frozen=True, slots=True)
+class ReadBatch:
+    """What one read returned, stream by stream in id order."""
+
+    entries: tuple[FeedEntry, ...]
+    bad: tuple[BadEntry, ...] = ()
+
+
+def _fields(item: FeedModel, source: str, level: int, token: int) -> dict[str, bytes]:
+    return {"d": codec.encode(item), "src": source.encode(), "lvl": b"%d" % level,
+            "tok": b"%d" % token}
+
+
+def _entry(kind: FeedKind, market: str, entry_id: bytes,
+           fields: Mapping[bytes, bytes]) -> FeedEntry:
+    """A :class:`FeedEntry` from a stream entry's (or snapshot's) fields, or CodecError."""
+    try:
+        data = fields[b"d"]
+        source = fields[b"src"].decode()
+        level = int(fields[b"lvl"])
+        token = int(fields[b"tok"])
+    except KeyError as exc:
+        name = exc.args[0].decode() if isinstance(exc.args[0], bytes) else str(exc.args[0])
+        raise CodecError(f"{kind.value} entry {entry_id!r} has no field {name!r}",
+                         kind=kind.value, field=name) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CodecError(f"{kind.value} entry {entry_id!r}: bad envelope: {exc}",
+                         kind=kind.value, field=None) from None
+    item = codec.decode(data)
+    if kind_for_safe(item) is not kind or item.market != market:
+        raise CodecError(
+            f"{kind.value} entry {entry_id!r} for {market} holds a "
+            f"{codec.kind_of(item)} of {item.market}", kind=kind.value, field="market",
+        )
+    return FeedEntry(kind, market, entry_id, item, source, level, token)
+
+
+def kind_for_safe(item: FeedModel) -> FeedKind | None:
+    try:
+        return kind_for(item)
+    except ValueError:
+        return None
+
+
+class FeedPublisher:
+    """The leader's writes: items to their streams and snapshots, fenced by its lease."""
+
+    def __init__(self, client: redis.Redis, keys: FeedKeys, *,
+                 maxlen: int = DEFAULT_STREAM_MAXLEN) -> None:
+        self.keys = keys
+        self._writer = FencedWriter(client, maxlen=maxlen)
+
+    def publish(self, grant: LeaseGrant, items: Sequence[FeedModel], *, source: str,
+                level: int) -> list[bytes]:
+        """Append ``items`` (in order) and update their snapshots in one round trip; the
+        entry ids. :class:`~lifeline.feed.errors.LeaseLost` and nothing written if the
+        lease no longer holds ``grant``."""
+        writes = []
+        for item in items:
+            kind = kind_for(item)
+            writes.append(FencedWrite(
+                self.keys.stream(kind, item.market), _fields(item, source, level, grant.token),
+                self.keys.snapshot(kind, item.market),
+            ))
+        return self._writer.write(grant, writes)
+
+
+class FeedReader:
+    """Follows several streams with one bounded ``XREAD``, resuming where it was.
+
+    ``block`` is the longest a read waits for new entries (seconds); ``count`` the most
+    entries per stream per read. Not thread-safe: one thread reads; :meth:`follow` and
+    :meth:`unfollow` from that thread (a :class:`StreamFollower` applies them between
+    reads).
+    """
+
+    def __init__(self, client: redis.Redis, keys: FeedKeys, *, block: float = 0.1,
+                 count: int = 1000) -> None:
+        if not 0.0 < block <= 10.0:
+            raise FeedSettingsError(f"block must be in (0, 10] s, got {block!r}",
+                                    key="feed.read_block", value=block)
+        self.keys = keys
+        self.block = block
+        self._count = count
+        self._client = client
+        self._streams: dict[str, tuple[FeedKind, str]] = {}
+        self._positions: dict[str, bytes | None] = {}
+        """Last id seen per stream; ``None`` = start at the stream's end, not yet pinned."""
+
+    def follow(self, kind: FeedKind, market: str, *, after: bytes | None = None) -> None:
+        """Read ``kind`` of ``market`` from after ``after`` (an entry id; ``b"0"`` = from
+        the oldest kept), or by default from what is written after the next read begins."""
+        stream = self.keys.stream(kind, market)
+        if stream not in self._streams:
+            self._streams[stream] = (kind, market)
+            self._positions[stream] = after
+
+    def unfollow(self, kind: FeedKind, market: str) -> None:
+        stream = self.keys.stream(kind, market)
+        self._streams.pop(stream, None)
+        self._positions.pop(stream, None)
+
+    def positions(self) -> dict[str, bytes | None]:
+        """The last id seen per stream (``None``: not pinned yet)."""
+        return dict(self._positions)
+
+    def read(self, block: float | None = None) -> ReadBatch:
+        """New entries of every followed stream, waiting up to ``block`` seconds (default
+        :attr:`block`) for the first; :class:`~lifeline.feed.errors.FeedUnavailable` if
+        Redis is away (the positions stay, so the next read resumes)."""
+        if not self._streams:
+            return ReadBatch(())
+        self._pin()
+        wait_ms = max(1, round((self.block if block is None else block) * 1000))
+        positions = {stream: pos for stream, pos in self._positions.items() if pos is not None}
+        reply = cast(list[tuple[bytes, _Entries]] | None, call(
+            "xread", lambda: self._client.xread(
+                positions, count=self._count, block=wait_ms)))  # type: ignore[arg-type]
+        entries: list[FeedEntry] = []
+        bad: list[BadEntry] = []
+        for raw_stream, items in reply or ():
+            stream = raw_stream.decode()
+            where = self._streams.get(stream)
+            for entry_id, fields in items:
+                self._positions[stream] = entry_id
+                if where is None:
+                    continue
+                try:
+                    entries.append(_entry(where[0], where[1], entry_id, fields))
+                except CodecError as exc:
+                    logger.warning("skipped a bad entry %s in %s: %s", entry_id, stream, exc)
+                    bad.append(BadEntry(stream, entry_id, exc))
+        return ReadBatch(tuple(entries), tuple(bad))
+
+    def _pin(self) -> None:
+        """Give each stream still at "the end" the id of its last entry now (``0-0`` if it
+        is empty), in one round trip."""
+        unpinned = [stream for stream, pos in self._positions.items() if pos is None]
+        if not unpinned:
+            return
+
+        def last_ids() -> list[list[tuple[bytes, object]]]:
+            pipe = self._client.pipeline(transaction=False)
+            for stream in unpinned:
+                pipe.xrevrange(stream, "+", "-", count=1)
+            return pipe.execute()
+
+        for stream, last in zip(unpinned, call("xrevrange", last_ids), strict=True):
+            self._positions[stream] = last[0][0] if last else b"0-0"
+
+
+class StreamFollower:
+    """Runs a :class:`FeedReader` on a thread: each entry to ``sink``, each skipped bad
+    entry and each Redis error to ``on_error``; while Redis is away it retries every
+    ``retry_after`` seconds from the last position. A sink or on_error that raises is
+    logged and the follower goes on.
+
+    :meth:`stop` returns within :attr:`stop_bound`: the read's block plus the client's
+    socket timeout (plus ``retry_after`` never: the retry wait wakes on stop).
+    """
+
+    def __init__(self, reader: FeedReader, sink: Callable[[FeedEntry], None], *,
+                 on_error: Callable[[FeedError], None] | None = None,
+                 retry_after: float = 0.5, socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
+                 name: str = "lifeline-feed-follower") -> None:
+        self._reader = reader
+        self._sink = sink
+        self._on_error = on_error
+        self._retry_after = retry_after
+        self.stop_bound = reader.block + socket_timeout + 0.5
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._changes: list[tuple[bool, FeedKind, str, bytes | None]] = []
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def follow(self, kind: FeedKind, market: str, *, after: bytes | None = None) -> None:
+        """Start following a stream (applied before the next read)."""
+        with self._lock:
+            self._changes.append((True, kind, market, after))
+
+    def unfollow(self, kind: FeedKind, market: str) -> None:
+        with self._lock:
+            self._changes.append((False, kind, market, None))
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> bool:
+        """Stop and join (at most :attr:`stop_bound` seconds); ``True`` if the thread ended."""
+        self._stop.set()
+        if self._thread.ident is None:
+            return True
+        self._thread.join(self.stop_bound)
+        return not self._thread.is_alive()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._apply_changes()
+            try:
+                batch = self._reader.read()
+            except FeedError as exc:
+                self._report(exc)
+                self._stop.wait(self._retry_after)
+                continue
+            for entry in batch.entries:
+                try:
+                    self._sink(entry)
+                except Exception:
+                    logger.exception("feed sink failed on %s %s", entry.kind.value, entry.id)
+            for bad in batch.bad:
+                self._report(bad.error)
+
+    def _apply_changes(self) -> None:
+        with self._lock:
+            changes, self._changes = self._changes, []
+        for add, kind, market, after in changes:
+            if add:
+                self._reader.follow(kind, market, after=after)
+            else:
+                self._reader.unfollow(kind, market)
+
+    def _report(self, error: FeedError) -> None:
+        if self._on_error is None:
+            return
+        try:
+            self._on_error(error)
+        except Exception:
+            logger.exception("feed on_error failed on %s", error)
+
+
+class Snapshots:
+    """Reads the latest entry per market and kind, and a stream's recent entries."""
+
+    def __init__(self, client: redis.Redis, keys: FeedKeys) -> None:
+        self.keys = keys
+        self._client = client
+
+    def latest(self, kind: FeedKind, markets: Sequence[str]) -> dict[str, FeedEntry]:
+        """The latest entry of each market that has one (one round trip); a bad snapshot
+        is a :class:`~lifeline.feed.errors.CodecError`."""
+        def read() -> list[dict[bytes, bytes]]:
+            pipe = self._client.pipeline(transaction=False)
+            for market in markets:
+                pipe.hgetall(self.keys.snapshot(kind, market))
+            return pipe.execute()
+
+        found: dict[str, FeedEntry] = {}
+        for market, fields in zip(markets, call("snapshot read", read), strict=True):
+            if fields:
+                found[market] = _entry(kind, market, fields.get(b"id", b"0-0"), fields)
+        return found
+
+    def recent(self, kind: FeedKind, market: str, count: int) -> ReadBatch:
+        """The newest ``count`` entries of one stream, oldest first; bad ones skipped."""
+        stream = self.keys.stream(kind, market)
+        items = cast(_Entries, call(
+            "xrevrange", lambda: self._client.xrevrange(stream, "+", "-", count=count)))
+        entries: list[FeedEntry] = []
+        bad: list[BadEntry] = []
+        for entry_id, fields in reversed(items):
+            try:
+                entries.append(_entry(kind, market, entry_id, fields))
+            except CodecError as exc:
+                bad.append(BadEntry(stream, entry_id, exc))
+        return ReadBatch(tuple(entries), tuple(bad))
+
+
+_REGISTER: Final = """
+if redis.replicate_commands then redis.replicate_commands() end
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local ttl = tonumber(ARGV[2])
+redis.call('DEL', KEYS[2])
+if #ARGV > 2 then
+  redis.call('SADD', KEYS[2], unpack(ARGV, 3))
+  redis.call('PEXPIRE', KEYS[2], ttl)
+end
+redis.call('ZADD', KEYS[1], now_ms + ttl, ARGV[1])
+return 1
+"""
+_UNION: Final = """
+if redis.replicate_commands then redis.replicate_commands() end
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms)
+local hosts = redis.call('ZRANGE', KEYS[1], 0, -1)
+if #hosts == 0 then return {} end
+local keys = {}
+for i, host in ipairs(hosts) do keys[i] = ARGV[1] .. host end
+return redis.call('SUNION', unpack(keys))
+"""
+
+
+class SymbolRegistry:
+    """The symbols the hosts ask for: each host :meth:`register` s its own with ``ttl``
+    (seconds; it re-registers well within it, e.g. every ``ttl / 3``); a host that stops
+    (killed, cut off) drops out after ``ttl``. The leader reads :meth:`union`.
+    Expiry is on Redis' clock, so the hosts' clocks need not agree."""
+
+    def __init__(self, client: redis.Redis, keys: FeedKeys, *, ttl: float = 15.0) -> None:
+        if not ttl > 0.0:
+            raise FeedSettingsError(f"registration ttl must be > 0, got {ttl!r}",
+                                    key="feed.registration_ttl", value=ttl)
+        self.keys = keys
+        self.ttl = ttl
+        self._register = client.register_script(_REGISTER)
+        self._union = client.register_script(_UNION)
+        self._client = client
+
+    def register(self, host_id: str, symbols: Iterable[str]) -> None:
+        """Replace ``host_id``'s symbols with ``symbols`` and (re)start its ``ttl``."""
+        args: list[str | int] = [host_id, max(1, round(self.ttl * 1000)), *sorted(set(symbols))]
+        call("register symbols", lambda: self._register(
+            keys=[self.keys.hosts, self.keys.host(host_id)], args=args))
+
+    def unregister(self, host_id: str) -> None:
+        """Drop ``host_id`` at once (a clean shutdown)."""
+        def drop() -> None:
+            pipe = self._client.pipeline(transaction=True)
+            pipe.zrem(self.keys.hosts, host_id)
+            pipe.delete(self.keys.host(host_id))
+            pipe.execute()
+
+        call("unregister symbols", drop)
+
+    def union(self) -> frozenset[str]:
+        """Every symbol some live host asks for."""
+        members = call("symbol union", lambda: self._union(
+            keys=[self.keys.hosts], args=[self.keys.host("")]))
+        return frozenset(member.decode() for member in members)
