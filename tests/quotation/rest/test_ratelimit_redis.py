@@ -1,0 +1,252 @@
+"""The Redis-backed limiter against a real ``redis-server``: one Upbit budget across hosts.
+
+Semantics one by one on a fake clock (``time_source="clock"``: the scripts read the test's
+wall time, every wait is asserted exactly, nothing sleeps), then Redis going away and coming
+back (real server stopped and started), then the burst: three host processes, one budget,
+against the simulator's strict per-IP window.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from quotation.errors import Banned, InvalidValue, RateLimited
+from quotation.rest import RestClient, RestConfig
+from quotation.rest.ratelimit_redis import RedisRateLimiter
+from quotation.rest.remaining_req import RemainingReq
+from tests.fakes import ManualClock
+from tests.redis_support import RedisServer, redis_server_fixture  # noqa: F401
+from upbit_sim import Simulator
+
+pytestmark = pytest.mark.timeout(30)
+
+ROOT = Path(__file__).resolve().parents[3]
+COOLDOWN = 1.05
+
+
+def _shared(limiter: RedisRateLimiter) -> bool:
+    return limiter.shared  # read anew each time (mypy would narrow the property)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(mono=100.0)
+
+
+@pytest.fixture
+def make(
+        redis_server: RedisServer, clock: ManualClock,
+) -> Iterator[Callable[..., RedisRateLimiter]]:
+    """Limiters on one Redis and one fresh prefix (one shared budget), on the fake clock."""
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    made: list[RedisRateLimiter] = []
+
+    def build(**kwargs: object) -> RedisRateLimiter:
+        options: dict[str, object] = {"prefix": prefix, "time_source": "clock"}
+        options.update(kwargs)
+        limiter = RedisRateLimiter(redis_server.url, clock, **options)  # type: ignore[arg-type]
+        made.append(limiter)
+        return limiter
+
+    yield build
+    for limiter in made:
+        limiter.close()
+
+
+def test_ten_slots_per_group_per_second_shared_by_two_limiters(
+        make: Callable[..., RedisRateLimiter], clock: ManualClock) -> None:
+    first, second = make(), make()
+    permits = [(first if i % 2 else second).acquire("ticker", timeout=0) for i in range(10)]
+    assert first.try_acquire("ticker") is None
+    assert second.try_acquire("ticker") is None
+    other = second.try_acquire("candles")  # another group has its own budget
+    assert other is not None
+    other.release(success=True)
+    for permit in permits:
+        permit.release(success=True)
+    assert first.try_acquire("ticker") is None  # cooling down since the answers
+    with pytest.raises(RateLimited) as refused:
+        second.acquire("ticker", timeout=0.5)
+    assert refused.value.retry_after == pytest.approx(COOLDOWN, abs=1e-3)
+    # acquire without a bound waits exactly the cool-down, on the clock
+    permit = second.acquire("ticker")
+    assert clock.sleeps == [pytest.approx(COOLDOWN, abs=1e-3)]
+    permit.release(success=True)
+    status = first.status().groups["ticker"]
+    assert (status.limit, status.capacity, status.in_flight) == (10, 10, 0)
+    assert status.available == 9  # the nine cooled down; the one just answered cools
+
+
+def test_a_429_pause_is_seen_by_another_limiter_and_counted_across_them(
+        make: Callable[..., RedisRateLimiter], clock: ManualClock) -> None:
+    first, second = make(), make()
+    assert first.on_rate_limited("ticker") == pytest.approx(1.0, abs=1e-3)
+    assert second.try_acquire("ticker") is None
+    with pytest.raises(RateLimited, match="paused after HTTP 429") as refused:
+        second.acquire("ticker", timeout=0.5)
+    assert refused.value.retry_after == pytest.approx(1.0, abs=1e-3)
+    assert second.status().groups["ticker"].consecutive_rate_limits == 1
+    assert second.try_acquire("orderbook") is not None  # only that group pauses
+    assert second.on_rate_limited("ticker") == pytest.approx(2.0, abs=1e-3)  # the 2nd in a row
+    permit = first.acquire("ticker")  # waits the pause out
+    assert clock.sleeps == [pytest.approx(2.0, abs=1e-3)]
+    permit.release(success=True)  # a success anywhere resets the count
+    assert second.on_rate_limited("ticker", retry_after=3.0) == pytest.approx(3.0, abs=1e-3)
+
+
+def test_a_418_ban_is_seen_by_another_limiter_in_every_group(
+        make: Callable[..., RedisRateLimiter], clock: ManualClock) -> None:
+    first, second = make(), make()
+    until = first.on_banned(30.0)
+    assert until == pytest.approx(clock.monotonic() + 30.0, abs=1e-3)
+    for group in ("ticker", "candles", "orderbook"):
+        with pytest.raises(Banned) as banned:
+            second.acquire(group, timeout=5.0)
+        assert banned.value.until == pytest.approx(clock.monotonic() + 30.0, abs=1e-3)
+    assert second.banned_until() == pytest.approx(clock.monotonic() + 30.0, abs=1e-3)
+    assert second.status().banned_until is not None
+    clock.advance(30.01)
+    assert second.banned_until() is None
+    second.acquire("candles", timeout=0).release(success=True)
+
+
+def test_remaining_req_sec_caps_the_shared_capacity(
+        make: Callable[..., RedisRateLimiter], clock: ManualClock) -> None:
+    first, second = make(), make()
+    permit = first.acquire("ticker", timeout=0)
+    permit.release(RemainingReq("ticker", sec=2), success=True)  # the server: 3 a window
+    taken = [second.acquire("ticker", timeout=0) for _ in range(2)]
+    assert second.try_acquire("ticker") is None  # 3 = one cooling + two in flight
+    assert second.status().groups["ticker"].capacity == 3
+    for p in taken:
+        p.release(success=True)
+
+
+def test_redis_down_means_the_conservative_share_and_back_means_shared(
+        make: Callable[..., RedisRateLimiter], redis_server: RedisServer,
+        clock: ManualClock) -> None:
+    limiter = make(fallback_share=0.2, reconnect_interval=1.0)
+    assert _shared(limiter)
+    redis_server.stop()
+    # Redis gone: the first call finds out and falls back to 2 of 10 slots, locally.
+    local = [limiter.acquire("ticker", timeout=0) for _ in range(2)]
+    assert not _shared(limiter)
+    assert limiter.try_acquire("ticker") is None
+    assert limiter.status() == limiter.fallback.status()
+    assert limiter.status().groups["ticker"].limit == 2
+    for permit in local:
+        permit.release(success=True)
+    redis_server.start()  # same port, empty
+    assert limiter.try_acquire("ticker") is None  # not retried before reconnect_interval
+    clock.advance(1.0)
+    shared = [limiter.acquire("ticker", timeout=0) for _ in range(10)]  # Redis's 10 again
+    assert _shared(limiter)
+    assert limiter.try_acquire("ticker") is None
+    for permit in shared:
+        permit.release(success=True)
+
+
+def test_a_ban_heard_while_redis_was_down_still_holds_when_it_is_back(
+        make: Callable[..., RedisRateLimiter], redis_server: RedisServer,
+        clock: ManualClock) -> None:
+    limiter = make()
+    redis_server.stop()
+    limiter.on_banned(10.0)
+    redis_server.start()
+    clock.advance(1.0)
+    with pytest.raises(Banned):
+        limiter.acquire("ticker", timeout=1.0)
+    assert limiter.shared
+
+
+def test_bad_arguments_are_named(redis_server: RedisServer) -> None:
+    with pytest.raises(InvalidValue) as bad:
+        RedisRateLimiter("http://127.0.0.1:1/0")
+    assert bad.value.field == "redis_url"
+    with pytest.raises(InvalidValue) as bad:
+        RedisRateLimiter(redis_server.url, fallback_share=0)
+    assert bad.value.field == "fallback_share"
+
+
+def test_quotation_imports_without_the_redis_client() -> None:
+    code = (
+        "import sys; sys.modules['redis'] = None\n"
+        "import quotation, quotation.rest, quotation.rest.ratelimit_redis as m\n"
+        "try:\n    m.RedisRateLimiter('redis://127.0.0.1:1/0')\n"
+        "except ImportError:\n    print('ImportError')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=20, cwd=ROOT, check=False)
+    assert (done.returncode, done.stdout.strip()) == (0, "ImportError"), done.stderr
+
+
+def test_a_rest_client_on_the_redis_limiter_calls_the_simulator(
+        redis_server: RedisServer, sim: Simulator) -> None:
+    limiter = RedisRateLimiter(redis_server.url, prefix=f"t{uuid.uuid4().hex[:8]}")
+    try:
+        with RestClient(RestConfig(base_url=sim.base_url), limiter=limiter) as client:
+            assert [t.market for t in client.get_tickers("KRW-BTC")] == ["KRW-BTC"]
+        assert limiter.status().groups["ticker"].last_sec is not None
+    finally:
+        limiter.close()
+
+
+def _burst(sim: Simulator, redis_url: str, mode: str) -> list[dict[str, int]]:
+    prefix = f"burst{uuid.uuid4().hex[:8]}"
+    start_at = repr(time.time() + 3.0)  # after every host has imported and warmed up
+    hosts = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.quotation.rest._burst_host", sim.base_url, mode,
+             redis_url, prefix, start_at],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for _ in range(3)
+    ]
+    results = []
+    try:
+        for host in hosts:
+            out, err = host.communicate(timeout=30)
+            assert host.returncode == 0, err
+            results.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        for host in hosts:
+            if host.poll() is None:
+                host.kill()
+                host.wait(5)
+    return results
+
+
+@pytest.mark.timeout(60)
+def test_three_host_processes_at_20_per_second_get_no_429_on_one_shared_budget(
+        redis_server: RedisServer, sim: Simulator) -> None:
+    # Three processes, each its own RestClient and RedisRateLimiter, 20 uncached ticker
+    # requests a second each for 5 s, against the simulator's strict 10-a-second window
+    # per IP and group; no 429 retries, so every refusal from the simulator is counted.
+    results = _burst(sim, redis_server.url, "redis")
+    print(f"\nshared budget, 3 hosts x 100 asks: {results}")
+    assert sum(r["http_429"] for r in results) == 0
+    assert sum(r["http_418"] for r in results) == 0
+    assert sum(r["other"] for r in results) == 0
+    answered = sum(r["ok"] for r in results)
+    # ~9.5 a second for 5 s were answered (the budget used, not starved); the rest refused
+    # locally before sending.
+    assert 30 <= answered <= 60
+    assert all(r["ok"] > 0 for r in results)
+
+
+@pytest.mark.timeout(60)
+def test_the_burst_does_get_429s_when_each_host_keeps_its_own_budget(
+        redis_server: RedisServer, sim: Simulator) -> None:
+    # The control: the same three hosts on process limiters of their own overrun the IP's
+    # budget together — the burst test above can fail.
+    results = _burst(sim, redis_server.url, "local")
+    print(f"\nown budgets, 3 hosts x 100 asks: {results}")
+    assert sum(r["http_429"] + r["http_418"] for r in results) > 0
