@@ -189,7 +189,7 @@ def _entry(kind: FeedKind, market: str, entry_id: bytes,
         raise CodecError(f"{kind.value} entry {entry_id!r}: bad envelope: {exc}",
                          kind=kind.value, field=None) from None
     item = codec.decode(data)
-    if kind_for_safe(item) is not kind or item.market != market:
+    if _kind_or_none(item) is not kind or item.market != market:
         raise CodecError(
             f"{kind.value} entry {entry_id!r} for {market} holds a "
             f"{codec.kind_of(item)} of {item.market}", kind=kind.value, field="market",
@@ -197,7 +197,7 @@ def _entry(kind: FeedKind, market: str, entry_id: bytes,
     return FeedEntry(kind, market, entry_id, item, source, level, token)
 
 
-def kind_for_safe(item: FeedModel) -> FeedKind | None:
+def _kind_or_none(item: FeedModel) -> FeedKind | None:
     try:
         return kind_for(item)
     except ValueError:
