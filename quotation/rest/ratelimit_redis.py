@@ -382,6 +382,10 @@ class RedisRateLimiter(RateLimiter):
         except self._redis_errors as exc:
             self._failed(exc)
             raise RedisUnavailable(f"Redis at {self._url}: {exc}") from exc
+        except BaseException:  # e.g. a ResponseError: not "unreachable", but end the probe
+            with self._state_lock:
+                self._probing = False
+            raise
         self._succeeded()
         return result
 
