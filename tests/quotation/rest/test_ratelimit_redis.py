@@ -9,6 +9,8 @@ against the simulator's strict per-IP window.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -152,6 +154,23 @@ def test_redis_down_means_the_conservative_share_and_back_means_shared(
     assert limiter.try_acquire("ticker") is None
     for permit in shared:
         permit.release(success=True)
+
+
+def test_a_redis_that_stops_answering_costs_one_bounded_call_then_the_local_share(
+        make: Callable[..., RedisRateLimiter], redis_server: RedisServer) -> None:
+    # SIGSTOP: the port stays open and accepts, nothing answers (a hung Redis, not a refusal).
+    limiter = make(redis_timeout=0.2)
+    limiter.acquire("ticker", timeout=0).release(success=True)  # connected, shared
+    pid = redis_server.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        permit = limiter.acquire("ticker", timeout=0)  # the script call times out: local
+        assert not _shared(limiter)
+        assert permit.group == "ticker"
+        permit.release(success=True)
+    finally:
+        os.kill(pid, signal.SIGCONT)
 
 
 def test_a_ban_heard_while_redis_was_down_still_holds_when_it_is_back(
