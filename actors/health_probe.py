@@ -48,7 +48,14 @@ Timing. With an ``interval``, a :class:`Ticker` thread started in ``on_start`` t
 ``Probe()`` whenever the clock reaches the next multiple of ``interval`` after the start
 (``clock.sleep`` between: a blocking fake clock makes each tick a test's ``advance``); it
 keeps at most one tick waiting in the inbox, so a slow or hung probe never piles them up.
-``interval=None`` makes no ticker: probes happen only when told or asked. The wait for the
+``interval=None`` makes no ticker: probes happen only when told or asked.
+
+Backoff. An optional ``pace`` callable (the level keeper's, bound by the application) answers
+the factor (>= 1) the interval is stretched by now; the ticker asks it at every multiple of
+``interval`` and tells a probe only once ``pace() × interval`` has passed since the last
+tick (within :data:`PACE_TOLERANCE` of an interval), so the ticks stay on the same grid and a
+factor that falls back to 1 takes effect within one ``interval``. A ``pace`` that raises or
+answers less than 1 (or not a number) counts as 1 (logged once). The wait for the
 calls reads the injected clock every :data:`DEADLINE_POLL_SECONDS` of real time, and the
 actor's thread is busy for up to ``deadline`` per probe: a supervisor's liveness deadline
 must be longer. ``deadline`` defaults to ``interval`` and may not exceed it.
@@ -88,8 +95,10 @@ from quotation.values import check
 
 __all__ = [
     "DEADLINE_POLL_SECONDS",
+    "PACE_TOLERANCE",
     "HealthProbe",
     "NoVerdict",
+    "Pace",
     "ProcessSample",
     "Sampler",
     "Ticker",
@@ -101,7 +110,13 @@ logger = logging.getLogger(__name__)
 DEADLINE_POLL_SECONDS = 0.02
 """How often (real seconds) a probe waiting for its calls re-reads the injected clock."""
 
+PACE_TOLERANCE = 1e-6
+"""The share of an interval by which a paced tick may come early (float sums on the grid)."""
+
 _MIB = float(1 << 20)
+
+Pace = Callable[[], float]
+"""The factor (>= 1) the probe interval is stretched by now (see the module docstring)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,16 +153,20 @@ def sample_process() -> ProcessSample:
 
 class Ticker:
     """Tells ``Probe()`` to ``ref`` each time ``clock`` reaches the next multiple of
-    ``interval`` after ``start``, from a daemon thread, keeping at most one tick unhandled."""
+    ``interval`` after ``start`` (and, with ``pace``, ``pace() × interval`` has passed since
+    the last tick), from a daemon thread, keeping at most one tick unhandled."""
 
     def __init__(
         self, clock: Clock, interval: float, ref: pykka.ActorRef[Any], *, start: float,
-        name: str = "health_probe-ticker",
+        name: str = "health_probe-ticker", pace: Pace | None = None,
     ) -> None:
         self._clock = clock
         self._interval = interval
         self._ref = ref
+        self._pace = pace
+        self._pace_failed = False
         self._next_at = start + interval
+        self._last_at = start
         self._stopped = threading.Event()
         self._pending = threading.Event()
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -163,6 +182,22 @@ class Ticker:
         """The actor took a tick up: the next one may be told."""
         self._pending.clear()
 
+    def factor(self) -> float:
+        """What ``pace`` says now, as a factor >= 1 (1 without one, or when it fails)."""
+        if self._pace is None:
+            return 1.0
+        try:
+            factor = float(self._pace())
+        except Exception:  # noqa: BLE001 - a broken pace must not stop the probing
+            factor = float("nan")
+        if not factor >= 1.0 or factor == float("inf"):  # NaN, < 1, inf
+            if not self._pace_failed:
+                self._pace_failed = True
+                logger.warning("health probe: the pace gave no factor >= 1; probing every "
+                               "%g s", self._interval)
+            return 1.0
+        return factor
+
     def _run(self) -> None:
         while not self._stopped.is_set():
             while (left := self._next_at - self._clock.monotonic()) > 0:
@@ -171,9 +206,14 @@ class Ticker:
                     return
             now = self._clock.monotonic()
             missed = int((now - self._next_at) // self._interval)  # behind: skip, never burst
-            self._next_at += (missed + 1) * self._interval
+            at = self._next_at + missed * self._interval  # the grid point just reached
+            self._next_at = at + self._interval
+            wait = self.factor() * self._interval
+            if at - self._last_at < wait - PACE_TOLERANCE * self._interval:
+                continue  # backing off: not yet
             if self._pending.is_set():
                 continue  # the last tick is still waiting: one is enough
+            self._last_at = at
             self._pending.set()
             try:
                 self._ref.tell(Probe())
@@ -267,7 +307,8 @@ class HealthProbe(pykka.ThreadingActor):
     ``limiter``: the process's one REST limiter, whose status gives the headroom and the
     ban. ``interval``, ``deadline``: seconds on ``clock``; ``deadline`` defaults to
     ``interval``, ``interval=None`` (no ticker) needs one. ``probe_market`` is what the
-    bound ``probe_router`` asks for, shown in the log.
+    bound ``probe_router`` asks for, shown in the log. ``pace``: the backoff factor of the
+    ticker's interval (module docstring), none by default.
     """
 
     def __init__(
@@ -284,6 +325,7 @@ class HealthProbe(pykka.ThreadingActor):
         faults: FaultBoard | None = None,
         clock: Clock | None = None,
         sampler: Sampler = sample_process,
+        pace: Pace | None = None,
     ) -> None:
         super().__init__()
         if interval is not None:
@@ -302,6 +344,7 @@ class HealthProbe(pykka.ThreadingActor):
         self._faults = faults if faults is not None else FaultBoard()
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._sampler = sampler
+        self._pace = pace
         self._router = _Call("router", probe_router, self._clock)
         self._rest = None if probe_rest is None else _Call("rest", probe_rest, self._clock)
         self._ws = None if check_ws is None else _Call("ws", check_ws, self._clock)
@@ -320,7 +363,7 @@ class HealthProbe(pykka.ThreadingActor):
         self._last_sample = (self._started_at, self._sampler())
         if self._interval is not None:
             self._ticker = Ticker(self._clock, self._interval, self.actor_ref,
-                                  start=self._started_at)
+                                  start=self._started_at, pace=self._pace)
             self._ticker.start()  # last: nothing after it can fail and leak it
 
     def on_stop(self) -> None:

@@ -11,8 +11,18 @@ takes them in order, translates them into :mod:`lifeline.health` observations, a
 * logs the change with its reason (logger ``lifeline.keeper``: WARNING going up, INFO down);
 * carries out the effects: entering level 2 or 3 → ``Activate(symbols)`` to the WebSocket
   fallback; back to 0/1 → ``Deactivate()`` (through ``effects``, bounded asks);
-* calls the host's callbacks (``on_level_change``), each guarded: a failing callback is
-  logged, never breaks the keeper.
+* calls the system's own callbacks (:meth:`LevelKeeper.add_callback`: the breaker reset, the
+  alerter, the log escalation), each guarded: a failing callback is logged, never breaks the
+  keeper;
+* queues the change for the host's callbacks (:meth:`LevelKeeper.add_host_callback`, the
+  facade's ``on_level_change``): they run on a delivery thread of their own
+  (:class:`HostCallbacks`), never on the keeper's, so a slow or hanging host callback delays
+  no level detection and no effect. Each change reaches every host callback in order, each
+  call guarded. The queue keeps the latest :data:`HOST_CHANGES_QUEUED` changes: while a
+  callback hangs, older undelivered changes are dropped and counted
+  (:attr:`HostCallbacks.dropped`, in ``status()``), the keeper never waits. Stopping waits at
+  most :data:`HOST_STOP_SECONDS` for a callback still running, then leaves the (daemon)
+  thread behind with a warning; changes still queued then are not delivered.
 
 A degraded channel: on each probe report whose router probe succeeded, trusted or not, the
 keeper first asks ``websocket_degraded()`` (the facade asks the router for its
@@ -49,6 +59,14 @@ raising ``recover`` is logged and postponed too. The next attempt after a failed
 ``recovery_interval`` doubling up to :data:`lifeline.tree.RECOVERY_CAP_FACTOR` ×; trust
 regained starts the backoff again.
 
+**Probing with backoff at Level 3** (:meth:`LevelKeeper.probe_pace`): the keeper counts the
+probe reports in a row taken at Level 3 that found neither the router nor the REST fallback
+answering (:attr:`LevelKeeper.quiet_probes`; any good router probe or REST check, and any
+level change, resets it) and answers :func:`lifeline.levels.probe_backoff` of it: the factor
+the health probe stretches its interval by (``probe_interval`` × 1, 2, 4, capped at
+:data:`lifeline.levels.PROBE_BACKOFF_CAP`). The probe asks it at every ``probe_interval``, so
+a reset takes effect within one interval.
+
 Timed actions (:meth:`LevelKeeper.call_at`) run on the keeper's thread when the injected
 clock reaches their time (the system's rebuild of a tree whose root gave up); dropped when
 the keeper stops.
@@ -83,6 +101,7 @@ from lifeline.levels import (
     LevelState,
     next_recovery_at,
     next_tick_at,
+    probe_backoff,
     recovery_due,
     recovery_postponed,
     recovery_started,
@@ -100,7 +119,8 @@ from supervisors import (
     SupervisionEvent,
 )
 
-__all__ = ["CHANGES_KEPT", "POLL_SECONDS", "LevelKeeper"]
+__all__ = ["CHANGES_KEPT", "HOST_CHANGES_QUEUED", "HOST_STOP_SECONDS", "POLL_SECONDS",
+           "HostCallbacks", "LevelKeeper"]
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +129,99 @@ POLL_SECONDS = 0.02
 CHANGES_KEPT = 1000
 """Level changes :attr:`LevelKeeper.changes` keeps (the latest; older ones are dropped, and
 :attr:`LevelKeeper.change_count` counts them all)."""
+HOST_CHANGES_QUEUED = 256
+"""Level changes waiting for the host's callbacks at most; past it the oldest undelivered one
+is dropped (and counted) for each new one: a hung callback costs memory no more than this."""
+HOST_STOP_SECONDS = 1.0
+"""Real seconds stopping waits for a host callback still running before it leaves it."""
+
+
+class HostCallbacks:
+    """The host's level-change callbacks, called in order on a daemon thread of their own.
+
+    :meth:`put` never blocks (a bounded deque: past :data:`HOST_CHANGES_QUEUED` waiting, the
+    oldest is dropped and counted in :attr:`dropped`). Each callback is guarded: one that
+    raises is logged and the others still get the change.
+    """
+
+    def __init__(self, name: str = "lifeline-level-callbacks",
+                 limit: int = HOST_CHANGES_QUEUED) -> None:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit!r}")
+        self._callbacks: list[Callable[[LevelChange], None]] = []
+        self._queue: deque[LevelChange] = deque(maxlen=limit)
+        self._cond = threading.Condition()
+        self._dropped = 0
+        self._delivered = 0
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    @property
+    def dropped(self) -> int:
+        """Changes dropped undelivered because :data:`HOST_CHANGES_QUEUED` were waiting."""
+        return self._dropped
+
+    @property
+    def delivered(self) -> int:
+        """Changes handed to every callback so far."""
+        return self._delivered
+
+    @property
+    def queued(self) -> int:
+        """Changes waiting now."""
+        with self._cond:
+            return len(self._queue)
+
+    def add(self, callback: Callable[[LevelChange], None]) -> None:
+        with self._cond:
+            self._callbacks.append(callback)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def put(self, change: LevelChange) -> None:
+        """Queue ``change`` for every callback; never waits."""
+        with self._cond:
+            if self._stopped or not self._callbacks:
+                return
+            if len(self._queue) == self._queue.maxlen:
+                self._dropped += 1
+                if self._dropped == 1 or self._dropped % 100 == 0:
+                    logger.warning("level callbacks: a host callback is not keeping up; "
+                                   "%d level changes dropped undelivered so far",
+                                   self._dropped)
+            self._queue.append(change)  # the deque drops the oldest itself
+            self._cond.notify()
+
+    def stop(self, timeout: float = HOST_STOP_SECONDS) -> None:
+        """No more calls; wait up to ``timeout`` for the one running (changes still queued
+        are not delivered)."""
+        with self._cond:
+            self._stopped = True
+            self._queue.clear()
+            self._cond.notify_all()
+        thread = self._thread
+        if thread.is_alive() and thread is not threading.current_thread():
+            thread.join(timeout)
+            if thread.is_alive():
+                logger.warning("level callbacks: a host callback still runs after %g s; "
+                               "its thread is left behind (daemon)", timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._stopped:
+                    self._cond.wait()
+                if self._stopped:
+                    return
+                change = self._queue.popleft()
+                callbacks = list(self._callbacks)
+            for callback in callbacks:
+                try:
+                    callback(change)
+                except Exception:
+                    logger.exception("level keeper: a level-change callback failed")
+            self._delivered += 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +265,8 @@ class LevelKeeper:
         self._recovery_attempts = 0
         self._state = LevelState.starting(clock.monotonic())
         self._callbacks: list[Callable[[LevelChange], None]] = []
+        self._host = HostCallbacks(name=f"{name}-callbacks")
+        self._quiet_probes = 0
         self._changes: deque[LevelChange] = deque(maxlen=CHANGES_KEPT)
         self._change_count = 0
         self._changes_lock = threading.Lock()  # a copy never sees the deque mid-append
@@ -186,6 +301,22 @@ class LevelKeeper:
         """Recovery attempts the keeper carried out since start (restarts it asked for)."""
         return self._recovery_attempts
 
+    @property
+    def host_callbacks(self) -> HostCallbacks:
+        """The host's callbacks and their delivery thread (``dropped``, ``queued``)."""
+        return self._host
+
+    @property
+    def quiet_probes(self) -> int:
+        """Probe reports in a row at Level 3 that found neither the router nor the REST
+        fallback answering (0 at any other level, after a good one, after a level change)."""
+        return self._quiet_probes
+
+    def probe_pace(self) -> float:
+        """The factor the health probe stretches ``probe_interval`` by now
+        (:func:`lifeline.levels.probe_backoff`; asked on the probe's ticker thread)."""
+        return probe_backoff(self._state.level, self._quiet_probes)
+
     def root_restart_delay(self) -> float:
         """The wait before root restarts a router_sup that has just given up
         (:func:`lifeline.levels.root_restart_delay`; called on root's thread)."""
@@ -198,7 +329,15 @@ class LevelKeeper:
     # -- inputs (any thread; only queued) ------------------------------------------------
 
     def add_callback(self, callback: Callable[[LevelChange], None]) -> None:
+        """Call ``callback(change)`` on the keeper's thread, after the effects: only for the
+        system's own prompt, non-blocking reactions (the host's go to
+        :meth:`add_host_callback`)."""
         self._callbacks.append(callback)
+
+    def add_host_callback(self, callback: Callable[[LevelChange], None]) -> None:
+        """Call ``callback(change)`` for every level change, in order, on the delivery
+        thread (:class:`HostCallbacks`): it may be slow without holding up the keeper."""
+        self._host.add(callback)
 
     def report(self, report: ProbeReport) -> None:
         """A health probe report (the probe's ``report`` callable)."""
@@ -247,13 +386,17 @@ class LevelKeeper:
     # -- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:
+        self._host.start()
         self._thread.start()
 
     def stop(self, timeout: float) -> None:
+        """Stop the keeper's thread (waits up to ``timeout``) and the host callbacks' (up to
+        :data:`HOST_STOP_SECONDS` more, never longer than ``timeout``)."""
         self._stopped.set()
         self._inbox.put(None)
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
+        self._host.stop(min(timeout, HOST_STOP_SECONDS))
 
     # -- the keeper's thread ---------------------------------------------------------------
 
@@ -322,9 +465,11 @@ class LevelKeeper:
             case _Timer():
                 self._timers.append(item)
             case ProbeReport():
+                before = self._change_count
                 self._check_channel(item)  # first: trust regained lands on 1 if degraded
                 for observation in self._translate(item):
                     self._apply(*step(self._state, observation, self._rules))
+                self._count_quiet(item, changed=self._change_count != before)
             case _RecoveryStarted(at, what):
                 logger.info("recovery attempt: %s", what)
                 self._state = recovery_started(self._state, at)
@@ -334,6 +479,14 @@ class LevelKeeper:
                                                               confirmed=True), self._rules))
             case _:
                 self._apply(*step(self._state, item, self._rules))
+
+    def _count_quiet(self, report: ProbeReport, *, changed: bool) -> None:
+        """Probing with backoff: count the reports in a row at Level 3 with no good news."""
+        good = report.router_ok is True or report.fallbacks.rest_ok is True
+        if changed or good or self._state.level is not Level.LAST_RESORT:
+            self._quiet_probes = 0
+        else:
+            self._quiet_probes += 1
 
     def _check_channel(self, report: ProbeReport) -> None:
         ask = self._websocket_degraded
@@ -361,6 +514,7 @@ class LevelKeeper:
         self._state = state
         if change is None:
             return
+        self._quiet_probes = 0  # a level change starts probing at the interval again
         with self._changes_lock:
             self._changes.append(change)
             self._change_count += 1
@@ -378,3 +532,4 @@ class LevelKeeper:
                 callback(change)
             except Exception:
                 logger.exception("level keeper: a level-change callback failed")
+        self._host.put(change)  # the host's: on their own thread, never waited for

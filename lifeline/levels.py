@@ -20,6 +20,7 @@ level  name             what broke                       what the system does
                         banned (418), e.g. a backbone    ``max_stale_age``, else
                         outage                           ``MarketDataUnavailable``; the host is
                                                          told; probing goes on with backoff
+                                                         (:func:`probe_backoff`)
 =====  ===============  ===============================  ====================================
 
 Levels climb back down on their own: 3 → 2 when the REST fallback answers again (after
@@ -96,6 +97,7 @@ from quotation.values import check
 from supervisors.rules import add_restart
 
 __all__ = [
+    "PROBE_BACKOFF_CAP",
     "REST_FAILURES",
     "REST_SUCCESSES",
     "Cause",
@@ -106,6 +108,7 @@ __all__ = [
     "classify",
     "next_recovery_at",
     "next_tick_at",
+    "probe_backoff",
     "recovery_due",
     "recovery_postponed",
     "recovery_started",
@@ -114,6 +117,10 @@ __all__ = [
     "tick",
 ]
 
+PROBE_BACKOFF_CAP = 4.0
+"""The most the health probe's interval is stretched by at Level 3 (:func:`probe_backoff`):
+at most ``4 × probe_interval`` between probes, so recovery is seen at most
+``3 × probe_interval`` later than without backoff."""
 REST_FAILURES = 3
 """Failing REST fallback checks in a row before it counts as failing (level 3 if the router
 is out); the default of :attr:`LevelRules.rest_failures`."""
@@ -352,6 +359,20 @@ def next_recovery_at(
     if state.failed_at is None or state.attempt_at is not None or state.healthy > 0:
         return None  # failed_at is None exactly while the router is trusted
     return max(now, state.failed_at + rules.recovery.delay(state.attempts + 1, draw))
+
+
+def probe_backoff(level: Level, quiet: int, cap: float = PROBE_BACKOFF_CAP) -> float:
+    """The factor the health probe's interval is stretched by ("keep probing with backoff").
+
+    Only at Level 3 (the router and the REST fallback both out), after ``quiet`` probes in a
+    row there that found neither answering: ``2 ** quiet`` (1, 2, 4, ...) up to ``cap``.
+    Anywhere else, or with ``quiet`` 0 (a good probe or a level change resets it), 1: the
+    interval itself. Level 2 never backs off: the REST fallback answers there, and every
+    probe counts toward the ``recovery_successes`` that end it.
+    """
+    if level is not Level.LAST_RESORT or quiet <= 0:
+        return 1.0
+    return min(2.0 ** min(quiet, 32), max(1.0, cap))
 
 
 def next_tick_at(state: LevelState, rules: LevelRules) -> float | None:

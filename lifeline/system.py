@@ -197,6 +197,9 @@ class SystemStatus:
     recovery_attempts: int = 0
     """Recovery attempts since start: root restarting router_sup, tree rebuilds, and the
     level keeper restarting a running but untrusted router (:mod:`lifeline.keeper`)."""
+    callbacks_dropped: int = 0
+    """Level changes dropped undelivered to the host's ``on_level_change`` callbacks (one hung
+    while more than :data:`~lifeline.keeper.HOST_CHANGES_QUEUED` waited)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -216,6 +219,7 @@ class SystemStatus:
             "router_breaker": (None if self.router_breaker is None
                                else self.router_breaker.to_dict()),
             "recovery_attempts": self.recovery_attempts,
+            "callbacks_dropped": self.callbacks_dropped,
         }
 
 
@@ -452,8 +456,12 @@ class MarketDataSystem:
         return self._alerter.stats()
 
     def on_level_change(self, callback: Callable[[LevelChange], None]) -> None:
-        """Call ``callback(LevelChange)`` on every level change (on the keeper's thread)."""
-        self._keeper.add_callback(callback)
+        """Call ``callback(LevelChange)`` on every level change, in order, on a delivery
+        thread of its own (:class:`lifeline.keeper.HostCallbacks`): a slow or hanging callback
+        delays no level change and no effect; while one hangs, the latest
+        :data:`~lifeline.keeper.HOST_CHANGES_QUEUED` changes wait and older ones are dropped
+        (``status().callbacks_dropped``)."""
+        self._keeper.add_host_callback(callback)
 
     def status(self) -> SystemStatus:
         tree = self._tree
@@ -479,7 +487,8 @@ class MarketDataSystem:
             next_recovery_at=self._keeper.next_recovery_at(),
             router_breaker=self._breaker.view(self._clock.monotonic()),
             recovery_attempts=(self._restarts.get(f"{ROOT}/{ROUTER_SUP}", 0) + self._rebuilt
-                               + self._keeper.recovery_attempts))
+                               + self._keeper.recovery_attempts),
+            callbacks_dropped=self._keeper.host_callbacks.dropped)
 
     @property
     def request_stats(self) -> RequestStats:
@@ -752,7 +761,8 @@ class MarketDataSystem:
     def _build(self, parts: TreeParts) -> Tree:
         return build_tree(self._config, parts, report=self._keeper.report,
                           listener=self._on_event, on_give_up=self._on_give_up,
-                          root_restart_delay=self._keeper.root_restart_delay)
+                          root_restart_delay=self._keeper.root_restart_delay,
+                          probe_pace=self._keeper.probe_pace)
 
     def _on_give_up(self, reason: ExitReason) -> None:
         """Root gave up (on its thread, its children stopped): the keeper goes to Level 3

@@ -343,11 +343,14 @@ def build_tree(
     listener: Listener,
     on_give_up: Callable[[ExitReason], None],
     root_restart_delay: Callable[[], float] | None = None,
+    probe_pace: Callable[[], float] | None = None,
 ) -> Tree:
     """Start the tree (returns at once; children start in order on the supervisors' threads).
 
     ``report`` gets every health probe report (on the probe's thread: hand it on, never
-    wait); ``listener`` every supervision event of the whole tree; ``on_give_up`` root's.
+    wait); ``listener`` every supervision event of the whole tree; ``on_give_up`` root's;
+    ``probe_pace`` is the health probe's backoff factor (its ticker's thread asks it:
+    :meth:`lifeline.keeper.LevelKeeper.probe_pace`).
     """
     fb, sup = config.fallback, config.supervision
     rest_config, ws_config = config.upbit.rest, config.upbit.websocket
@@ -412,7 +415,8 @@ def build_tree(
     probe = ChildSpec(HEALTH_PROBE, HealthProbe, kwargs={
         "probe_router": probe_router, "report": report, "interval": fb.probe_interval,
         "deadline": probe_deadline, "probe_rest": probe_rest, "check_ws": check_ws,
-        "limiter": parts.limiter, "probe_market": fb.probe_market, **shared,
+        "limiter": parts.limiter, "probe_market": fb.probe_market, "pace": probe_pace,
+        **shared,
     }, deadline=probe_liveness_deadline(config), backoff=in_root,
         start_failure=StartFailure.RESTART)
     root = SupervisorHandle.start(

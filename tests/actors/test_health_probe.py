@@ -581,3 +581,57 @@ def test_a_black_holed_simulator_fails_probes_at_the_deadline_until_it_answers_a
     back = _probe(ref)
     assert (back.router_ok, back.consecutive_failures) == (True, 0)
     assert back.since_last_success < 0.5  # from its answer to the report
+
+
+class Pace:
+    """The ``pace`` callable: answers what the test set (a factor, or raises ``error``)."""
+
+    def __init__(self, factor: float = 1.0) -> None:
+        self.factor = factor
+        self.error: Exception | None = None
+
+    def __call__(self) -> float:
+        if self.error is not None:
+            raise self.error
+        return self.factor
+
+
+def test_a_pace_stretches_the_interval_on_the_same_grid_and_a_reset_acts_within_one_interval(
+    ticking_clock: ManualClock, reports: Reports
+) -> None:
+    """Fails before: HealthProbe took no ``pace`` (it probed every interval at every level)."""
+    clock = ticking_clock
+    pace = Pace(2.0)
+    HealthProbe.start(probe_router=Scripted(clock), report=reports, interval=2.0, clock=clock,
+                      sampler=Sampler(), pace=pace)
+    sleeps = 1
+    for _ in range(2):  # 1002: 2 s since the start < 2 × 2 s: skipped; 1004: probed
+        clock.wait_for_sleeps(sleeps)
+        clock.advance(2.0)
+        sleeps += 1
+    assert [r.at for r in reports.wait_for(1)] == [T0 + 4.0]
+    pace.factor = 4.0  # 1006, 1008, 1010 skipped; 1012 = 1004 + 4 × 2 s: probed
+    for _ in range(4):
+        clock.wait_for_sleeps(sleeps)
+        clock.advance(2.0)
+        sleeps += 1
+    assert [r.at for r in reports.wait_for(2)] == [T0 + 4.0, T0 + 12.0]
+    pace.factor = 4.0
+    clock.wait_for_sleeps(sleeps)
+    clock.advance(2.0)  # 1014: skipped (2 s < 8 s)
+    sleeps += 1
+    clock.wait_for_sleeps(sleeps)
+    pace.factor = 1.0  # reset (a good probe, a level change): the next grid point probes
+    clock.advance(2.0)  # 1016
+    sleeps += 1
+    assert [r.at for r in reports.wait_for(3)] == [T0 + 4.0, T0 + 12.0, T0 + 16.0]
+    pace.error = RuntimeError("broken pace")  # counts as 1: every interval
+    clock.wait_for_sleeps(sleeps)
+    clock.advance(2.0)  # 1018
+    sleeps += 1
+    pace.error, pace.factor = None, 0.5  # below 1: counts as 1
+    assert reports.wait_for(4)[3].at == T0 + 18.0
+    clock.wait_for_sleeps(sleeps)
+    clock.advance(2.0)  # 1020
+    assert [r.at for r in reports.wait_for(5)] == [T0 + a for a in (4.0, 12.0, 16.0, 18.0, 20.0)]
+    assert all(s == 2.0 for s in clock.sleeps)  # on the grid: never a longer sleep
