@@ -10,6 +10,13 @@ A snapshot already kept (the very same item, as when the same fresh cache entry 
 again and again) is not stored again: :meth:`LastKnownGood.keep` checks identity without the
 lock, so a cache hit costs one dict lookup per market here.
 
+Bounded: candle pages (one per distinct ``to``) are kept at most :data:`MAX_PAGES_PER_SERIES`
+per market and interval, and series (candle pages and trades) at most :data:`MAX_SERIES` in
+all; past either bound the entry kept longest ago (by when it was last written) is evicted —
+within one market and interval the live page (``to=None``) only by the total bound, as it is
+what a host reads at Level 3. Evictions are counted (:attr:`LastKnownGood.evicted`).
+Snapshots need no bound of their own: one per kind and validated market.
+
 It never goes backwards: an item (a series answer) is kept only if its exchange time is not
 older than the one held, so an old cache entry served after a newer REST answer leaves the
 newer one in place.
@@ -32,7 +39,14 @@ from actors.messages import (
     produced_at,
 )
 
-__all__ = ["KIND_NAMES", "LastKnownGood", "kind_of"]
+__all__ = ["KIND_NAMES", "MAX_PAGES_PER_SERIES", "MAX_SERIES", "LastKnownGood", "kind_of"]
+
+MAX_PAGES_PER_SERIES = 16
+"""Candle pages (distinct ``to``) kept per market and interval; the oldest written is evicted
+first, the live page (``to=None``) last."""
+MAX_SERIES = 512
+"""Series answers (candle pages and trades) kept in all; the oldest written is evicted. At
+most 200 candles a page, a few hundred bytes each: tens of MiB at worst."""
 
 
 KIND_NAMES: dict[type, str] = {TickerRequest: "ticker", OrderbookRequest: "orderbook",
@@ -60,10 +74,30 @@ def kind_of(request: Request) -> str:
 class LastKnownGood:
     """A small thread-safe store of the latest good data per request kind and market."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_pages: int = MAX_PAGES_PER_SERIES,
+                 max_series: int = MAX_SERIES) -> None:
+        if isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 2:
+            raise ValueError(f"max_pages must be an integer >= 2, got {max_pages!r}")
+        if isinstance(max_series, bool) or not isinstance(max_series, int) or max_series < 1:
+            raise ValueError(f"max_series must be an integer >= 1, got {max_series!r}")
+        self._max_pages = max_pages
+        self._max_series = max_series
         self._lock = threading.Lock()
         self._snapshots: dict[tuple[str, str], MarketData] = {}
-        self._series: dict[tuple[object, ...], Reply] = {}
+        self._series: dict[tuple[object, ...], Reply] = {}  # oldest written first
+        self._pages: dict[tuple[object, ...], dict[tuple[object, ...], None]] = {}
+        """(market, interval) → its candle pages' keys, oldest written first."""
+        self._evicted = 0
+
+    @property
+    def evicted(self) -> int:
+        """Series answers evicted by the bounds since start."""
+        return self._evicted
+
+    @property
+    def series_kept(self) -> int:
+        """Series answers kept now (at most :data:`MAX_SERIES`)."""
+        return len(self._series)
 
     def remember(self, request: Request, reply: Reply) -> None:
         """Keep what a good ``reply`` to ``request`` carried."""
@@ -77,7 +111,33 @@ class LastKnownGood:
             held = self._series.get(key)
             if (held is None or held.produced_at is None or reply.produced_at is None
                     or reply.produced_at >= held.produced_at):
-                self._series[key] = reply  # the newest, even if shorter
+                self._write(key, reply)  # the newest, even if shorter
+
+    def _write(self, key: tuple[object, ...], reply: Reply) -> None:
+        """Keep ``reply`` under ``key`` as the newest written, then evict past the bounds
+        (under the lock)."""
+        series = self._series
+        series.pop(key, None)
+        series[key] = reply
+        if key[0] == "candles":
+            pages = self._pages.setdefault(key[1:3], {})
+            pages.pop(key, None)
+            pages[key] = None
+            if len(pages) > self._max_pages:
+                oldest = next(page for page in pages if page[3] is not None)
+                self._evict(oldest)
+        while len(series) > self._max_series:
+            self._evict(next(iter(series)))
+
+    def _evict(self, key: tuple[object, ...]) -> None:
+        self._series.pop(key, None)
+        self._evicted += 1
+        if key[0] == "candles":
+            pages = self._pages.get(key[1:3])
+            if pages is not None:
+                pages.pop(key, None)
+                if not pages:
+                    del self._pages[key[1:3]]
 
     def keep(self, kind: str, items: Sequence[MarketData]) -> None:
         """Keep snapshot ``items`` (tickers or order books) of ``kind`` served live; an item
