@@ -269,6 +269,7 @@ class LevelKeeper:
         self._quiet_probes = 0
         self._changes: deque[LevelChange] = deque(maxlen=CHANGES_KEPT)
         self._change_count = 0
+        self._pairs: dict[tuple[Level, Level], int] = {}
         self._changes_lock = threading.Lock()  # a copy never sees the deque mid-append
         self._inbox: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._stopped = threading.Event()
@@ -295,6 +296,13 @@ class LevelKeeper:
     def change_count(self) -> int:
         """Level changes since start, including those no longer in :attr:`changes`."""
         return self._change_count
+
+    @property
+    def change_pairs(self) -> dict[tuple[Level, Level], int]:
+        """``(old, new)`` → level changes since start (a copy; never dropped, unlike
+        :attr:`changes`)."""
+        with self._changes_lock:
+            return dict(self._pairs)
 
     @property
     def recovery_attempts(self) -> int:
@@ -518,6 +526,8 @@ class LevelKeeper:
         with self._changes_lock:
             self._changes.append(change)
             self._change_count += 1
+            pair = (change.old, change.new)
+            self._pairs[pair] = self._pairs.get(pair, 0) + 1
         log = logger.warning if change.new > change.old else logger.info
         log("level %d -> %d: %s", change.old, change.new, change.reason,
             extra={"level_old": int(change.old), "level_new": int(change.new),

@@ -11,16 +11,21 @@ for Prometheus on the request path (the reads are counted per thread, lock-free,
     lifeline_errors_total{type}                     reads that raised, by exception type
     lifeline_restarts_total{child}                  supervisor restarts of each child
     lifeline_fallback_activations_total             entries into Level 2/3 (fallbacks on)
-    lifeline_recovery_attempts_total                root restarting router_sup, tree rebuilds
+    lifeline_recovery_attempts_total                the keeper restarting an untrusted router,
+                                                    root restarting router_sup, tree rebuilds
     lifeline_ratelimit_remaining{group}             the shared REST limiter's headroom
     lifeline_ratelimit_banned                       1 while a 418 ban is on
     lifeline_ws_frames_total{client}                WebSocket frames received
     lifeline_ws_reconnects_total{client}            successful connects after the first
-    lifeline_data_age_seconds{market,kind}          age of the last known good data
+    lifeline_data_age_seconds{market,kind}          age of the last known good live data
 
 ``client`` is ``smart_router`` or ``ws_fallback``; their WebSocket counters are since the
 actor instance started (a restart starts them from zero, which Prometheus' ``rate`` treats
-as a counter reset). ``source`` of a read that raised is ``none``.
+as a counter reset). ``source`` of a read that raised is ``none``. The level counters come
+from the keeper's counts since start (``SystemStatus.change_pairs``), not from the latest
+changes it keeps, so they never go down. ``kind`` of a data age is ``ticker``,
+``orderbook``, ``trades`` or ``candles.<interval>`` (e.g. ``candles.1m``): the live answer
+only; a kept page of older candles (asked with ``to``) is old by design and not shown.
 """
 
 from __future__ import annotations
@@ -81,8 +86,9 @@ class SystemCollector:
             restarts.add_metric([child], n)
         yield restarts
         yield CounterMetricFamily("lifeline_recovery_attempts", "Recovery attempts since "
-                                  "start (root restarting router_sup, tree rebuilds).",
-                                  value=status.recovery_attempts)
+                                  "start: the level keeper restarting a running but "
+                                  "untrusted router, root restarting router_sup, tree "
+                                  "rebuilds.", value=status.recovery_attempts)
         remaining = GaugeMetricFamily("lifeline_ratelimit_remaining", "Requests the shared "
                                       "REST limiter may send now, per Upbit group.",
                                       labels=["group"])
@@ -93,12 +99,12 @@ class SystemCollector:
                                 value=0 if status.banned_until is None else 1)
         yield from _websockets(system)
         ages = GaugeMetricFamily("lifeline_data_age_seconds", "Age (exchange time) of the "
-                                 "last known good data per market and kind.",
+                                 "last known good live data per market and kind.",
                                  labels=["market", "kind"])
         for key, age in sorted(status.data_ages.items()):
-            kind, _, market = key.partition("/")
-            if age is not None:
-                ages.add_metric([market, kind], age)
+            labels = _age_labels(key)
+            if labels is not None and age is not None:
+                ages.add_metric(list(labels), age)
         yield ages
 
 
@@ -109,16 +115,29 @@ def registry_for(system: MarketDataSystem) -> CollectorRegistry:
     return registry
 
 
+def _age_labels(key: str) -> tuple[str, str] | None:
+    """``(market, kind)`` of a ``status().data_ages`` key (``kind/market`` for snapshots and
+    trades, ``candles/market/interval`` for live candles); ``None`` for a page of older
+    candles (``candles/market/interval/to``)."""
+    parts = key.split("/")
+    if len(parts) == 2:
+        return parts[1], parts[0]
+    if len(parts) == 3:
+        return parts[1], f"{parts[0]}.{parts[2]}"
+    return None
+
+
 def _levels(status: SystemStatus) -> Iterator[Metric]:
     changes = CounterMetricFamily("lifeline_level_changes", "Level changes since start.",
                                   labels=["from", "to"])
     counted: dict[tuple[int, int], int] = {}
-    activations = 0
-    for change in status.changes:
-        pair = (int(change.old), int(change.new))
-        counted[pair] = counted.get(pair, 0) + 1
-        if change.old <= Level.DEGRADED < change.new:
-            activations += 1
+    for (old_level, new_level), n in status.change_pairs.items():
+        counted[(int(old_level), int(new_level))] = n
+    if not counted:  # a status made without the counts: the changes it holds
+        for change in status.changes:
+            pair = (int(change.old), int(change.new))
+            counted[pair] = counted.get(pair, 0) + 1
+    activations = sum(n for (old, new), n in counted.items() if old <= Level.DEGRADED < new)
     for (old, new), n in sorted(counted.items()):
         changes.add_metric([str(old), str(new)], n)
     yield changes

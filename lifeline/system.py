@@ -191,6 +191,8 @@ class SystemStatus:
     """The latest level changes (at most :data:`~lifeline.keeper.CHANGES_KEPT`)."""
     changes_total: int = 0
     """Level changes since start, including those no longer in ``changes``."""
+    change_pairs: dict[tuple[Level, Level], int] = field(default_factory=dict)
+    """``(old, new)`` → level changes since start (the metrics' counters)."""
     next_recovery_at: float | None = None
     router_breaker: BreakerView | None = None
     """The router circuit breaker (:mod:`lifeline.breaker`): routing, not level."""
@@ -484,6 +486,7 @@ class MarketDataSystem:
             restarts=dict(self._restarts), data_ages=self._last_good.ages(self._clock.time()),
             headroom=headroom, banned_until=banned, changes=self._keeper.changes,
             changes_total=self._keeper.change_count,
+            change_pairs=self._keeper.change_pairs,
             next_recovery_at=self._keeper.next_recovery_at(),
             router_breaker=self._breaker.view(self._clock.monotonic()),
             recovery_attempts=(self._restarts.get(f"{ROOT}/{ROUTER_SUP}", 0) + self._rebuilt

@@ -250,3 +250,18 @@ def test_a_router_trusted_again_with_its_websocket_still_down_lands_on_1_not_0()
         keeper.stop(5.0)
     assert levels == [(Level.NORMAL, Level.FALLBACK), (Level.FALLBACK, Level.DEGRADED),
                       (Level.DEGRADED, Level.NORMAL)]
+
+
+def test_the_keeper_counts_changes_per_pair_since_start_past_the_ones_it_keeps() -> None:
+    """Fails before: no per-pair counts (the metrics counted the 1,000 changes kept)."""
+    clock = ManualClock()
+    keeper = LevelKeeper(RULES, clock)
+    keeper.start()
+    try:
+        for n in range(CHANGES_KEPT + 500):
+            keeper.observe(ChannelDegraded(clock.monotonic(), Channel.WEBSOCKET, n % 2 == 0))
+        assert keeper.settle(20.0)
+    finally:
+        keeper.stop(5.0)
+    assert keeper.change_pairs == {(Level.NORMAL, Level.DEGRADED): 750,
+                                   (Level.DEGRADED, Level.NORMAL): 750}
