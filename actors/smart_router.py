@@ -266,7 +266,15 @@ class SmartRouter(pykka.ThreadingActor):
     def _probe(self, probe: ProbeRequest) -> Reply:
         """The probe's ticker through REST, or the router's own evidence (see
         :class:`~actors.messages.ProbeRequest`): its last REST answer, when it succeeded
-        within ``evidence_within`` and nothing failed since."""
+        within ``evidence_within`` and nothing failed since. An injected crash kills the
+        actor whichever way the probe went (as :meth:`_serve` does)."""
+        try:
+            return self._probe_answer(probe)
+        except InjectedCrash as crash:
+            self.actor_ref.tell(CrashNow.of(crash))  # dies when it reaches the message
+            raise
+
+    def _probe_answer(self, probe: ProbeRequest) -> Reply:
         now = self._clock.monotonic()
         check_deadline(probe, probe.deadline, now)
         evidence = self._rest_evidence
@@ -277,7 +285,7 @@ class SmartRouter(pykka.ThreadingActor):
                 self._follow_demand(now)
                 self._assess()
                 return reply
-        return self._serve(TickerRequest((probe.market,), deadline=probe.deadline), probe=True)
+        return self._answer(TickerRequest((probe.market,), deadline=probe.deadline), probe=True)
 
     def _serve(self, request: Request, *, probe: bool) -> Reply:
         try:

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from lifeline.system import MarketDataSystem
     from upbit_sim import Simulator
 
-__all__ = ["REPEAT_JOIN", "SIMULATOR_FAULTS", "Clear", "SimulatorFault", "apply_step"]
+__all__ = ["REPEAT_JOIN", "SIMULATOR_FAULTS", "Clear", "SimulatorFault", "apply_step", "repeat"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class SimulatorFault:
     apply: Callable[[Simulator, dict[str, Any]], Clear]
 
 
-def _repeat(action: Callable[[], object], every: float) -> Clear:
+def repeat(action: Callable[[], object], every: float) -> Clear:
     """Do ``action`` now and every ``every`` real seconds until the returned clear()."""
     stop = threading.Event()
 
@@ -110,7 +110,7 @@ def _latency(sim: Simulator, o: dict[str, Any]) -> Clear:
 
 
 def _ws_close(sim: Simulator, o: dict[str, Any]) -> Clear:
-    return _repeat(sim.ws.close_all, o.get("every", 0.3))
+    return repeat(sim.ws.close_all, o.get("every", 0.3))
 
 
 def _ws_refuse(sim: Simulator, o: dict[str, Any]) -> Clear:
@@ -126,7 +126,7 @@ def _ws_silent(sim: Simulator, o: dict[str, Any]) -> Clear:
 
 def _ws_malformed(sim: Simulator, o: dict[str, Any]) -> Clear:
     count = o.get("count", 5)
-    return _repeat(lambda: sim.ws.inject_malformed(count, MalformedKind.GARBAGE),
+    return repeat(lambda: sim.ws.inject_malformed(count, MalformedKind.GARBAGE),
                    o.get("every", 0.1))
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 import pytest
 
 from actors.errors import RequestExpired
+from actors.faults import FaultBoard, FaultKind, FaultPoint, InjectedCrash
 from actors.messages import CandlesRequest, ProbeRequest, Reply, TickerRequest, TradesRequest
 from quotation.models import CandleInterval
 from quotation.rest import RateLimiter
-from tests.actors.test_smart_router import BTC, ETH, Router
+from tests.actors.test_smart_router import BTC, ETH, R, Router, eventually
 from tests.fakes import ManualClock
 from upbit_sim import Simulator
 
@@ -126,3 +127,22 @@ def test_an_expired_probe_is_answered_at_once_and_never_sent(
     with pytest.raises(RequestExpired):
         router.ask(ProbeRequest(BTC, deadline=999.5))
     assert seen(counted) == 0
+
+
+def test_a_crash_injected_at_request_kills_the_router_when_the_probe_answers_by_evidence(
+    counted: Simulator, limiter: RateLimiter
+) -> None:
+    """The evidence path passes the ``request`` fault point as a call does, and an injected
+    crash there kills the router the same way (``count=1`` crashes are how tests force a
+    restart: consumed by a probe without the death, the restart never came)."""
+    faults = FaultBoard(enabled=True)
+    router = Router(counted, limiter, clock=ManualClock(mono=1_000.0), faults=faults)
+    try:
+        router.ask(TickerRequest((ETH,)))  # a success: the next probe answers by evidence
+        faults.inject(R, FaultKind.CRASH, point=FaultPoint.REQUEST, count=1)
+        with pytest.raises(InjectedCrash):
+            router.ask(ProbeRequest(BTC, evidence_within=60.0))
+        eventually(lambda: not router.ref.is_alive(), "the router dead")
+        assert seen(counted) == 1  # the probe made no call
+    finally:
+        faults.clear_all()

@@ -481,25 +481,6 @@ def run_checked(sim_factory: Callable[..., Simulator], case: Case) -> Result:
     return result
 
 
-def repeat(action: Callable[[], object], every: float) -> Clear:
-    """Do ``action`` now and every ``every`` real seconds until the returned clear()."""
-    stop = threading.Event()
-
-    def run() -> None:
-        while not stop.is_set():
-            action()
-            stop.wait(every)
-
-    thread = threading.Thread(target=run, name="simulator-fault-repeat", daemon=True)
-    thread.start()
-
-    def clear() -> None:
-        stop.set()
-        thread.join(JOIN)
-
-    return clear
-
-
 def _back_to_normal_at(levels: Levels, cleared: float) -> float:
     """When the level last became 0 (the real time the change was seen), else now."""
     for at, change in reversed(levels.seen):

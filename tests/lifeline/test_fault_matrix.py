@@ -41,11 +41,11 @@ import pytest
 
 from actors.faults import ACTOR_POINTS, KIND_POINTS, ActorName, FaultKind, FaultPoint
 from lifeline import Level, MarketDataSystem
+from lifeline.drill.faults import repeat
 from tests.lifeline.system_support import (
     WAIT,
     Case,
     Clear,
-    repeat,
     run_checked,
     tree_of,
     until,

@@ -185,17 +185,18 @@ def test_run_serves_metrics_and_status_through_a_backbone_outage_and_exits_0_on_
     sim.faults.black_hole(path_prefix="/v1/")
     sim.ws.set_accepting(False)
     sim.ws.drop_all()
-    # no host reads in this process: the router fails its probes (Level 2); the REST
-    # fallback, judged by its own requests, is never asked, so Level 3 needs host load
-    data = _wait_level(base, 2)
-    assert data["changes"][-1]["new"] == 2
-    assert _level_metric(base) == 2
+    # the router fails its probes (Level 2); the REST fallback, idle or read by the
+    # checklist, is judged by a real call of the probe's when it had no recent request, and
+    # fails too: Level 3 after three failing checks
+    data = _wait_level(base, 3)
+    assert data["changes"][-1]["new"] == 3
+    assert _level_metric(base) == 3
     _, text = _get(f"{base}/metrics")
-    assert re.search(r'^lifeline_level_changes_total\{from="\d",to="2"\} 1\.0$', text, re.M)
+    assert re.search(r'^lifeline_level_changes_total\{from="\d",to="3"\} 1\.0$', text, re.M)
     assert re.search(r"^lifeline_fallback_activations_total 1\.0$", text, re.M), text
     status = subprocess.run(_lifeline("status", "--url", base), capture_output=True, timeout=30,
                             check=False, cwd=REPO)
-    assert status.returncode == 0 and status.stdout.decode().startswith("level 2"), status
+    assert status.returncode == 0 and status.stdout.decode().startswith("level 3"), status
 
     sim.faults.black_hole(False, path_prefix="/v1/")
     sim.ws.set_accepting(True)

@@ -16,13 +16,13 @@ import pytest
 
 from actors.messages import Source
 from lifeline import Level, MarketDataSystem
+from lifeline.drill.faults import repeat
 from lifeline.levels import Cause
 from tests.lifeline.system_support import (
     WAIT,
     Case,
     Clear,
     Result,
-    repeat,
     router_status,
     run_checked,
     until,
