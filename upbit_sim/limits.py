@@ -72,6 +72,10 @@ class ServerRateLimiter:
         self._refusals: dict[str, deque[float]] = {}
         self._banned_until: dict[str, float] = {}
         self._bans: dict[str, int] = {}
+        self.refused_429 = 0
+        """Requests this limiter answered 429 (since start or :meth:`reset`)."""
+        self.refused_418 = 0
+        """Requests this limiter answered 418, the one that earned a ban included."""
 
     def check(self, client: str, group: str, now: float) -> Decision:
         """Count one request of ``client`` in ``group`` at monotonic time ``now``."""
@@ -79,6 +83,7 @@ class ServerRateLimiter:
         with self._lock:
             until = self._banned_until.get(client, 0.0)
             if now < until:
+                self.refused_418 += 1
                 return Decision(Verdict.BANNED, 0, until - now)
             window = self._windows.setdefault((client, group), deque())
             horizon = now - policy.window
@@ -92,6 +97,7 @@ class ServerRateLimiter:
             while refusals and refusals[0] <= now - policy.ban_window:
                 refusals.popleft()
             if len(refusals) < policy.ban_after:
+                self.refused_429 += 1
                 return Decision(Verdict.LIMITED, 0)
             refusals.clear()
             count = self._bans.get(client, 0) + 1
@@ -100,6 +106,7 @@ class ServerRateLimiter:
                 policy.ban_max_seconds, policy.ban_seconds * policy.ban_growth ** (count - 1)
             )
             self._banned_until[client] = now + duration
+            self.refused_418 += 1
             return Decision(Verdict.BANNED, 0, duration)
 
     def reset(self) -> None:
@@ -109,3 +116,4 @@ class ServerRateLimiter:
             self._refusals.clear()
             self._banned_until.clear()
             self._bans.clear()
+            self.refused_429 = self.refused_418 = 0

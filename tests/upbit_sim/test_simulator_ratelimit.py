@@ -67,6 +67,8 @@ def test_repeated_refusals_ban_the_client_from_every_group() -> None:
     assert limiter.check("ip", "orderbook", 3.0).ban_whole_seconds == 3
     assert limiter.check("other", "ticker", 3.0).verdict is Verdict.ALLOW
     assert limiter.check("ip", "orderbook", 5.2).verdict is Verdict.ALLOW
+    # counted as answered: one 429 (the 4th), three 418s (the ban and two while banned)
+    assert (limiter.refused_429, limiter.refused_418) == (1, 3)
 
 
 def test_each_further_ban_is_longer_up_to_the_cap() -> None:
@@ -90,6 +92,7 @@ def test_reset_forgets_windows_and_bans() -> None:
     limiter.check("ip", "ticker", 0.0)
     assert limiter.check("ip", "ticker", 0.0).verdict is Verdict.BANNED
     limiter.reset()
+    assert (limiter.refused_429, limiter.refused_418) == (0, 0)
     assert limiter.check("ip", "ticker", 0.0).verdict is Verdict.ALLOW
 
 

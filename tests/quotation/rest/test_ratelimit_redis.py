@@ -249,8 +249,10 @@ def test_three_host_processes_at_20_per_second_get_no_429_on_one_shared_budget(
     # Three processes, each its own RestClient and RedisRateLimiter, 20 uncached ticker
     # requests a second each for 5 s, against the simulator's strict 10-a-second window
     # per IP and group; no 429 retries, so every refusal from the simulator is counted.
+    assert sim.limiter is not None
     results = _burst(sim, redis_server.url, "redis")
     print(f"\nshared budget, 3 hosts x 100 asks: {results}")
+    assert (sim.limiter.refused_429, sim.limiter.refused_418) == (0, 0)  # the simulator's count
     assert sum(r["http_429"] for r in results) == 0
     assert sum(r["http_418"] for r in results) == 0
     assert sum(r["other"] for r in results) == 0
@@ -266,6 +268,10 @@ def test_the_burst_does_get_429s_when_each_host_keeps_its_own_budget(
         redis_server: RedisServer, sim: Simulator) -> None:
     # The control: the same three hosts on process limiters of their own overrun the IP's
     # budget together — the burst test above can fail.
+    assert sim.limiter is not None
     results = _burst(sim, redis_server.url, "local")
     print(f"\nown budgets, 3 hosts x 100 asks: {results}")
     assert sum(r["http_429"] + r["http_418"] for r in results) > 0
+    # what the simulator itself refused (the hosts' counts also hold the local refusals of
+    # a limiter paused after a 429, whose message names the 429)
+    assert sim.limiter.refused_429 + sim.limiter.refused_418 > 0
