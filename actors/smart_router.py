@@ -307,7 +307,7 @@ class SmartRouter(pykka.ThreadingActor):
             self._ws_answers += 1
             return self._normalized(request, reply.data, reply.source, None)
         if probe:
-            return self._from_rest(request)
+            return self._from_rest(request, probe=True)
         kept = self._coalesced_reply(request, now)
         if kept is not None:
             return kept
@@ -325,13 +325,14 @@ class SmartRouter(pykka.ThreadingActor):
         self._coalesced += 1
         return kept[1]
 
-    def _from_rest(self, request: Request) -> Reply:
+    def _from_rest(self, request: Request, *, probe: bool = False) -> Reply:
         try:
             reply = self._call_rest(request)
         except Exception:
             self._rest_evidence = None  # a failure since: the next probe makes a call
             raise
-        self._rest_evidence = (self._clock.monotonic(), reply)
+        if not probe:  # evidence is the host's traffic: a probe's own call proves only itself
+            self._rest_evidence = (self._clock.monotonic(), reply)
         return reply
 
     def _call_rest(self, request: Request) -> Reply:

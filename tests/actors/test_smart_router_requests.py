@@ -91,16 +91,17 @@ def test_a_probe_is_answered_by_the_routers_own_recent_rest_success_without_a_ca
     router = Router(counted, limiter, clock=clock)
     probe = ProbeRequest(BTC, evidence_within=1.0)
     assert isinstance(router.ask(probe), Reply)  # no evidence yet: a call
-    assert seen(counted) == 1
-    host = router.ask(TradesRequest(ETH, 5))  # the host's request: a success
+    assert isinstance(router.ask(probe), Reply)  # a probe's own call is no evidence: a call
     assert seen(counted) == 2
+    host = router.ask(TradesRequest(ETH, 5))  # the host's request: a success
+    assert seen(counted) == 3
     clock.advance(0.5)
     assert router.ask(probe) is host  # within 1 s of it: its answer is the evidence
     assert router.ask(ProbeRequest(BTC)) is not host  # evidence_within 0: always a call
-    assert seen(counted) == 3
-    clock.advance(1.5)  # the evidence (that last call, at 1000.5) is 1.5 s old: a call again
-    assert router.ask(probe) is not host
     assert seen(counted) == 4
+    clock.advance(0.6)  # the evidence (the host's call at 1000.0) is 1.1 s old: a call again
+    assert router.ask(probe) is not host
+    assert seen(counted) == 5
 
 
 def test_a_failed_rest_call_voids_the_evidence_so_the_next_probe_calls_and_fails(
