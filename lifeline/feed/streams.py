@@ -241,6 +241,15 @@ class FeedReader:
         if not 0.0 < block <= 10.0:
             raise FeedSettingsError(f"block must be in (0, 10] s, got {block!r}",
                                     key="feed.read_block", value=block)
+        timeout = client.connection_pool.connection_kwargs.get("socket_timeout")
+        self.socket_timeout: float = DEFAULT_SOCKET_TIMEOUT if timeout is None else timeout
+        """The client's socket timeout: a read returns or fails within ``block`` + this."""
+        if timeout is not None and block >= timeout:
+            raise FeedSettingsError(
+                f"block ({block} s) must be shorter than the client's socket timeout "
+                f"({timeout} s), or every quiet read would time out", key="feed.read_block",
+                value=block,
+            )
         self.keys = keys
         self.block = block
         self._count = count
@@ -323,13 +332,12 @@ class StreamFollower:
 
     def __init__(self, reader: FeedReader, sink: Callable[[FeedEntry], None], *,
                  on_error: Callable[[FeedError], None] | None = None,
-                 retry_after: float = 0.5, socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
-                 name: str = "lifeline-feed-follower") -> None:
+                 retry_after: float = 0.5, name: str = "lifeline-feed-follower") -> None:
         self._reader = reader
         self._sink = sink
         self._on_error = on_error
         self._retry_after = retry_after
-        self.stop_bound = reader.block + socket_timeout + 0.5
+        self.stop_bound = reader.block + reader.socket_timeout + 0.5
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._changes: list[tuple[bool, FeedKind, str, bytes | None]] = []

@@ -20,6 +20,7 @@ from lifeline.feed import (
     FeedKind,
     FeedPublisher,
     FeedReader,
+    FeedSettingsError,
     FeedUnavailable,
     Lease,
     LeaseLost,
@@ -196,8 +197,7 @@ def test_a_follower_delivers_entries_in_order_and_stops_within_its_bound(
         if len(got) == 20:
             enough.set()
 
-    follower = StreamFollower(FeedReader(client, KEYS, block=0.1), sink,
-                              socket_timeout=0.5)
+    follower = StreamFollower(FeedReader(client, KEYS, block=0.1), sink)
     follower.follow(FeedKind.TRADE, "KRW-BTC", after=b"0")
     follower.start()
     try:
@@ -216,7 +216,7 @@ def test_a_follower_delivers_entries_in_order_and_stops_within_its_bound(
 def test_redis_stopped_mid_read_is_a_typed_error_not_a_hang(
     client: redis.Redis, redis_server: RedisServer,
 ) -> None:
-    reader = FeedReader(client, KEYS, block=0.5)
+    reader = FeedReader(client, KEYS, block=0.4)
     reader.follow(FeedKind.TRADE, "KRW-BTC", after=b"0")
     reader.read(block=0.01)
     errors: list[FeedError] = []
@@ -227,7 +227,7 @@ def test_redis_stopped_mid_read_is_a_typed_error_not_a_hang(
         failed.set()
 
     follower = StreamFollower(reader, lambda entry: None, on_error=on_error,
-                              retry_after=0.1, socket_timeout=0.5)
+                              retry_after=0.1)
     follower.start()
     try:
         time.sleep(0.1)  # let it block inside XREAD
@@ -252,7 +252,7 @@ def test_a_follower_resumes_after_redis_comes_back(
         arrived.set()
 
     follower = StreamFollower(FeedReader(client, KEYS, block=0.1), sink,
-                              on_error=errors.append, retry_after=0.05, socket_timeout=0.5)
+                              on_error=errors.append, retry_after=0.05)
     follower.follow(FeedKind.TRADE, "KRW-BTC", after=b"0")
     follower.start()
     try:
@@ -318,3 +318,9 @@ def test_a_host_that_stops_refreshing_drops_out_after_its_ttl(client: redis.Redi
         assert time.monotonic() < deadline, "the silent host never dropped out"
         time.sleep(0.05)
     assert client.zrange(KEYS.hosts, 0, -1) == [b"alive"]
+
+
+def test_a_read_block_as_long_as_the_socket_timeout_is_refused(client: redis.Redis) -> None:
+    with pytest.raises(FeedSettingsError) as caught:
+        FeedReader(client, KEYS, block=0.5)  # the fixture's client times out at 0.5 s
+    assert caught.value.key == "feed.read_block"
