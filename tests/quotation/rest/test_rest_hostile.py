@@ -219,13 +219,15 @@ class EndlessServer:
                         endless_sent = True
                         self._send_endless(conn)
                         break
+                    # counted before it is sent: the client may check the count as soon as it
+                    # has the answer, before this thread runs again
+                    self.good_answers += 1
                     conn.sendall(
                         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                         b"Remaining-Req: group=market; min=600; sec=9\r\n"
                         + f"Content-Length: {len(GOOD.body)}\r\n\r\n".encode()
                         + GOOD.body
                     )
-                    self.good_answers += 1
 
     @staticmethod
     def _read_request(conn: socket.socket) -> bool:
