@@ -107,7 +107,7 @@ GOALS = (
          "(recovery_successes + 1) + probe_interval"),
 )  # fmt: skip
 
-FULL = {"asks": 20_000, "hits": 20_000, "rest": 400, "bursts": 8, "hangs": 8}
+FULL = {"asks": 20_000, "hits": 20_000, "rest": 400, "bursts": 8, "hangs": 24}
 QUICK = {"asks": 2_000, "hits": 2_000, "rest": 40, "bursts": 1, "hangs": 2}
 
 _SERVER = f"""

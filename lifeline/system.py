@@ -17,7 +17,9 @@ Routing of one read (the level is read once, at the call's start, and named in t
    breaker (:mod:`lifeline.breaker`) is open, after ``trip_after`` router failures in a row,
    requests skip the router and go straight to the REST fallback until its one trial
    (in the caller's thread on the fallback's lane when it is free,
-   :class:`~actors.rest_fallback.RestLane`: no thread hop; else one ask);
+   :class:`~actors.rest_fallback.RestLane`: no thread hop; else one ask). The REST call made
+   at ``router_timeout`` takes the lane the same way; a router answer arriving during it
+   still wins, returned once that call ends;
 3. Level 2: tickers and order books from the WebSocket fallback's cache when fresh (exchange
    age ≤ the routing rules' ``max_cache_age``), else the REST fallback;
 4. Level 3: tickers and order books from the WebSocket fallback's cache when fresh (same
@@ -626,7 +628,9 @@ class MarketDataSystem:
             hedge = _Hedge(tree.rest, request)
             hedge.ask_router(tree.router)
             if not hedge.wait(router_until, precise=True):
-                hedge.ask_rest()  # at router_timeout (nothing if the router's failure sent it)
+                # at router_timeout (nothing if the router's failure sent it): on the lane in
+                # this thread when it is free, else one ask
+                hedge.rest_here(self._lane)
                 verdict = hedge.router_verdict
                 hedge.wait(deadline, precise=False)
             else:
@@ -1014,6 +1018,31 @@ class _Hedge:
                                   else _Notifying(self._rest_done))
         except ChildUnavailable as exc:
             self._rest_done(None, exc)
+
+    def rest_here(self, lane: RestLane | None) -> None:
+        """(The caller's thread, at ``router_timeout``.) The REST fallback's call made here
+        on its lane when the lane is open and free (no thread hop each way), else
+        :meth:`ask_rest`. The router's answer still wins if it comes first: it settles the
+        hedge meanwhile and is the one returned, once this call has ended (bounded by the
+        request's deadline)."""
+        if lane is None or not lane.open:
+            self.ask_rest()
+            return
+        with self._lock:
+            if self._rest_state != _NOT_ASKED or self._settled:
+                return
+            self._rest_state = _ASKED
+        try:
+            reply = lane.fetch(self._request)
+        except Exception as exc:  # noqa: BLE001 (as an ask's failure; InvalidRequest: _took)
+            self._rest_done(None, exc)
+            return
+        if reply is None:  # busy, closed or a fault is live: the actor's inbox after all
+            with self._lock:
+                self._rest_state = _NOT_ASKED
+            self.ask_rest()
+            return
+        self._rest_done(reply, None)
 
     def _router_done(self, value: Any, error: BaseException | None) -> None:
         with self._lock:

@@ -9,6 +9,8 @@ system against the simulator with the breaker set up as ``test_system_breaker`` 
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -156,3 +158,30 @@ def test_a_cache_hit_is_noted_on_the_board_as_demand_for_the_router(
     assert answer.source is Source.SMART_ROUTER_WEBSOCKET  # a hit, in this thread
     assert children.router.asked == []
     assert dict(board.read_at) == {BTC: clock.monotonic()}
+
+
+def test_at_router_timeout_the_rest_call_is_made_in_the_callers_thread_on_the_lane(
+    sim_factory: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The hedge's REST call at ``router_timeout`` (router hung) takes the lane: made in the
+    host's thread, no hop to the REST fallback's and back. Seen by the thread that logs the
+    fallback's failed call (the simulator answers 503)."""
+    sim: Simulator = sim_factory(seed=1, rate_limit=None)
+    config = config_for(sim)
+    config = replace(config, fallback=replace(config.fallback, probe_interval=0.3,
+                                              no_success_timeout=30.0))
+    with started_system(config) as system:
+        probe_blinded(system)  # the probes leave the hung router alone
+        wait_until(lambda: lane_of(system) is not None)
+        hang = system.faults.inject("smart_router", "hang", point="request")
+        sim.faults.fail_next(20, 503, path_prefix="/v1/candles")
+        try:
+            with caplog.at_level(logging.DEBUG, logger="actors.rest_fallback"):
+                with pytest.raises(MarketDataUnavailable):  # router hung, REST failing
+                    system.get_candles(ETH, "1m", count=3)
+        finally:
+            hang.clear()
+    failed = [r for r in caplog.records
+              if r.getMessage().startswith("REST fallback request failed")]
+    assert failed, "the REST fallback made no call"
+    assert failed[0].threadName == threading.current_thread().name, failed[0].threadName
