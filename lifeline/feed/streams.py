@@ -370,6 +370,9 @@ class StreamFollower:
     def _run(self) -> None:
         while not self._stop.is_set():
             self._apply_changes()
+            if not self._reader.positions():  # nothing followed: a read would return at
+                self._stop.wait(self._reader.block)  # once, and the loop would spin
+                continue
             try:
                 batch = self._reader.read()
             except FeedError as exc:
