@@ -1,0 +1,509 @@
+"""A host that reads the shared feed: the facade's reads and subscriptions served from Redis.
+
+::
+
+    follower = FeedFollower(connect(url), FeedKeys(), own_level=keeper_level,
+                            symbols=["KRW-BTC"])
+    with follower:                                   # start() ... close()
+        a = follower.get_ticker(["KRW-BTC"])         # Answer[list[Ticker]]
+        a.source   # "shared/smart_router/websocket": the publisher's source
+        sub = follower.subscribe("trade", ["KRW-BTC"], callback)   # callback(Update)
+        sub.close()
+
+What an answer says (the same fields as the facade's, :class:`lifeline.Answer`):
+
+* ``source``: ``"shared/<the publisher's source>"`` (:class:`SharedSource`; it compares
+  equal to that string and has ``.value``, as :class:`~actors.messages.Source` does); for
+  an answer built from several entries, the source of the one with the worst level (the
+  first in the answer among equals);
+* ``age``: seconds since the EXCHANGE produced the data, on the injected wall clock
+  (:func:`actors.messages.produced_at`: a snapshot answer is as old as its oldest item, a
+  series as its newest), not since it was published;
+* ``level``: the worse of the publisher's level (each entry carries it) and ``own_level()``;
+* ``stale``: the age is past the facade's freshness rule for its caches
+  (:func:`actors.routing.is_current`, ``max_cache_age``, 2 s by default): a price the
+  feed has not renewed in time is never shown as fresh. A quiet market's trades and
+  candles are flagged stale too (the feed cannot tell quiet from cut off).
+
+A read the feed cannot answer raises :class:`NotInFeed` with its :class:`Missing` reason
+(a market not in the feed yet, candles with ``to`` or another interval, more trades or
+candles than the stream keeps, an unreadable snapshot); the facade sends those to its
+own REST client. Each market asked for is added to the symbols this host registers, so
+the leader publishes it from then on. Redis unreachable: :class:`~lifeline.feed.errors.
+FeedUnavailable` within the client's timeouts, never a hang. An invalid request is the
+caller's :class:`~quotation.errors.InvalidRequest`, as with the facade.
+
+Threads (each stops within a stated bound on :meth:`FeedFollower.close`): the symbol
+registration (every ``registration_ttl / 3`` real seconds: the registry's TTL runs on
+Redis' clock), one :class:`~lifeline.feed.streams.StreamFollower` for every subscription,
+and one :class:`~lifeline.subscriptions.Dispatcher` that calls the host's callbacks (its
+guarantees: in order, trades at most once, bounded queue).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
+
+from actors.messages import Source, produced_at
+from actors.routing import RoutingRules
+from lifeline.answer import Answer, age_of, new_answer
+from lifeline.feed.errors import CodecError, FeedError
+from lifeline.feed.lease import Lease
+from lifeline.feed.streams import (
+    FeedEntry,
+    FeedKeys,
+    FeedKind,
+    FeedReader,
+    ReadBatch,
+    Snapshots,
+    StreamFollower,
+    SymbolRegistry,
+)
+from lifeline.levels import Level
+from lifeline.subscriptions import Dispatcher, StreamKind, Subscription, Update
+from quotation.clock import Clock, SystemClock
+from quotation.models import Candle, CandleInterval, Orderbook, Ticker, Trade
+from quotation.rest.validation import (
+    validate_candle_count,
+    validate_candle_to,
+    validate_interval,
+    validate_market,
+    validate_markets,
+    validate_trades_count,
+)
+
+if TYPE_CHECKING:
+    import redis
+
+__all__ = [
+    "DEFAULT_REGISTRATION_TTL",
+    "FeedFollower",
+    "FollowerStatus",
+    "Missing",
+    "NotInFeed",
+    "SharedSource",
+]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_REGISTRATION_TTL: Final = 15.0
+"""Seconds a host's symbol registration lives without a refresh (refreshed every third)."""
+_CANDLE_READS: Final = 4
+"""Most stream reads for one candles answer (each 4x the one before)."""
+
+
+class Missing(enum.Enum):
+    """Why the feed cannot answer a read (the facade asks its own REST client instead)."""
+
+    NOT_YET = "not in the feed yet"
+    """Nothing published for that market and kind (yet: the leader is told to publish it)."""
+    WITH_TO = "candles ending at 'to' are not kept"
+    """The feed keeps the latest candles, not a history up to a time."""
+    TOO_FEW = "fewer kept than asked"
+    """More trades or candles asked for than the stream holds."""
+    NOT_PUBLISHED = "not published"
+    """A kind or interval the leader does not publish (candles other than 1-minute)."""
+    BAD_ENTRY = "unreadable entry"
+    """The latest snapshot could not be decoded (skipped and counted)."""
+
+
+class NotInFeed(FeedError):
+    """A read the feed cannot answer: ``reason`` (:class:`Missing`), ``kind`` (``ticker``,
+    ``trade``, ``orderbook``, ``candle.1m`` or the interval asked) and ``markets``."""
+
+    def __init__(self, reason: Missing, kind: str, markets: Sequence[str],
+                 detail: str = "") -> None:
+        super().__init__(f"{kind} of {', '.join(markets)}: {reason.value}"
+                         + (f" ({detail})" if detail else ""))
+        self.reason = reason
+        self.kind = kind
+        self.markets = tuple(markets)
+
+
+class SharedSource(str):
+    """``shared/<the publisher's source>``: a string, with ``value`` (the string) and
+    ``publisher`` (the part after ``shared/``) as a :class:`~actors.messages.Source` has."""
+
+    __slots__ = ()
+    PREFIX: Final = "shared/"
+
+    @classmethod
+    def of(cls, publisher: str) -> SharedSource:
+        return cls(cls.PREFIX + publisher)
+
+    @property
+    def value(self) -> str:
+        return str(self)
+
+    @property
+    def publisher(self) -> str:
+        return self[len(self.PREFIX):]
+
+
+@dataclass(frozen=True, slots=True)
+class FollowerStatus:
+    """The follower's side of ``status().to_dict()["feed"]``."""
+
+    host_id: str
+    leader: str | None
+    """The lease holder's owner id (``None``: nobody holds it, or Redis was not reached)."""
+    leader_token: int | None
+    lease_ttl_left: float | None
+    """Seconds until the lease expires without a renewal."""
+    lag: float | None
+    """Wall-clock seconds since Redis wrote the newest entry this follower read."""
+    entries_read: int
+    bad_entries: int
+    """Entries skipped as unreadable (stream entries and snapshots)."""
+    symbols: tuple[str, ...]
+    """What this host registers (its own symbols, markets asked for, subscribed)."""
+    subscriptions: int
+    error: str | None = None
+    """Why the leader could not be read, if it could not."""
+    mode: str = "shared"
+    role: str = "follower"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"mode": self.mode, "role": self.role, "host_id": self.host_id,
+                "leader": self.leader, "leader_token": self.leader_token,
+                "lease_ttl_left": self.lease_ttl_left, "lag": self.lag,
+                "entries_read": self.entries_read, "bad_entries": self.bad_entries,
+                "symbols": list(self.symbols), "subscriptions": self.subscriptions,
+                "error": self.error}
+
+
+def default_host_id() -> str:
+    """``<hostname>/<pid>``: unique per process on a machine."""
+    return f"{socket.gethostname()}/{os.getpid()}"
+
+
+class FeedFollower:
+    """Serves the facade's reads and subscriptions from the shared feed (module docstring).
+
+    ``own_level()`` is the host's own level (read once per read, and per item delivered);
+    ``clock`` gives the wall time ages are measured on; ``host_id`` names this host in the
+    symbol registry (no ``:``); ``symbols`` are registered from :meth:`start` on.
+    """
+
+    def __init__(self, client: redis.Redis, keys: FeedKeys, *,
+                 own_level: Callable[[], Level], clock: Clock | None = None,
+                 host_id: str | None = None, symbols: Iterable[str] = (),
+                 rules: RoutingRules | None = None,
+                 registration_ttl: float = DEFAULT_REGISTRATION_TTL,
+                 read_block: float = 0.1) -> None:
+        self.keys = keys
+        self.host_id = default_host_id() if host_id is None else host_id
+        self._client = client
+        self._own_level = own_level
+        self._clock: Clock = SystemClock() if clock is None else clock
+        self._rules = RoutingRules() if rules is None else rules
+        self._snapshots = Snapshots(client, keys)
+        self._registry = SymbolRegistry(client, keys, ttl=registration_ttl)
+        self._lease = Lease(client, keys.leader, self.host_id.replace(":", "_") or "host")
+        self._own_symbols = validate_markets(tuple(symbols)) if symbols else ()
+        self._asked: dict[str, None] = {}
+        self._lock = threading.Lock()
+        self._stats = threading.Lock()
+        self.entries_read = 0
+        self.bad_entries = 0
+        self._newest_published: float | None = None
+        self._sources: dict[str, SharedSource] = {}
+        # the registration thread
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._register_every = registration_ttl / 3.0
+        self._registrar = threading.Thread(target=self._register_loop, daemon=True,
+                                           name="lifeline-feed-registrar")
+        # subscriptions: one stream follower, one dispatcher
+        self._delivering = Level.NORMAL  # the publisher's level of the item being offered
+        self._dispatcher = Dispatcher(self._clock, self._offer_level,
+                                      on_change=self._subscriptions_changed,
+                                      name="lifeline-feed-dispatcher")
+        self._reader = FeedReader(client, keys, block=read_block)
+        self._streams = StreamFollower(self._reader, self._deliver, on_error=self._stream_error,
+                                       name="lifeline-feed-follower")
+        self._followed: set[tuple[FeedKind, str]] = set()
+        self._started = False
+        self._closed = False
+        self.stop_bound = self._streams.stop_bound
+        """Seconds :meth:`close` may take per thread (a read or a registration in flight)."""
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start registering symbols and delivering subscriptions (once)."""
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        self._dispatcher.start()
+        self._streams.start()
+        self._registrar.start()
+
+    def close(self) -> bool:
+        """Close every subscription, stop the threads (each within :attr:`stop_bound`) and
+        unregister this host (best effort); ``True`` if every thread ended. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return True
+            self._closed = True
+        self._stop.set()
+        self._wake.set()
+        self._dispatcher.stop(self.stop_bound)
+        ended = self._streams.stop()
+        if self._registrar.ident is not None:
+            self._registrar.join(self.stop_bound)
+            ended = ended and not self._registrar.is_alive()
+        if self._started:
+            try:
+                self._registry.unregister(self.host_id)
+            except FeedError as exc:
+                logger.info("feed follower %s: could not unregister: %s", self.host_id, exc)
+        return ended
+
+    def __enter__(self) -> FeedFollower:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def get_ticker(self, markets: str | list[str] | tuple[str, ...]) -> Answer[list[Ticker]]:
+        wanted = validate_markets(markets)
+        return self._latest(FeedKind.TICKER, wanted, Ticker)
+
+    def get_orderbook(self, markets: str | list[str] | tuple[str, ...]
+                      ) -> Answer[list[Orderbook]]:
+        wanted = validate_markets(markets)
+        return self._latest(FeedKind.ORDERBOOK, wanted, Orderbook)
+
+    def get_trades(self, market: str, count: int = 100) -> Answer[list[Trade]]:
+        """The newest ``count`` trades, newest first (Upbit's order)."""
+        market, count = validate_market(market), validate_trades_count(count)
+        level = self._own_level()
+        self._ask((market,))
+        batch = self._snapshots.recent(FeedKind.TRADE, market, count)
+        if batch.bad:  # once more, as many entries further back as were skipped
+            batch = self._snapshots.recent(FeedKind.TRADE, market, count + len(batch.bad))
+        self._read(batch)
+        if not batch.entries:
+            raise NotInFeed(Missing.NOT_YET, FeedKind.TRADE.value, (market,))
+        if len(batch.entries) < count:
+            raise NotInFeed(Missing.TOO_FEW, FeedKind.TRADE.value, (market,),
+                            f"{count} asked, {len(batch.entries)} kept")
+        entries = tuple(reversed(batch.entries))
+        return self._answer([cast(Trade, e.item) for e in entries], entries, level)
+
+    def get_candles(self, market: str, interval: object, count: int = 200,
+                    to: datetime | str | None = None) -> Answer[list[Candle]]:
+        """The newest ``count`` 1-minute candles, oldest first (the latest version of each
+        minute the stream holds)."""
+        market = validate_market(market)
+        unit, count = validate_interval(interval), validate_candle_count(count)
+        sent_to = validate_candle_to(to)
+        if unit is not CandleInterval.MINUTE_1:
+            raise NotInFeed(Missing.NOT_PUBLISHED, f"candle.{unit.value}", (market,))
+        if sent_to is not None:
+            raise NotInFeed(Missing.WITH_TO, FeedKind.CANDLE_1M.value, (market,), sent_to)
+        level = self._own_level()
+        self._ask((market,))
+        latest: dict[datetime, FeedEntry] = {}
+        asked = max(4 * count, 64)
+        for _ in range(_CANDLE_READS):
+            batch = self._snapshots.recent(FeedKind.CANDLE_1M, market, asked)
+            latest = {}
+            for entry in batch.entries:  # oldest first: a later version replaces
+                latest[cast(Candle, entry.item).start] = entry
+            if len(latest) >= count or len(batch.entries) + len(batch.bad) < asked:
+                break
+            asked *= 4
+        self._read(batch)
+        if not latest:
+            raise NotInFeed(Missing.NOT_YET, FeedKind.CANDLE_1M.value, (market,))
+        if len(latest) < count:
+            raise NotInFeed(Missing.TOO_FEW, FeedKind.CANDLE_1M.value, (market,),
+                            f"{count} asked, {len(latest)} kept")
+        entries = tuple(latest[start] for start in sorted(latest)[-count:])
+        return self._answer([cast(Candle, e.item) for e in entries], entries, level)
+
+    # -- realtime --------------------------------------------------------------------------
+
+    def subscribe(self, kind: str, markets: str | list[str] | tuple[str, ...],
+                  callback: Callable[[Update[Any]], object]) -> Subscription:
+        """Call ``callback(Update)`` for every ``kind`` item of ``markets`` published after
+        this returns, until ``close()``. :meth:`start` first."""
+        stream = StreamKind.of(kind)
+        wanted = validate_markets(markets)
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, got {callback!r:.80}")
+        if not self._started or self._closed:
+            raise RuntimeError("the feed follower is not running (start() it first)")
+        return self._dispatcher.add(stream, wanted, callback)
+
+    # -- status ----------------------------------------------------------------------------
+
+    def status(self) -> FollowerStatus:
+        """Counters, lag and who leads (one Redis round trip; an unreachable Redis is
+        reported in ``error``, not raised)."""
+        leader = token = ttl_left = error = None
+        try:
+            holder = self._lease.holder()
+        except FeedError as exc:
+            error = str(exc)
+        else:
+            if holder is not None:
+                leader, token, ttl_left = holder.owner, holder.token, holder.ttl_left
+        with self._stats:
+            read, bad, newest = self.entries_read, self.bad_entries, self._newest_published
+        lag = None if newest is None else max(0.0, self._clock.time() - newest)
+        return FollowerStatus(self.host_id, leader, token, ttl_left, lag, read, bad,
+                              self.symbols(), len(self._dispatcher.subscriptions), error)
+
+    def symbols(self) -> tuple[str, ...]:
+        """What this host registers: its own symbols, then markets asked for or subscribed."""
+        with self._lock:
+            asked = tuple(self._asked)
+        return tuple(dict.fromkeys((*self._own_symbols, *asked, *self._dispatcher.markets())))
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _latest(self, kind: FeedKind, markets: tuple[str, ...], model: type[T]
+                ) -> Answer[list[T]]:
+        level = self._own_level()
+        self._ask(markets)
+        try:
+            found = self._snapshots.latest(kind, markets)
+        except CodecError as exc:
+            self._count(bad=1)
+            raise NotInFeed(Missing.BAD_ENTRY, kind.value, markets, str(exc)) from exc
+        missing = [m for m in markets if m not in found]
+        if missing:
+            raise NotInFeed(Missing.NOT_YET, kind.value, missing)
+        entries = tuple(found[m] for m in markets)
+        self._seen(entries)
+        return self._answer([cast(T, e.item) for e in entries], entries, level)
+
+    def _read(self, batch: ReadBatch) -> None:
+        """Count what an answer was read from (the bad entries it skipped too)."""
+        self._seen(batch.entries)
+        if batch.bad:
+            self._count(bad=len(batch.bad))
+
+    def _answer(self, data: list[T], entries: Sequence[FeedEntry], own: Level
+                ) -> Answer[list[T]]:
+        worst = entries[0]
+        for entry in entries:
+            if entry.level > worst.level:
+                worst = entry
+        level = max(own, _level(worst.level))
+        age = age_of(produced_at(cast(Any, data)), self._clock)
+        stale = age is None or age > self._rules.max_cache_age
+        return new_answer(data, self._source(worst.source), level, age, stale)
+
+    def _source(self, publisher: str) -> Source:
+        shared = self._sources.get(publisher)
+        if shared is None:
+            shared = self._sources.setdefault(publisher, SharedSource.of(publisher))
+        # Answer.source is typed Source; a SharedSource behaves as one (str, .value).
+        return cast(Source, shared)
+
+    def _seen(self, entries: Sequence[FeedEntry]) -> None:
+        if not entries:
+            return
+        newest = max(e.published_at for e in entries)
+        with self._stats:
+            self.entries_read += len(entries)
+            if self._newest_published is None or newest > self._newest_published:
+                self._newest_published = newest
+
+    def _count(self, *, bad: int) -> None:
+        with self._stats:
+            self.bad_entries += bad
+
+    # -- symbol registration ---------------------------------------------------------------
+
+    def _ask(self, markets: Iterable[str]) -> None:
+        """Remember markets asked for; wake the registrar when one is new."""
+        new = False
+        with self._lock:
+            for market in markets:
+                if market not in self._asked:
+                    self._asked[market] = None
+                    new = True
+        if new:
+            self._wake.set()
+
+    def _register_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            symbols = self.symbols()
+            try:
+                self._registry.register(self.host_id, symbols)
+            except FeedError as exc:
+                logger.warning("feed follower %s: symbol registration failed: %s",
+                               self.host_id, exc)
+                self._wake.wait(min(self._register_every, 1.0))
+                continue
+            self._wake.wait(self._register_every)
+
+    # -- subscriptions ---------------------------------------------------------------------
+
+    def _subscriptions_changed(self) -> None:
+        """Follow the streams the open subscriptions need, each pinned at its end now (so
+        whatever is published after ``subscribe`` returns is delivered); drop the others."""
+        wanted = {(FeedKind(sub.kind.value), market)
+                  for sub in self._dispatcher.subscriptions for market in sub.markets}
+        with self._lock:
+            added, removed = wanted - self._followed, self._followed - wanted
+            self._followed = wanted
+        for kind, market in sorted(added, key=lambda km: (km[0].value, km[1])):
+            self._streams.follow(kind, market, after=self._end_of(kind, market))
+        for kind, market in removed:
+            self._streams.unfollow(kind, market)
+        if added:
+            self._wake.set()
+
+    def _end_of(self, kind: FeedKind, market: str) -> bytes | None:
+        """The stream's last id now (``0-0``: empty); ``None`` (pinned at the next read)
+        if Redis cannot be read."""
+        try:
+            last = self._snapshots.recent(kind, market, 1)
+        except FeedError as exc:
+            logger.info("feed follower: %s %s followed from its next read: %s",
+                        kind.value, market, exc)
+            return None
+        ids = [e.id for e in last.entries] + [b.id for b in last.bad]
+        return ids[-1] if ids else b"0-0"
+
+    def _offer_level(self) -> Level:
+        """The level an item is delivered at: the worse of the host's and its publisher's
+        (the dispatcher reads it within :meth:`_deliver`, on the stream thread)."""
+        return max(self._own_level(), self._delivering)
+
+    def _deliver(self, entry: FeedEntry) -> None:
+        self._seen((entry,))
+        self._delivering = _level(entry.level)
+        self._dispatcher.offer((entry.item,), self._source(entry.source))
+
+    def _stream_error(self, error: FeedError) -> None:
+        if isinstance(error, CodecError):
+            self._count(bad=1)
+        else:
+            logger.info("feed follower: stream read failed (retrying): %s", error)
+
+
+def _level(value: int) -> Level:
+    """A publisher's level as a :class:`Level` (outside 0-3: the nearest)."""
+    return Level(min(max(value, Level.NORMAL), Level.LAST_RESORT))
