@@ -73,6 +73,7 @@ EXPORTS: dict[str, frozenset[str]] = {
         "FeedPublisher", "FeedReader", "FeedSettingsError", "FeedUnavailable", "Lease",
         "LeaseGrant", "LeaseHolder", "LeaseLost", "Snapshots", "StreamFollower",
         "SymbolRegistry", "connect", "decode", "encode",
+        "FeedFollower", "FollowerStatus", "Missing", "NotInFeed", "SharedSource",
     }),
     "lifeline": frozenset({
         "Answer", "ConfigError", "Level", "LevelChange", "LifelineConfig", "MarketDataSystem",

@@ -3,7 +3,8 @@
 Built so far (the foundations; see ``docs/shared-feed.md``): ``lease`` (the publisher's
 lease and its fenced writes), ``codec`` (canonical models to bytes and back), ``streams``
 (the key layout, the fenced publish, the stream readers, the latest snapshots, the hosts'
-symbol registration), ``redis_io`` (bounded connections, Redis errors into ours) and
+symbol registration), ``follower`` (a host's reads and subscriptions served from the
+feed), ``redis_io`` (bounded connections, Redis errors into ours) and
 ``errors`` (the package's exception tree). ``redis`` is imported lazily: ``lifeline``
 imports without the ``shared`` extra. Not yet: ``MarketDataSystem`` in shared mode.
 """
@@ -16,6 +17,13 @@ from lifeline.feed.errors import (
     FeedSettingsError,
     FeedUnavailable,
     LeaseLost,
+)
+from lifeline.feed.follower import (
+    FeedFollower,
+    FollowerStatus,
+    Missing,
+    NotInFeed,
+    SharedSource,
 )
 from lifeline.feed.lease import DEFAULT_LEADER_TTL, Lease, LeaseGrant, LeaseHolder
 from lifeline.feed.redis_io import connect
@@ -40,6 +48,7 @@ __all__ = [
     "FeedCommandError",
     "FeedEntry",
     "FeedError",
+    "FeedFollower",
     "FeedKeys",
     "FeedKind",
     "FeedModel",
@@ -47,10 +56,14 @@ __all__ = [
     "FeedReader",
     "FeedSettingsError",
     "FeedUnavailable",
+    "FollowerStatus",
     "Lease",
     "LeaseGrant",
     "LeaseHolder",
     "LeaseLost",
+    "Missing",
+    "NotInFeed",
+    "SharedSource",
     "Snapshots",
     "StreamFollower",
     "SymbolRegistry",
