@@ -57,6 +57,7 @@ from actors.routing import RoutingRules
 from lifeline.answer import Answer, age_of, new_answer
 from lifeline.feed.errors import CodecError, FeedError
 from lifeline.feed.lease import Lease
+from lifeline.feed.redis_io import DEFAULT_CONNECT_TIMEOUT, DEFAULT_SOCKET_TIMEOUT
 from lifeline.feed.streams import (
     FeedEntry,
     FeedKeys,
@@ -233,10 +234,15 @@ class FeedFollower:
         self._streams = StreamFollower(self._reader, self._deliver, on_error=self._stream_error,
                                        name="lifeline-feed-follower")
         self._followed: set[tuple[FeedKind, str]] = set()
+        self._changing = threading.Lock()  # one subscription change (and its pins) at a time
         self._started = False
         self._closed = False
-        self.stop_bound = self._streams.stop_bound
-        """Seconds :meth:`close` may take per thread (a read or a registration in flight)."""
+        kwargs = client.connection_pool.connection_kwargs
+        call_bound = (float(kwargs.get("socket_connect_timeout") or DEFAULT_CONNECT_TIMEOUT)
+                      + float(kwargs.get("socket_timeout") or DEFAULT_SOCKET_TIMEOUT) + 0.5)
+        self.stop_bound = max(self._streams.stop_bound, call_bound)
+        """Seconds :meth:`close` waits for each of its threads (a read or a registration in
+        flight: the client's connect and socket timeouts) and for its unregistration."""
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -446,16 +452,23 @@ class FeedFollower:
             self._wake.set()
 
     def _register_loop(self) -> None:
+        """Register every ``registration_ttl / 3`` (sooner when woken by a new market;
+        every second at most while Redis is away, one WARNING per outage)."""
+        failing = False
         while not self._stop.is_set():
             self._wake.clear()
-            symbols = self.symbols()
             try:
-                self._registry.register(self.host_id, symbols)
+                self._registry.register(self.host_id, self.symbols())
             except FeedError as exc:
-                logger.warning("feed follower %s: symbol registration failed: %s",
-                               self.host_id, exc)
+                if not failing:
+                    logger.warning("feed follower %s: symbol registration failed (retrying "
+                                   "every second at most): %s", self.host_id, exc)
+                failing = True
                 self._wake.wait(min(self._register_every, 1.0))
                 continue
+            if failing:
+                logger.info("feed follower %s: symbols registered again", self.host_id)
+            failing = False
             self._wake.wait(self._register_every)
 
     # -- subscriptions ---------------------------------------------------------------------
@@ -463,15 +476,15 @@ class FeedFollower:
     def _subscriptions_changed(self) -> None:
         """Follow the streams the open subscriptions need, each pinned at its end now (so
         whatever is published after ``subscribe`` returns is delivered); drop the others."""
-        wanted = {(FeedKind(sub.kind.value), market)
-                  for sub in self._dispatcher.subscriptions for market in sub.markets}
-        with self._lock:
+        with self._changing:  # a second subscribe returns after the first one's pins
+            wanted = {(FeedKind(sub.kind.value), market)
+                      for sub in self._dispatcher.subscriptions for market in sub.markets}
             added, removed = wanted - self._followed, self._followed - wanted
             self._followed = wanted
-        for kind, market in sorted(added, key=lambda km: (km[0].value, km[1])):
-            self._streams.follow(kind, market, after=self._end_of(kind, market))
-        for kind, market in removed:
-            self._streams.unfollow(kind, market)
+            for kind, market in sorted(added, key=lambda km: (km[0].value, km[1])):
+                self._streams.follow(kind, market, after=self._end_of(kind, market))
+            for kind, market in removed:
+                self._streams.unfollow(kind, market)
         if added:
             self._wake.set()
 

@@ -388,3 +388,27 @@ def test_status_names_the_leader_its_lease_time_left_the_lag_and_the_counts(
     assert after.symbols == (BTC, ETH)
     client.delete(KEYS.leader)
     assert follower.status().leader is None
+
+
+@pytest.mark.timeout(40)
+def test_a_subscription_resumes_when_redis_is_back_and_close_ends_every_thread_without_it(
+    market: Market, publish: Callable[..., list[bytes]], follower: FeedFollower,
+    redis_server: RedisServer, client: redis.Redis,
+) -> None:
+    trades = market.trades
+    follower.start()
+    got = Collector(want=5)
+    follower.subscribe("trade", BTC, got)
+    publish(trades[:5])
+    assert got.enough.wait(WAIT)
+    redis_server.stop()
+    redis_server.start()  # empty: the next leader publishes from where the feed was
+    grant = Lease(client, KEYS.leader, "leader-2", ttl=30.0, clock=ManualClock()).try_acquire()
+    assert grant is not None
+    got.enough.clear()
+    got.want = 10
+    FeedPublisher(client, KEYS).publish(grant, trades[5:10], source="rest_fallback", level=2)
+    assert got.enough.wait(WAIT)
+    assert [u.data for u in got.updates] == trades[:10]
+    redis_server.stop()
+    assert follower.close()  # every thread ended (each within stop_bound), Redis away
