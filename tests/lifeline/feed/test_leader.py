@@ -1,0 +1,351 @@
+"""FeedLeader against a real Redis and the simulator: two hosts' leaders, one leads and
+publishes; a stopped or paused leader is replaced within ``leader_ttl`` + one probe interval
+and the trade stream across the takeover matches the simulator's own trade log (no gap, no
+duplicate); a paused leader's late publish writes nothing (fencing); Redis down → both run
+on, report the error, and one leads again once Redis is back; a full queue drops the oldest
+items and the dropped trades come back from REST.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, cast
+
+import pykka
+import pytest
+import redis
+
+from lifeline import MarketDataSystem
+from lifeline.feed import FeedKeys, FeedKind, FeedReader, FeedSettingsError, SymbolRegistry, connect
+from lifeline.feed.leader import FeedLeader, LeaderRole
+from quotation.models import Trade
+from tests.lifeline.test_system import config_for
+from tests.redis_support import RedisServer
+from upbit_sim import Simulator
+
+pytestmark = pytest.mark.timeout(90)
+
+BTC, ETH = "KRW-BTC", "KRW-ETH"
+KEYS = FeedKeys("lt")
+TTL = 0.6
+PROBE = TTL / 3
+"""The lease's acquire interval (``ttl / 3``): a contender's probe."""
+SLACK = 1.0
+"""Real seconds a takeover may overrun ``ttl + probe`` (thread scheduling on 2 cores)."""
+WAIT = 15.0
+"""Real seconds any other wait lasts before the test fails."""
+
+
+def until(predicate: Callable[[], bool], timeout: float = WAIT, step: float = 0.02) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` real seconds passed."""
+    end = time.monotonic() + timeout
+    idle = threading.Event()
+    while not predicate():
+        if time.monotonic() >= end:
+            return False
+        idle.wait(step)
+    return True
+
+
+class Trader:
+    """Trades ``markets`` on the simulator every ``every`` seconds on a thread of its own."""
+
+    def __init__(self, sim: Simulator, markets: tuple[str, ...] = (BTC,),
+                 every: float = 0.02) -> None:
+        self._sim = sim
+        self._markets = markets
+        self._every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="test-trader", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            for market in self._markets:
+                self._sim.engine.step_market(market, 1)
+
+    def __enter__(self) -> Trader:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5.0)
+        assert not self._thread.is_alive()
+
+
+class PausableHost:
+    """The host's system as the leader sees it (the ``LeaderHost`` interface), with a gate
+    on ``level``: the leader reads it for each publish, after its own lease check, so a
+    paused gate is a leader stalled in the middle of a publish (a GC pause, a frozen VM)."""
+
+    def __init__(self, system: MarketDataSystem) -> None:
+        self.system = system
+        self._open = threading.Event()
+        self._open.set()
+        self.stalled = threading.Event()
+
+    @property
+    def level(self) -> int:
+        if not self._open.is_set():
+            self.stalled.set()
+            self._open.wait(WAIT)
+        return int(self.system.level)
+
+    def subscribe(self, kind: str, markets: str | list[str] | tuple[str, ...],
+                  callback: Callable[[Any], object]) -> Any:
+        return self.system.subscribe(kind, markets, callback)
+
+    def get_trades(self, market: str, count: int = 100) -> Any:
+        return self.system.get_trades(market, count)
+
+    def pause(self) -> None:
+        self.stalled.clear()
+        self._open.clear()
+
+    def resume(self) -> None:
+        self._open.set()
+
+
+@pytest.fixture
+def sim(sim_factory: Callable[..., Simulator]) -> Simulator:
+    return sim_factory(seed=1, auto_trade=False, rate_limit=None)
+
+
+@contextlib.contextmanager
+def systems(sim: Simulator, n: int) -> Iterator[list[MarketDataSystem]]:
+    """``n`` started systems on ``sim``; all stopped (and every actor gone) afterwards."""
+    made: list[MarketDataSystem] = []
+    try:
+        for _ in range(n):
+            system = MarketDataSystem.from_config(config_for(sim))
+            made.append(system)
+            system.start()
+        yield made
+    finally:
+        for system in reversed(made):
+            system.stop()
+        pykka.ActorRegistry.stop_all(timeout=WAIT)
+
+
+class Feed:
+    """Leaders over ``hosts`` on one Redis; every leader stopped and client closed after."""
+
+    def __init__(self, server: RedisServer) -> None:
+        self.server = server
+        self.leaders: list[FeedLeader] = []
+        self.clients: list[redis.Redis] = []
+
+    def client(self) -> redis.Redis:
+        made = connect(self.server.url, connect_timeout=0.3, socket_timeout=0.3)
+        self.clients.append(made)
+        return made
+
+    def leader(self, host: Any, owner: str, **kwargs: Any) -> FeedLeader:
+        kwargs.setdefault("leader_ttl", TTL)
+        leader = FeedLeader(host, self.client(), KEYS, owner=owner, host_symbols=(BTC,),
+                            **kwargs)
+        self.leaders.append(leader)
+        leader.start()
+        return leader
+
+    def close(self) -> None:
+        for leader in self.leaders:
+            assert leader.stop(), f"{leader.owner} did not stop"
+            assert leader.status().role is LeaderRole.STOPPED
+        for client in self.clients:
+            client.close()
+
+
+@pytest.fixture
+def feed(redis_server: RedisServer) -> Iterator[Feed]:
+    made = Feed(redis_server)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def leading(*leaders: FeedLeader) -> list[FeedLeader]:
+    return [leader for leader in leaders if leader.status().role is LeaderRole.LEADER]
+
+
+def stream_trades(client: redis.Redis, market: str = BTC) -> list[tuple[int, int]]:
+    """``(sequential_id, token)`` of every trade in ``market``'s stream, from the start to
+    its last entry when called."""
+    last = client.xrevrange(KEYS.stream(FeedKind.TRADE, market), count=1)
+    if not last:
+        return []
+    end = _id(cast(bytes, last[0][0]))
+    reader = FeedReader(client, KEYS, block=0.05)
+    reader.follow(FeedKind.TRADE, market, after=b"0")
+    seen: list[tuple[int, int]] = []
+    for _ in range(1000):
+        batch = reader.read()
+        assert batch.bad == ()
+        for entry in batch.entries:
+            if _id(entry.id) > end:
+                return seen
+            assert isinstance(entry.item, Trade)
+            seen.append((entry.item.sequential_id, entry.token))
+            if _id(entry.id) == end:
+                return seen
+    raise AssertionError("the stream's last entry not read within 1000 reads")
+
+
+def _id(entry_id: bytes) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition(b"-")
+    return int(ms), int(seq)
+
+
+def published_trades(leader: FeedLeader) -> int:
+    return leader.status().published.get("trade", 0)
+
+
+def check_against_the_simulator(sim: Simulator, client: redis.Redis,
+                                market: str = BTC) -> list[tuple[int, int]]:
+    """Wait until the stream holds the simulator's last trade, then: every trade of the
+    simulator's log from the stream's first to its last is in the stream exactly once."""
+    last = sim.engine.trades(market)[-1].sequential_id
+    assert until(lambda: last in {sid for sid, _ in stream_trades(client, market)}), (
+        f"the stream never got the simulator's last trade {last}")
+    entries = stream_trades(client, market)
+    sids = [sid for sid, _ in entries]
+    duplicated = sorted({sid for sid in sids if sids.count(sid) > 1})
+    assert not duplicated, f"duplicated in the stream: {duplicated}"
+    first = min(sids)
+    log = [t.sequential_id for t in sim.engine.trades(market) if first <= t.sequential_id <= last]
+    missing = sorted(set(log) - set(sids))
+    assert not missing, f"missing from the stream: {missing} ({len(log)} traded)"
+    assert set(sids) <= set(log)
+    return entries
+
+
+def test_exactly_one_of_two_hosts_leads_and_publishes_the_union_of_their_symbols(
+    sim: Simulator, feed: Feed,
+) -> None:
+    registry = SymbolRegistry(feed.client(), KEYS, ttl=30.0)
+    registry.register("host-b", [ETH])
+    with systems(sim, 2) as (one, two), Trader(sim, (BTC, ETH)):
+        a = feed.leader(one, "host-a")
+        b = feed.leader(two, "host-b")
+        assert until(lambda: len(leading(a, b)) == 1)
+        (leader,) = leading(a, b)
+        other = b if leader is a else a
+        assert until(lambda: published_trades(leader) >= 20
+                     and leader.status().published.get("ticker", 0) > 0)
+        status, follower = leader.status(), other.status()
+        assert status.markets == (BTC, ETH)
+        assert (status.holder, status.takeovers, status.token) == (leader.owner, 1, 1)
+        assert status.lease_age is not None and status.lease_age >= 0.0
+        assert status.last_publish_at is not None and status.batches > 0
+        assert (follower.role, follower.holder, follower.published, follower.markets) == (
+            LeaderRole.FOLLOWER, leader.owner, {}, ())
+        assert leading(a, b) == [leader]
+        client = feed.client()
+        assert {token for _, token in stream_trades(client, ETH)} == {1}
+        assert status.to_dict()["role"] == "leader"
+
+
+def test_a_stopped_leader_is_replaced_and_the_trade_stream_has_no_gap_and_no_duplicate(
+    sim: Simulator, feed: Feed,
+) -> None:
+    with systems(sim, 2) as (one, two), Trader(sim) as trader:
+        a = feed.leader(one, "host-a")
+        assert until(lambda: published_trades(a) >= 20)
+        b = feed.leader(two, "host-b")
+        assert until(lambda: b.status().holder == "host-a")
+        assert a.stop()
+        stopped = time.monotonic()
+        assert until(lambda: b.status().role is LeaderRole.LEADER, TTL + PROBE + SLACK)
+        print(f"takeover after a clean stop: {time.monotonic() - stopped:.3f} s")
+        assert until(lambda: published_trades(b) >= 20)
+        trader.stop()
+        entries = check_against_the_simulator(sim, feed.client())
+        assert [token for _, token in entries] == sorted(token for _, token in entries)
+        assert {token for _, token in entries} == {1, 2}
+        assert b.status().takeovers == 1
+
+
+def test_a_paused_leader_loses_the_lease_its_late_publish_writes_nothing_and_no_trade_is_lost(
+    sim: Simulator, feed: Feed,
+) -> None:
+    with systems(sim, 2) as (one, two), Trader(sim) as trader:
+        host = PausableHost(one)
+        a = feed.leader(host, "host-a")
+        assert until(lambda: published_trades(a) >= 20)
+        b = feed.leader(two, "host-b")
+        assert until(lambda: b.status().holder == "host-a")
+        host.pause()
+        assert host.stalled.wait(WAIT), "the leader never published while paused"
+        paused = time.monotonic()
+        assert until(lambda: b.status().role is LeaderRole.LEADER, TTL + PROBE + SLACK)
+        took = time.monotonic() - paused
+        print(f"takeover of a paused leader: {took:.3f} s (bound {TTL + PROBE:.3f} s)")
+        assert until(lambda: published_trades(b) >= 10)
+        refused = a.status().errors.get("LeaseLost", 0)
+        host.resume()  # its publish in flight now goes to Redis with the old token
+        assert until(lambda: a.status().errors.get("LeaseLost", 0) > refused)
+        assert until(lambda: a.status().role is LeaderRole.FOLLOWER)
+        assert a.status().holder == "host-b"
+        assert until(lambda: published_trades(b) >= 30)
+        trader.stop()
+        entries = check_against_the_simulator(sim, feed.client())
+        tokens = [token for _, token in entries]
+        assert tokens == sorted(tokens), "a stale leader wrote after the takeover"
+        assert set(tokens) == {1, 2}
+        assert leading(a, b) == [b]
+
+
+def test_redis_down_both_run_on_and_report_it_redis_back_one_leads_again(
+    sim: Simulator, feed: Feed,
+) -> None:
+    with systems(sim, 2) as (one, two), Trader(sim):
+        a = feed.leader(one, "host-a")
+        b = feed.leader(two, "host-b")
+        assert until(lambda: len(leading(a, b)) == 1)
+        feed.server.stop()
+        assert until(lambda: not leading(a, b) and all(
+            leader.status().errors.get("FeedUnavailable", 0) > 0 for leader in (a, b)))
+        for leader in (a, b):
+            status = leader.status()
+            assert status.running and status.role is LeaderRole.FOLLOWER
+            assert status.last_error is not None and "FeedUnavailable" in status.last_error
+        feed.server.start()
+        assert until(lambda: len(leading(a, b)) == 1)
+        (leader,) = leading(a, b)
+        before = published_trades(leader)
+        assert until(lambda: published_trades(leader) > before + 10)
+        assert leading(a, b) == [leader]
+
+
+def test_a_full_queue_drops_the_oldest_items_and_the_dropped_trades_come_back_from_rest(
+    sim: Simulator, feed: Feed,
+) -> None:
+    with systems(sim, 1) as (one,), Trader(sim, every=0.01) as trader:
+        host = PausableHost(one)
+        # a long lease: the pause below must not cost it (that is the test above)
+        a = feed.leader(host, "host-a", queue_capacity=8, batch_max=4, leader_ttl=10.0)
+        assert until(lambda: published_trades(a) >= 10)
+        host.pause()  # Redis "slow": the leader is stuck in a publish for a while
+        assert host.stalled.wait(WAIT)
+        assert until(lambda: a.status().dropped >= 20)
+        host.resume()
+        assert until(lambda: a.status().backfilled > 0)
+        trader.stop()
+        check_against_the_simulator(sim, feed.client())
+        status = a.status()
+        assert status.role is LeaderRole.LEADER and status.takeovers == 1
+        assert status.backfill_gaps == 0
+
+
+def test_impossible_queue_settings_are_refused_naming_them(feed: Feed) -> None:
+    with pytest.raises(FeedSettingsError) as raised:
+        FeedLeader(PausableHost.__new__(PausableHost), feed.client(), KEYS, owner="h",
+                   queue_capacity=0)
+    assert raised.value.key == "feed.leader.queue"
