@@ -74,6 +74,7 @@ EXPORTS: dict[str, frozenset[str]] = {
         "LeaseGrant", "LeaseHolder", "LeaseLost", "Snapshots", "StreamFollower",
         "SymbolRegistry", "connect", "decode", "encode",
         "FeedFollower", "FollowerStatus", "Missing", "NotInFeed", "SharedSource",
+        "FeedLeader", "LeaderHost", "LeaderRole", "LeaderStatus",
     }),
     "lifeline": frozenset({
         "Answer", "ConfigError", "Level", "LevelChange", "LifelineConfig", "MarketDataSystem",

@@ -3,10 +3,12 @@
 Built so far (the foundations; see ``docs/shared-feed.md``): ``lease`` (the publisher's
 lease and its fenced writes), ``codec`` (canonical models to bytes and back), ``streams``
 (the key layout, the fenced publish, the stream readers, the latest snapshots, the hosts'
-symbol registration), ``follower`` (a host's reads and subscriptions served from the
-feed), ``redis_io`` (bounded connections, Redis errors into ours) and
-``errors`` (the package's exception tree). ``redis`` is imported lazily: ``lifeline``
-imports without the ``shared`` extra. Not yet: ``MarketDataSystem`` in shared mode.
+symbol registration), ``leader`` (the publisher a host runs beside its system: lease,
+subscriptions, fenced publishing, trade backfill at a takeover), ``follower`` (a host's
+reads and subscriptions served from the feed), ``redis_io`` (bounded connections, Redis
+errors into ours) and ``errors`` (the package's exception tree). ``redis`` is imported
+lazily: ``lifeline`` imports without the ``shared`` extra. Not yet: ``MarketDataSystem``
+in shared mode.
 """
 
 from lifeline.feed.codec import FeedModel, decode, encode
@@ -25,6 +27,7 @@ from lifeline.feed.follower import (
     NotInFeed,
     SharedSource,
 )
+from lifeline.feed.leader import FeedLeader, LeaderHost, LeaderRole, LeaderStatus
 from lifeline.feed.lease import DEFAULT_LEADER_TTL, Lease, LeaseGrant, LeaseHolder
 from lifeline.feed.redis_io import connect
 from lifeline.feed.streams import (
@@ -51,12 +54,16 @@ __all__ = [
     "FeedFollower",
     "FeedKeys",
     "FeedKind",
+    "FeedLeader",
     "FeedModel",
     "FeedPublisher",
     "FeedReader",
     "FeedSettingsError",
     "FeedUnavailable",
     "FollowerStatus",
+    "LeaderHost",
+    "LeaderRole",
+    "LeaderStatus",
     "Lease",
     "LeaseGrant",
     "LeaseHolder",
