@@ -339,6 +339,7 @@ class StreamFollower:
         self._retry_after = retry_after
         self.stop_bound = reader.block + reader.socket_timeout + 0.5
         self._stop = threading.Event()
+        self._changed = threading.Event()  # a follow, unfollow or stop: ends an idle wait
         self._lock = threading.Lock()
         self._changes: list[tuple[bool, FeedKind, str, bytes | None]] = []
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -347,10 +348,12 @@ class StreamFollower:
         """Start following a stream (applied before the next read)."""
         with self._lock:
             self._changes.append((True, kind, market, after))
+        self._changed.set()
 
     def unfollow(self, kind: FeedKind, market: str) -> None:
         with self._lock:
             self._changes.append((False, kind, market, None))
+        self._changed.set()
 
     def start(self) -> None:
         self._thread.start()
@@ -358,6 +361,7 @@ class StreamFollower:
     def stop(self) -> bool:
         """Stop and join (at most :attr:`stop_bound` seconds); ``True`` if the thread ended."""
         self._stop.set()
+        self._changed.set()
         if self._thread.ident is None:
             return True
         self._thread.join(self.stop_bound)
@@ -369,9 +373,10 @@ class StreamFollower:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._changed.clear()
             self._apply_changes()
             if not self._reader.positions():  # nothing followed: a read would return at
-                self._stop.wait(self._reader.block)  # once, and the loop would spin
+                self._changed.wait(self._reader.block)  # once; wait for a follow (or stop)
                 continue
             try:
                 batch = self._reader.read()
