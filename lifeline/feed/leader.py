@@ -406,7 +406,8 @@ class FeedLeader:
             self._count(exc)
             self._lease_failures += 1
             self._lease_due = now + self._retry.delay(self._lease_failures)
-            return
+            self._hold_until = max(self._hold_until, self._lease_due)  # Redis is away: no
+            return  # more calls this pass (each may cost a socket timeout)
         self._lease_failures = 0
         self._lease_due = step.next_due
         if step.grant is None:

@@ -22,6 +22,7 @@ from lifeline import MarketDataSystem
 from lifeline.feed import FeedKeys, FeedKind, FeedReader, FeedSettingsError, SymbolRegistry, connect
 from lifeline.feed.leader import FeedLeader, LeaderRole
 from quotation.models import Trade
+from tests.fakes import ManualClock
 from tests.lifeline.test_system import config_for
 from tests.redis_support import RedisServer
 from upbit_sim import Simulator
@@ -349,3 +350,77 @@ def test_impossible_queue_settings_are_refused_naming_them(feed: Feed) -> None:
         FeedLeader(PausableHost.__new__(PausableHost), feed.client(), KEYS, owner="h",
                    queue_capacity=0)
     assert raised.value.key == "feed.leader.queue"
+
+
+class RecordingHost:
+    """A ``LeaderHost`` that records what the leader subscribes (no market data)."""
+
+    level = 0
+
+    def __init__(self) -> None:
+        self.subscriptions: list[RecordedSubscription] = []
+
+    def subscribe(self, kind: str, markets: str | list[str] | tuple[str, ...],
+                  callback: Callable[[Any], object]) -> RecordedSubscription:
+        sub = RecordedSubscription(kind, str(markets))
+        self.subscriptions.append(sub)
+        return sub
+
+    def get_trades(self, market: str, count: int = 100) -> Any:
+        raise AssertionError("no backfill expected: the streams are empty")
+
+    def open(self) -> set[tuple[str, str]]:
+        return {(sub.kind, sub.market) for sub in self.subscriptions if not sub.closed}
+
+
+class RecordedSubscription:
+    def __init__(self, kind: str, market: str) -> None:
+        self.kind = kind
+        self.market = market
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def leads(leader: FeedLeader) -> bool:
+    """``leader.leading``, read afresh (not narrowed by an earlier assert)."""
+    return leader.leading
+
+
+def test_on_a_fake_clock_redis_errors_back_off_up_to_a_third_of_the_ttl_and_leading_ends_at_ttl(
+    redis_server: RedisServer,
+) -> None:
+    clock = ManualClock()
+    host = RecordingHost()
+    client = connect(redis_server.url, connect_timeout=0.3, socket_timeout=0.3)
+    leader = FeedLeader(host, client, KEYS, owner="host-a", leader_ttl=TTL, clock=clock,
+                        host_symbols=(BTC,))
+    try:
+        redis_server.stop()
+        waits = []
+        for _ in range(5):
+            due = leader.step()
+            waits.append(round(due - clock.monotonic(), 6))
+            clock.advance(due - clock.monotonic())
+        assert waits == [0.05, 0.1, 0.2, 0.2, 0.2]  # doubling, capped at ttl / 3
+        assert leader.status().errors == {"FeedUnavailable": 5}
+        assert not leads(leader)
+        redis_server.start()
+        leader.step()
+        assert leads(leader) and leader.status().takeovers == 1
+        assert host.open() == {(kind, BTC) for kind in ("ticker", "trade", "orderbook",
+                                                          "candle.1m")}
+        redis_server.stop()
+        clock.advance(PROBE)
+        leader.step()  # the renewal fails: still the leader for the rest of its ttl
+        assert leads(leader) and leader.status().errors["FeedUnavailable"] == 6
+        clock.advance(TTL - PROBE - 0.001)
+        leader.step()
+        assert leads(leader)
+        clock.advance(0.001)  # ttl since the acquire was sent: no longer believes it leads
+        leader.step()
+        assert not leads(leader) and host.open() == set()
+        assert leader.status().holder is None
+    finally:
+        client.close()
