@@ -303,6 +303,26 @@ def test_a_paused_leader_loses_the_lease_its_late_publish_writes_nothing_and_no_
         assert leading(a, b) == [b]
 
 
+def test_a_leader_whose_lease_key_is_deleted_stops_at_its_next_renewal_and_no_trade_is_lost(
+    sim: Simulator, feed: Feed,
+) -> None:
+    with systems(sim, 2) as (one, two), Trader(sim) as trader:
+        a = feed.leader(one, "host-a")
+        assert until(lambda: published_trades(a) >= 20)
+        b = feed.leader(two, "host-b")
+        assert until(lambda: b.status().holder == "host-a")
+        feed.client().delete(KEYS.leader)  # an operator's mistake, a failed-over Redis
+        assert until(lambda: sum(x.status().takeovers for x in (a, b)) == 2)
+        assert until(lambda: len(leading(a, b)) == 1)
+        (leader,) = leading(a, b)
+        before = published_trades(leader)
+        assert until(lambda: published_trades(leader) >= before + 10)
+        trader.stop()
+        entries = check_against_the_simulator(sim, feed.client())
+        tokens = [token for _, token in entries]
+        assert tokens == sorted(tokens) and set(tokens) == {1, 2}
+
+
 def test_redis_down_both_run_on_and_report_it_redis_back_one_leads_again(
     sim: Simulator, feed: Feed,
 ) -> None:
