@@ -35,6 +35,17 @@ ROUTER = (Source.SMART_ROUTER_WEBSOCKET, Source.SMART_ROUTER_REST)
 FALLBACKS = (Source.REST_FALLBACK, Source.WS_FALLBACK)
 
 
+def served_by_the_router(result: Result) -> None:
+    """At Level 1 (or 0) the router serves. The hedging rule may still answer a single slow
+    read from the REST fallback, but only once the router has had its ``router_timeout``
+    (a loaded machine can slow the router that much); anything else is a failure."""
+    router_timeout = result.config.fallback.router_timeout
+    others = [c for c in result.calls if c.source not in ROUTER]
+    assert all(c.source is Source.REST_FALLBACK and c.elapsed >= router_timeout
+               for c in others), others[:3]
+    assert len(others) <= len(result.calls) // 4, f"{len(others)} of {len(result.calls)}"
+
+
 def causes(result: Result) -> set[Cause | None]:
     return {change.cause for change in result.changes}
 
@@ -52,7 +63,7 @@ def test_level_1_channel_selection_error_the_router_routes_around_a_refused_webs
 
     result = run_checked(sim_factory, Case("channel-selection", Level.DEGRADED, inject))
     assert Cause.CHANNEL_DEGRADED in causes(result)
-    assert all(c.source in ROUTER for c in result.calls), "the router serves at Level 1"
+    served_by_the_router(result)
 
 
 def test_level_1_format_unification_failure_corrupt_websocket_messages_never_reach_the_host(
@@ -69,7 +80,7 @@ def test_level_1_format_unification_failure_corrupt_websocket_messages_never_rea
 
     result = run_checked(sim_factory, Case("format-unification", Level.NORMAL, inject))
     assert malformed and malformed[0] > 0, "the corrupt items were counted, not served"
-    assert all(c.source in ROUTER for c in result.calls), "the router serves throughout"
+    served_by_the_router(result)
 
 
 def test_level_1_unstable_websocket_closed_again_and_again_the_router_keeps_serving(
@@ -80,7 +91,7 @@ def test_level_1_unstable_websocket_closed_again_and_again_the_router_keeps_serv
 
     result = run_checked(sim_factory, Case("unstable-websocket", Level.DEGRADED, inject))
     assert Cause.CHANNEL_DEGRADED in causes(result)
-    assert all(c.source in ROUTER for c in result.calls)
+    served_by_the_router(result)
 
 
 def test_level_1_a_router_crash_restarted_within_intensity_keeps_the_router_serving(
