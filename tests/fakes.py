@@ -16,11 +16,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 __all__ = [
     "NOON_2026_03_11",
     "Answer",
+    "BlockingCallback",
     "LockstepClock",
     "ManualClock",
     "RecordingServer",
@@ -248,3 +250,32 @@ def serving(server: RecordingServer) -> Iterator[RecordingServer]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+class BlockingCallback:
+    """A host ``on_level_change`` callback that blocks on its first call until
+    :meth:`release` (at most ``hold`` real seconds), then records every change it gets as
+    ``(old, new)``; :meth:`wait_for` waits (at most ``wait`` seconds) for ``count`` of them."""
+
+    def __init__(self, *, hold: float, wait: float) -> None:
+        self.entered = threading.Event()
+        self._released = threading.Event()
+        self._cond = threading.Condition()
+        self._hold = hold
+        self._wait = wait
+        self.seen: list[tuple[Any, Any]] = []
+
+    def release(self) -> None:
+        self._released.set()
+
+    def __call__(self, change: Any) -> None:
+        self.entered.set()
+        self._released.wait(self._hold)
+        with self._cond:
+            self.seen.append((change.old, change.new))
+            self._cond.notify_all()
+
+    def wait_for(self, count: int) -> list[tuple[Any, Any]]:
+        with self._cond:
+            assert self._cond.wait_for(lambda: len(self.seen) >= count, self._wait), self.seen
+            return list(self.seen)

@@ -15,7 +15,7 @@ from actors.routing import Channel
 from lifeline.health import ChannelDegraded, ProbeResult
 from lifeline.keeper import HOST_CHANGES_QUEUED, HostCallbacks, LevelKeeper
 from lifeline.levels import PROBE_BACKOFF_CAP, Level, LevelChange, probe_backoff
-from tests.fakes import ManualClock
+from tests.fakes import BlockingCallback, ManualClock
 from tests.lifeline.test_levels import RULES
 
 pytestmark = pytest.mark.timeout(30)
@@ -24,31 +24,6 @@ WAIT = 5.0
 """Real seconds a test waits for another thread before failing."""
 
 N0, N1, N2, N3 = Level.NORMAL, Level.DEGRADED, Level.FALLBACK, Level.LAST_RESORT
-
-
-class BlockingCallback:
-    """A host callback that blocks on its first call until ``release``; records every change."""
-
-    def __init__(self) -> None:
-        self.entered = threading.Event()
-        self._released = threading.Event()
-        self._cond = threading.Condition()
-        self.seen: list[tuple[Level, Level]] = []
-
-    def release(self) -> None:
-        self._released.set()
-
-    def __call__(self, change: LevelChange) -> None:
-        self.entered.set()
-        self._released.wait(WAIT * 4)
-        with self._cond:
-            self.seen.append((change.old, change.new))
-            self._cond.notify_all()
-
-    def wait_for(self, count: int) -> list[tuple[Level, Level]]:
-        with self._cond:
-            assert self._cond.wait_for(lambda: len(self.seen) >= count, WAIT), self.seen
-            return list(self.seen)
 
 
 class Effects:
@@ -71,7 +46,7 @@ def test_a_hanging_host_callback_holds_up_neither_the_level_nor_the_activation()
     clock = ManualClock(mono=0.0)
     effects = Effects()
     keeper = LevelKeeper(RULES, clock, effects=effects)
-    host = BlockingCallback()
+    host = BlockingCallback(hold=WAIT * 4, wait=WAIT)
     keeper.add_host_callback(host)
     keeper.start()
     try:
@@ -94,7 +69,7 @@ def test_a_hanging_host_callback_holds_up_neither_the_level_nor_the_activation()
 
 def test_the_queue_keeps_the_latest_changes_and_counts_those_it_dropped() -> None:
     callbacks = HostCallbacks(limit=3)
-    host = BlockingCallback()
+    host = BlockingCallback(hold=WAIT * 4, wait=WAIT)
     callbacks.add(host)
     callbacks.start()
     changes = [LevelChange(Level(n % 2), Level((n + 1) % 2), f"change {n}", float(n))
@@ -119,7 +94,7 @@ def test_a_raising_host_callback_is_logged_and_the_next_one_still_gets_the_chang
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     callbacks = HostCallbacks()
-    got = BlockingCallback()
+    got = BlockingCallback(hold=WAIT * 4, wait=WAIT)
     got.release()
 
     def broken(change: LevelChange) -> None:
@@ -138,7 +113,7 @@ def test_a_raising_host_callback_is_logged_and_the_next_one_still_gets_the_chang
 
 def test_stopping_the_keeper_leaves_a_hung_host_callback_behind_instead_of_waiting() -> None:
     keeper = LevelKeeper(RULES, ManualClock(mono=0.0))
-    host = BlockingCallback()
+    host = BlockingCallback(hold=WAIT * 4, wait=WAIT)
     keeper.add_host_callback(host)
     keeper.start()
     thread = next(t for t in threading.enumerate() if t.name == "lifeline-keeper-callbacks")

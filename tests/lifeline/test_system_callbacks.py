@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from lifeline import Level, LevelChange, MarketDataSystem
+from lifeline import Level, MarketDataSystem
+from tests.fakes import BlockingCallback
 from tests.lifeline.system_support import started_system
 from tests.lifeline.test_system import config_for, ws_health
 from upbit_sim import Simulator
@@ -42,31 +43,6 @@ class Logged(logging.Handler):
         self._logger.removeHandler(self)
 
 
-class HangingHost:
-    """An ``on_level_change`` callback that blocks on its first call until ``release``."""
-
-    def __init__(self) -> None:
-        self.entered = threading.Event()
-        self._released = threading.Event()
-        self._cond = threading.Condition()
-        self.seen: list[tuple[Level, Level]] = []
-
-    def release(self) -> None:
-        self._released.set()
-
-    def __call__(self, change: LevelChange) -> None:
-        self.entered.set()
-        self._released.wait(WAIT * 2)
-        with self._cond:
-            self.seen.append((change.old, change.new))
-            self._cond.notify_all()
-
-    def wait_for(self, count: int) -> list[tuple[Level, Level]]:
-        with self._cond:
-            assert self._cond.wait_for(lambda: len(self.seen) >= count, WAIT), self.seen
-            return list(self.seen)
-
-
 @pytest.fixture
 def system(sim_factory: Callable[..., Simulator]) -> Iterator[MarketDataSystem]:
     with started_system(config_for(sim_factory(seed=1, rate_limit=None))) as started:
@@ -82,7 +58,7 @@ def test_a_hanging_level_callback_holds_up_neither_level_2_nor_the_fallbacks_act
 ) -> None:
     """Fails before (callbacks on the keeper's thread): the keeper hangs in the host's
     callback of 0 -> 1, so 1 -> 2 is never taken in, nothing activated, nothing escalated."""
-    host = HangingHost()
+    host = BlockingCallback(hold=WAIT * 2, wait=WAIT)
     system.on_level_change(host)
     try:
         with Logged("lifeline.keeper", _level_logged(Level.DEGRADED)) as degraded:
