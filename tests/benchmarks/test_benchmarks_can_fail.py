@@ -40,6 +40,7 @@ IMPOSSIBLE = {
     "bench_facade": "cache_hit_vs_ask=0",
     "bench_parsing": "trade_vs_json_loads=0",
     "bench_rest": "ticker_ratio=0",
+    "bench_shared_feed": "frames_per_s_1=1e12",
     "bench_supervisor": "restart_median_ms=0",
     "bench_websocket": "trade_default_frames_per_s=1e12",
 }
