@@ -89,6 +89,7 @@ class _SharedSubscription(Subscription):
         self._seen: dict[str, tuple[deque[int], set[int]]] = {}
         self._feed: Subscription | None = None
         self._local: Subscription | None = None
+        self._switching = threading.Lock()
 
     def _forward(self, update: Update[Any], *, local: bool) -> None:
         if local != self._host.serving_locally():
@@ -109,6 +110,10 @@ class _SharedSubscription(Subscription):
     def sync(self) -> None:
         """Open the feed's subscription (once) and this host's own while it serves locally
         (closed when it follows again)."""
+        with self._switching:  # the watch and a reading thread may both switch it
+            self._sync()
+
+    def _sync(self) -> None:
         if self._closed:
             return
         host = self._host
@@ -127,9 +132,10 @@ class _SharedSubscription(Subscription):
             self._local = None
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+        with self._switching:
+            if self._closed:
+                return
+            self._closed = True
         for sub in (self._feed, self._local):
             if sub is not None:
                 sub.close()
