@@ -2,7 +2,9 @@
 exactly one leads, all three get trades, the simulator sees one WebSocket connection;
 SIGKILL the leader → a follower leads within ``leader_ttl`` + one probe interval (plus
 scheduling slack), and the trades a remaining follower's subscription delivered across the
-takeover are the simulator's own log: none missing, none twice."""
+takeover are the simulator's own log: none missing, none twice; Redis stopped → the hosts
+go on from their own trees (role ``local``, trades still delivered); Redis started → one
+leader again."""
 
 from __future__ import annotations
 
@@ -122,7 +124,7 @@ def leaders(hosts: list[Host]) -> list[Host]:
 
 
 def test_three_host_processes_one_leader_one_websocket_and_a_clean_takeover(
-        sim: Simulator, hosts: list[Host]) -> None:
+        sim: Simulator, hosts: list[Host], redis_server: RedisServer) -> None:
     trader = Trader(sim)
     try:
         assert until(lambda: len(leaders(hosts)) == 1 and all(
@@ -159,3 +161,19 @@ def test_three_host_processes_one_leader_one_websocket_and_a_clean_takeover(
     sources = sorted({s for _, s in watcher.trades})
     print(f"{len(sids)} trades, first {first}, last {last}, sources {sources}")
     assert until(lambda: sim.ws.stats().connections == 1), sim.ws.stats()
+
+    # Redis stopped: the two hosts left serve from their own trees; back: one leads again
+    alive = [new, watcher]
+    trader = Trader(sim)
+    try:
+        redis_server.stop()
+        assert until(lambda: all(h.role == "local" for h in alive)), [h.role for h in alive]
+        counts = [len(h.trades) for h in alive]
+        assert until(lambda: all(len(h.trades) >= n + 5 for h, n in zip(alive, counts,
+                                                                            strict=True)))
+        assert any(not s.startswith("shared/") for _, s in watcher.trades[counts[1]:])
+        redis_server.start()
+        assert until(lambda: len(leaders(alive)) == 1 and all(
+            h.role in ("leader", "follower") for h in alive)), [h.role for h in alive]
+    finally:
+        trader.stop()
