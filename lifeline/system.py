@@ -328,7 +328,11 @@ class MarketDataSystem:
         if tree is not None:
             self._ask_lane(tree)
         if self._config.feed.mode is FeedMode.SHARED:
-            self._start_feed()
+            try:
+                self._start_feed()
+            except BaseException:
+                self.stop()  # no tree, thread or connection left behind
+                raise
 
     def _limiter(self) -> RateLimiter:
         """The REST limiter: per process, or (``mode: shared``) one budget across hosts in
@@ -391,6 +395,7 @@ class MarketDataSystem:
             self._escalation.restore()
             self._alerter.stop()
             self._dispatcher.stop()
+            self._close_limiter()
             return
         try:
             tree.root.stop(timeout=timeout)
@@ -401,6 +406,15 @@ class MarketDataSystem:
         self._alerter.stop()
         self._dispatcher.stop()
         self._snapshots.clear()
+        self._close_limiter()
+
+    def _close_limiter(self) -> None:
+        """``mode: shared``: close the Redis limiter's connections (the process limiter has
+        none)."""
+        parts = self._parts
+        close = getattr(parts.limiter, "close", None) if parts is not None else None
+        if callable(close):
+            close()
 
     def __enter__(self) -> MarketDataSystem:
         self.start()
