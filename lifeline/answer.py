@@ -9,15 +9,41 @@ when every live source failed): such data is never presented as fresh.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from actors.messages import Reply, Source
 from lifeline.levels import Level
 from quotation.clock import Clock
 
-__all__ = ["Answer", "age_of", "answer_of", "new_answer"]
+__all__ = ["Answer", "AnswerSource", "SharedSource", "age_of", "answer_of", "new_answer"]
 
 T = TypeVar("T")
+
+
+class SharedSource(str):
+    """``shared/<the publisher's source>`` (``feed.mode: shared``, a follower's answer): a
+    string, with ``value`` (the string) and ``publisher`` (the part after ``shared/``) as a
+    :class:`~actors.messages.Source` has."""
+
+    __slots__ = ()
+    PREFIX: Final = "shared/"
+
+    @classmethod
+    def of(cls, publisher: str) -> SharedSource:
+        return cls(cls.PREFIX + publisher)
+
+    @property
+    def value(self) -> str:
+        return str(self)
+
+    @property
+    def publisher(self) -> str:
+        return self[len(self.PREFIX):]
+
+
+AnswerSource = Source | SharedSource
+"""Where an answer or an update came from: this host's own tree (:class:`Source`) or the
+shared feed's publisher (:class:`SharedSource`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +51,7 @@ class Answer(Generic[T]):
     """One answer to a host's read (see the module docstring)."""
 
     data: T
-    source: Source
+    source: AnswerSource
     level: Level
     age: float | None
     stale: bool = False
@@ -36,7 +62,7 @@ _SETTERS = tuple(Answer.__dict__[name].__set__
                  for name in ("data", "source", "level", "age", "stale"))
 
 
-def new_answer(data: T, source: Source, level: Level, age: float | None, stale: bool
+def new_answer(data: T, source: AnswerSource, level: Level, age: float | None, stale: bool
                ) -> Answer[T]:
     """``Answer(data, source, level, age, stale)``, built for the hot path: the slots are
     filled directly, without the frozen dataclass's per-field ``object.__setattr__``

@@ -14,6 +14,8 @@ key in the file is the same name as the keyword in the code::
     faults:        lifeline.settings.FaultSettings         and fault injection)
     operator:      lifeline.settings.OperatorSettings      (``lifeline run``: listen,
                                                            shutdown, self-check)
+    feed:          lifeline.settings.FeedSettings          (``mode: local`` or ``shared``:
+                                                           many hosts on one feed, Redis)
     simulator:     upbit_sim.settings.SimulatorSettings (read by ``lifeline sim`` and
                    ``lifeline demo``; their flags override it)
 
@@ -44,6 +46,7 @@ from lifeline.config_yaml import read_yaml
 from lifeline.settings import (
     FallbackSettings,
     FaultSettings,
+    FeedSettings,
     OperatorSettings,
     SupervisionSettings,
 )
@@ -105,6 +108,7 @@ class LifelineConfig:
     supervision: SupervisionSettings = field(default_factory=SupervisionSettings)
     faults: FaultSettings = field(default_factory=FaultSettings)
     operator: OperatorSettings = field(default_factory=OperatorSettings)
+    feed: FeedSettings = field(default_factory=FeedSettings)
     simulator: SimulatorSettings = field(default_factory=SimulatorSettings)
 
 

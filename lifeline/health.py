@@ -30,6 +30,7 @@ from actors.routing import Channel
 __all__ = [
     "ChannelDegraded",
     "FallbackHealth",
+    "FeedLost",
     "MemorySample",
     "Observation",
     "ProbeResult",
@@ -122,8 +123,17 @@ class FallbackHealth:
     confirmed: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class FeedLost:
+    """``feed.mode: shared``: the shared feed's Redis became unreachable (``lost``) and the
+    host serves from its own tree, or it is reachable again (not ``lost``)."""
+
+    at: float
+    lost: bool
+
+
 Observation = (
     ProbeResult | RouterRestarted | RouterGaveUp | RouterStartFailed | RouterHung
-    | ChannelDegraded | MemorySample | FallbackHealth
+    | ChannelDegraded | MemorySample | FallbackHealth | FeedLost
 )
 """Anything the level rules take in."""

@@ -82,6 +82,7 @@ from actors.routing import Channel
 from lifeline.health import (
     ChannelDegraded,
     FallbackHealth,
+    FeedLost,
     MemorySample,
     Observation,
     ProbeResult,
@@ -100,6 +101,7 @@ __all__ = [
     "PROBE_BACKOFF_CAP",
     "REST_FAILURES",
     "REST_SUCCESSES",
+    "SHARED_FEED_LOST",
     "Cause",
     "Level",
     "LevelChange",
@@ -121,6 +123,8 @@ PROBE_BACKOFF_CAP = 4.0
 """The most the health probe's interval is stretched by at Level 3 (:func:`probe_backoff`):
 at most ``4 × probe_interval`` between probes, so recovery is seen at most
 ``3 × probe_interval`` later than without backoff."""
+SHARED_FEED_LOST = "shared feed lost"
+"""The reason of the change to Level 1 when ``feed.mode: shared`` loses its Redis."""
 REST_FAILURES = 3
 """Failing REST fallback checks in a row before it counts as failing (level 3 if the router
 is out); the default of :attr:`LevelRules.rest_failures`."""
@@ -159,6 +163,9 @@ class Cause(Enum):
     FALLBACKS_FAILED = "fallbacks_failed"
     FALLBACKS_RECOVERED = "fallbacks_recovered"
     ROUTER_TRUSTED = "router_trusted"
+    FEED_LOST = "feed_lost"
+    """``feed.mode: shared``: Redis unreachable, the host serves from its own tree."""
+    FEED_RECOVERED = "feed_recovered"
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +237,8 @@ class LevelState:
     """Router restarts younger than ``period``, oldest first (only while trusted)."""
     degraded: frozenset[Channel] = frozenset()
     """Channels the router routes around."""
+    feed_lost: bool = False
+    """``feed.mode: shared`` and the shared feed is lost (Redis unreachable): at least 1."""
     trusted: bool = True
     """Whether the router serves (levels 0 and 1) or is out (levels 2 and 3)."""
     out_cause: Cause | None = None
@@ -275,7 +284,7 @@ def classify(state: LevelState) -> Level:
     """The level, from the state alone."""
     if not state.trusted:
         return Level.LAST_RESORT if state.fallbacks_out else Level.FALLBACK
-    if state.restarts or state.degraded:
+    if state.restarts or state.degraded or state.feed_lost:
         return Level.DEGRADED
     return Level.NORMAL
 
@@ -442,6 +451,8 @@ def _observe(  # noqa: PLR0911 (one case per kind of observation)
             return replace(state, degraded=degraded)
         case MemorySample():
             return _memory(state, observation.rss_mb, rules)
+        case FeedLost():
+            return replace(state, feed_lost=observation.lost)
     raise TypeError(f"not an observation: {observation!r}")  # pragma: no cover
 
 
@@ -565,16 +576,21 @@ def _explain(  # noqa: PLR0911 (one reason per kind of change)
     if before is Level.LAST_RESORT:
         return Cause.FALLBACKS_RECOVERED, "REST fallback answering again"
     if after is Level.DEGRADED:
+        if new.feed_lost and not old.feed_lost:
+            return Cause.FEED_LOST, SHARED_FEED_LOST
         if new.restarts:
             return Cause.ROUTER_RESTARTED, (f"router restarted ({len(new.restarts)} of at most "
                                             f"{rules.intensity} within {_num(rules.period)} s)")
         return Cause.CHANNEL_DEGRADED, f"router routes around {_channels(new.degraded)}"
     parts = []
+    if old.feed_lost and not new.feed_lost:
+        parts.append("shared feed back")
     if old.degraded:
         parts.append(f"{_channels(old.degraded)} recovered")
     if old.restarts:
         parts.append(f"router restarts aged out of the {_num(rules.period)} s window")
-    cause = Cause.CHANNEL_RECOVERED if old.degraded else Cause.RESTARTS_SETTLED
+    cause = (Cause.FEED_RECOVERED if old.feed_lost and not new.feed_lost
+             else Cause.CHANNEL_RECOVERED if old.degraded else Cause.RESTARTS_SETTLED)
     return cause, "; ".join(parts)
 
 

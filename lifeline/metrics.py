@@ -18,6 +18,11 @@ for Prometheus on the request path (the reads are counted per thread, lock-free,
     lifeline_ws_frames_total{client}                WebSocket frames received
     lifeline_ws_reconnects_total{client}            successful connects after the first
     lifeline_data_age_seconds{market,kind}          age of the last known good live data
+    lifeline_feed_role                              0 local (mode: local, or the shared feed
+                                                    lost), 1 follower, 2 leader
+    lifeline_feed_lag_seconds                       s since Redis wrote the newest entry this
+                                                    host read (mode: shared; none before one)
+    lifeline_feed_takeovers_total                   times this host became the feed's leader
 
 ``client`` is ``smart_router`` or ``ws_fallback``; their WebSocket counters are since the
 actor instance started (a restart starts them from zero, which Prometheus' ``rate`` treats
@@ -44,16 +49,20 @@ from lifeline.levels import Level
 from lifeline.request_stats import BUCKETS
 from lifeline.system import MarketDataSystem, SystemStatus
 
-__all__ = ["METRIC_NAMES", "SystemCollector", "registry_for"]
+__all__ = ["FEED_ROLES", "METRIC_NAMES", "SystemCollector", "registry_for"]
 
 METRIC_NAMES: tuple[str, ...] = (
     "lifeline_level", "lifeline_level_changes_total", "lifeline_requests_total",
     "lifeline_request_seconds", "lifeline_errors_total", "lifeline_restarts_total",
     "lifeline_fallback_activations_total", "lifeline_recovery_attempts_total",
     "lifeline_ratelimit_remaining", "lifeline_ratelimit_banned", "lifeline_ws_frames_total",
-    "lifeline_ws_reconnects_total", "lifeline_data_age_seconds",
+    "lifeline_ws_reconnects_total", "lifeline_data_age_seconds", "lifeline_feed_role",
+    "lifeline_feed_lag_seconds", "lifeline_feed_takeovers_total",
 )
 """Every family this module exposes (counters with their ``_total`` sample name)."""
+
+FEED_ROLES: dict[str, int] = {"local": 0, "follower": 1, "leader": 2}
+"""``lifeline_feed_role``'s value for ``status().to_dict()["feed"]["role"]``."""
 
 WS_TIMEOUT = 0.5
 """Real seconds a scrape waits for each WebSocket actor's health answer."""
@@ -106,6 +115,7 @@ class SystemCollector:
             if labels is not None and age is not None:
                 ages.add_metric(list(labels), age)
         yield ages
+        yield from _feed(status)
 
 
 def registry_for(system: MarketDataSystem) -> CollectorRegistry:
@@ -113,6 +123,22 @@ def registry_for(system: MarketDataSystem) -> CollectorRegistry:
     registry = CollectorRegistry()
     registry.register(SystemCollector(system))
     return registry
+
+
+def _feed(status: SystemStatus) -> Iterator[Metric]:
+    feed = status.feed
+    yield GaugeMetricFamily("lifeline_feed_role", "This host in the feed: 0 local (mode: "
+                            "local, or the shared feed lost), 1 follower, 2 leader.",
+                            value=FEED_ROLES.get(str(feed.get("role")), 0))
+    lag = GaugeMetricFamily("lifeline_feed_lag_seconds", "Seconds since Redis wrote the "
+                            "newest feed entry this host read (mode: shared).")
+    if isinstance(feed.get("lag"), int | float):
+        lag.add_metric([], float(feed["lag"]))
+    yield lag
+    takeovers = feed.get("takeovers")
+    yield CounterMetricFamily("lifeline_feed_takeovers", "Times this host became the "
+                              "shared feed's leader since start.",
+                              value=takeovers if isinstance(takeovers, int) else 0)
 
 
 def _age_labels(key: str) -> tuple[str, str] | None:

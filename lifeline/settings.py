@@ -26,6 +26,12 @@ key                                     default
 ``operator.debug_window``               ``300.0`` s at DEBUG after entering Level 2 or 3
 ``operator.daily_check``                ``"00:00"`` KST (UTC+9) daily self-check; ``off``
 ``operator.min_free_disk_mb``           ``512`` MiB free where logs go, else a warning
+``feed.mode``                           ``local`` (one host, its own tree; ``shared``: many
+                                        hosts on one feed over Redis, issue 11)
+``feed.redis_url``                      ``redis://127.0.0.1:6379/0`` (``shared`` only)
+``feed.stream_prefix``                  ``lifeline``: every Redis key starts with it
+``feed.leader_ttl``                     ``5.0`` s a publisher's lease lasts unrenewed
+``feed.stream_maxlen``                  ``10000`` entries kept per stream (approximate)
 ======================================  ==============================================
 
 Impossible values raise :class:`quotation.errors.InvalidValue` naming the field (the config
@@ -45,9 +51,11 @@ independent Level 2 triggers, and the shorter one simply fires first.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 from quotation.errors import InvalidRequest, InvalidValue
+from quotation.redact import redact_url
 from quotation.rest.validation import validate_market
 from quotation.values import check
 from supervisors.spec import Strategy, SupervisorFlags
@@ -59,6 +67,8 @@ __all__ = [
     "CombinationError",
     "FallbackSettings",
     "FaultSettings",
+    "FeedMode",
+    "FeedSettings",
     "OperatorSettings",
     "SupervisionSettings",
     "split_listen",
@@ -191,6 +201,51 @@ class OperatorSettings:
         check("debug_window", self.debug_window, above=0)
         check("min_free_disk_mb", self.min_free_disk_mb, at_least=0, integer=True)
         object.__setattr__(self, "daily_check", _daily_check(self.daily_check))
+
+
+class FeedMode(enum.Enum):
+    """``feed.mode``: one host on its own tree, or many hosts on one feed over Redis."""
+
+    LOCAL = "local"
+    SHARED = "shared"
+
+
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def _shown_url(url: object) -> object:
+    """``url`` with its credentials hidden (a non-string as it is)."""
+    return redact_url(url) if isinstance(url, str) else url
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSettings:
+    """The shared feed (issue 11, ``docs/shared-feed.md``). With ``mode: local`` (the
+    default) nothing else here is used and Redis is never imported nor touched."""
+
+    mode: FeedMode = FeedMode.LOCAL
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    """The Redis every host of the feed uses (lease, streams, the shared REST budget)."""
+    stream_prefix: str = "lifeline"
+    """The first part of every Redis key of the feed (no spaces)."""
+    leader_ttl: float = 5.0
+    """Seconds a publisher's lease lasts without a renewal (renewed every third)."""
+    stream_maxlen: int = 10000
+    """Entries kept per stream (``MAXLEN ~``: approximate trim)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.redis_url, str) or not self.redis_url.startswith(
+                _REDIS_SCHEMES) or any(c.isspace() for c in self.redis_url):
+            raise InvalidValue(
+                "redis_url must be a redis://, rediss:// or unix:// URL, got "
+                f"{_shown_url(self.redis_url)!r}", field="redis_url", value=self.redis_url)
+        if (not isinstance(self.stream_prefix, str) or not self.stream_prefix
+                or any(c.isspace() for c in self.stream_prefix)):
+            raise InvalidValue(f"stream_prefix must be a non-empty name without spaces, got "
+                               f"{self.stream_prefix!r}", field="stream_prefix",
+                               value=self.stream_prefix)
+        check("leader_ttl", self.leader_ttl, above=0)
+        check("stream_maxlen", self.stream_maxlen, at_least=1, integer=True)
 
 
 def _daily_check(value: object) -> str | None:

@@ -50,6 +50,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Generic, TypeVar
 
 from actors.messages import Source
+from lifeline.answer import AnswerSource
 from lifeline.levels import Level
 from quotation.clock import Clock
 from quotation.errors import InvalidRequest
@@ -118,7 +119,7 @@ class Update(Generic[T]):
     """
 
     data: T
-    source: Source
+    source: AnswerSource
     level: Level
     age: float
 
@@ -152,7 +153,7 @@ class Subscription:
         return f"<Subscription {self.kind.value} {','.join(self.markets)} {state}>"
 
 
-_Entry = tuple[StreamItem, Source, Level]
+_Entry = tuple[StreamItem, AnswerSource, Level]
 
 
 class Dispatcher:
@@ -223,7 +224,7 @@ class Dispatcher:
 
     # -- the actors' side (any thread, never blocks for long) -----------------------------
 
-    def offer(self, items: Iterable[StreamItem], source: Source) -> None:
+    def offer(self, items: Iterable[StreamItem], source: AnswerSource) -> None:
         """Queue the subscribed ones among ``items`` (oldest first) as coming from ``source``."""
         level = self._level()
         if source is Source.SMART_ROUTER_WEBSOCKET and level > Level.DEGRADED:
@@ -301,7 +302,7 @@ class Dispatcher:
         self._last[key] = item
         return True
 
-    def _fan_out(self, item: StreamItem, source: Source, level: Level) -> None:
+    def _fan_out(self, item: StreamItem, source: AnswerSource, level: Level) -> None:
         kind = kind_of(item)
         update = Update(item, source, level, max(0.0, self._clock.time() - _exchange_time(item)))
         for sub in self._subs:

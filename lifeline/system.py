@@ -43,24 +43,27 @@ monotonic clock of the process). Each request sent to an actor carries that dead
 the actor restarted, or queued behind a slow call) answers
 :class:`~actors.errors.RequestExpired` at once and sends nothing; that answer is one more
 failed source here, like any other. Every good live answer is remembered as last known good.
-The host API depends only on this class, not on the tree behind it: a later shared-feed mode
-(many hosts reading one supervised feed) slots in as another ``mode`` behind the same calls.
+The host API depends only on this class, not on the tree behind it: ``feed.mode: shared`` (many
+hosts reading one supervised feed over Redis, :mod:`lifeline.feed.host`) slots in behind the
+same calls: a follower host answers from the feed and falls back to this routing for what
+the feed does not keep, or when Redis is lost (Level ≥ 1, "shared feed lost").
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pykka
 
@@ -91,10 +94,12 @@ from lifeline.breaker import BreakerView, Route, RouterBreaker
 from lifeline.config import LifelineConfig, load_config
 from lifeline.errors import LifelineError, MarketDataUnavailable, SystemNotRunning
 from lifeline.escalation import LogEscalation
+from lifeline.health import FeedLost
 from lifeline.keeper import LevelKeeper
 from lifeline.last_good import KIND_NAMES, LastKnownGood, kind_of
 from lifeline.levels import Level, LevelChange, LevelRules
 from lifeline.request_stats import RequestStats
+from lifeline.settings import FeedMode
 from lifeline.subscriptions import Dispatcher, StreamKind, Subscription, Update
 from lifeline.tree import (
     FALLBACK_SUP,
@@ -135,6 +140,10 @@ from supervisors import (
     SupervisionEvent,
 )
 from supervisors.messages import WhichChildren
+
+if TYPE_CHECKING:
+    from lifeline.feed.host import SharedHost
+    from quotation.rest.ratelimit import RateLimiter
 
 __all__ = ["START_TIMEOUT", "STATUS_TIMEOUT", "STOP_TIMEOUT", "ChildStatus", "MarketDataSystem",
            "SystemStatus"]
@@ -204,6 +213,10 @@ class SystemStatus:
     callbacks_dropped: int = 0
     """Level changes dropped undelivered to the host's ``on_level_change`` callbacks (one hung
     while more than :data:`~lifeline.keeper.HOST_CHANGES_QUEUED` waited)."""
+    feed: dict[str, Any] = field(default_factory=lambda: dict(_LOCAL_FEED))
+    """The shared feed (``feed.mode``): ``mode``, ``role`` (``leader``, ``follower``, or
+    ``local``: ``mode: local``, or the feed lost), ``leader`` (the lease holder's id),
+    ``lease_age``, ``lag`` (s since Redis wrote the newest entry read), ``takeovers``."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -224,7 +237,13 @@ class SystemStatus:
                                else self.router_breaker.to_dict()),
             "recovery_attempts": self.recovery_attempts,
             "callbacks_dropped": self.callbacks_dropped,
+            "feed": dict(self.feed),
         }
+
+
+_LOCAL_FEED: dict[str, Any] = {"mode": "local", "role": "local", "leader": None,
+                               "lease_age": None, "lag": None, "takeovers": 0}
+"""``status().feed`` in ``mode: local``."""
 
 
 class MarketDataSystem:
@@ -278,6 +297,8 @@ class MarketDataSystem:
                                          window=config.operator.debug_window)
         self._keeper.add_callback(self._alerter.level_changed)
         self._keeper.add_callback(self._escalation.level_changed)
+        self._feed: SharedHost | None = None
+        """``feed.mode: shared``: the leader, follower and watch (built by start())."""
 
     @classmethod
     def from_config(cls, source: str | os.PathLike[str] | LifelineConfig, *,
@@ -306,6 +327,41 @@ class MarketDataSystem:
         tree = self._tree
         if tree is not None:
             self._ask_lane(tree)
+        if self._config.feed.mode is FeedMode.SHARED:
+            try:
+                self._start_feed()
+            except BaseException:
+                self.stop()  # no tree, thread or connection left behind
+                raise
+
+    def _limiter(self) -> RateLimiter:
+        """The REST limiter: per process, or (``mode: shared``) one budget across hosts in
+        Redis (:class:`~quotation.rest.ratelimit_redis.RedisRateLimiter`: a conservative
+        local share while Redis is unreachable)."""
+        settings = self._config.upbit.rate_limit
+        feed = self._config.feed
+        if feed.mode is not FeedMode.SHARED:
+            return settings.build(self._clock)
+        from quotation.rest.ratelimit_redis import RedisRateLimiter  # noqa: PLC0415 (redis)
+        return RedisRateLimiter(feed.redis_url, self._clock, settings.per_second,
+                                prefix=feed.stream_prefix, window=settings.window,
+                                margin=settings.margin)
+
+    def _start_feed(self) -> None:
+        """``mode: shared``: the leader, the follower and the watch, beside the tree."""
+        from lifeline.feed.follower import default_host_id  # noqa: PLC0415
+        from lifeline.feed.host import SharedHost  # noqa: PLC0415 (redis, shared mode only)
+        fb = self._config.fallback
+        feed = SharedHost(self._config.feed, _LocalSide(self), clock=self._clock,
+                          owner=_feed_owner(default_host_id()), symbols=fb.symbols,
+                          interval=min(fb.probe_interval, self._config.feed.leader_ttl / 3),
+                          on_lost=self._feed_lost, local_subscribe=self._local_subscribe)
+        self._feed = feed
+        feed.start()
+
+    def _feed_lost(self, lost: bool) -> None:
+        """The shared feed was lost (Redis unreachable) or is back: Level ≥ 1 meanwhile."""
+        self._keeper.observe(FeedLost(self._clock.monotonic(), lost))
 
     def _launch(self) -> None:
         """Start the keeper, the dispatcher, the alerter and build the tree (``_launched``
@@ -313,8 +369,7 @@ class MarketDataSystem:
         with self._lock:
             if self._tree is not None:
                 raise LifelineError("the system is already started")
-            parts = TreeParts(self._clock, self._config.upbit.rate_limit.build(self._clock),
-                              self._faults, self._snapshots)
+            parts = TreeParts(self._clock, self._limiter(), self._faults, self._snapshots)
             if self._stopped:
                 raise LifelineError("a stopped system cannot start again: make a new one")
             self._launched = True
@@ -329,6 +384,9 @@ class MarketDataSystem:
         fault is cleared first: a hang without duration would otherwise hold an actor's
         thread for ever, and its ``on_stop`` would never run."""
         self._faults.clear_all()
+        feed, self._feed = self._feed, None
+        if feed is not None:
+            feed.stop()  # first: the lease released while the tree still runs
         with self._lock:
             tree, self._tree = self._tree, None
             self._stopped = True
@@ -337,6 +395,7 @@ class MarketDataSystem:
             self._escalation.restore()
             self._alerter.stop()
             self._dispatcher.stop()
+            self._close_limiter()
             return
         try:
             tree.root.stop(timeout=timeout)
@@ -347,6 +406,15 @@ class MarketDataSystem:
         self._alerter.stop()
         self._dispatcher.stop()
         self._snapshots.clear()
+        self._close_limiter()
+
+    def _close_limiter(self) -> None:
+        """``mode: shared``: close the Redis limiter's connections (the process limiter has
+        none)."""
+        parts = self._parts
+        close = getattr(parts.limiter, "close", None) if parts is not None else None
+        if callable(close):
+            close()
 
     def __enter__(self) -> MarketDataSystem:
         self.start()
@@ -402,7 +470,16 @@ class MarketDataSystem:
             raise TypeError(f"callback must be callable, got {callback!r:.80}")
         if self._stopped:
             raise SystemNotRunning("the market data system is stopped")
+        feed = self._feed
+        if feed is not None:
+            return feed.subscribe(stream.value, wanted, callback)
         return self._dispatcher.add(stream, wanted, callback)
+
+    def _local_subscribe(self, kind: str, markets: tuple[str, ...],
+                         callback: Callable[[Update[Any]], object]) -> Subscription:
+        """A subscription on this host's own tree (``mode: shared``: the leader's, and the
+        host's own while it leads or the feed is lost)."""
+        return self._dispatcher.add(StreamKind.of(kind), markets, callback)
 
     def _pin(self) -> Pin:
         dispatcher = self._dispatcher
@@ -484,7 +561,8 @@ class MarketDataSystem:
             headroom = {name: group.available for name, group in limiter.groups.items()}
             banned = limiter.banned_until
         return SystemStatus(
-            level=self.level, mode="local", running=tree is not None, children=children,
+            level=self.level, mode=self._config.feed.mode.value, running=tree is not None,
+            children=children,
             restarts=dict(self._restarts), data_ages=self._last_good.ages(self._clock.time()),
             headroom=headroom, banned_until=banned, changes=self._keeper.changes,
             changes_total=self._keeper.change_count,
@@ -493,7 +571,14 @@ class MarketDataSystem:
             router_breaker=self._breaker.view(self._clock.monotonic()),
             recovery_attempts=(self._restarts.get(f"{ROOT}/{ROUTER_SUP}", 0) + self._rebuilt
                                + self._keeper.recovery_attempts),
-            callbacks_dropped=self._keeper.host_callbacks.dropped)
+            callbacks_dropped=self._keeper.host_callbacks.dropped,
+            feed=self._feed_status())
+
+    def _feed_status(self) -> dict[str, Any]:
+        feed = self._feed
+        if feed is None:
+            return dict(_LOCAL_FEED, mode=self._config.feed.mode.value)
+        return feed.status()
 
     @property
     def request_stats(self) -> RequestStats:
@@ -561,10 +646,15 @@ class MarketDataSystem:
 
     # -- routing ---------------------------------------------------------------------------
 
-    def _serve(self, request: Request) -> Answer[list[Any]]:
+    def _serve(self, request: Request, *, shared: bool = True) -> Answer[list[Any]]:
         began = time.perf_counter()
+        feed = self._feed if shared else None
         try:
-            answer = self._route(request)
+            answer = None if feed is None else feed.read(request)
+            if answer is None:
+                answer = self._route(request)
+                if feed is not None and feed.lost and answer.level < Level.DEGRADED:
+                    answer = replace(answer, level=Level.DEGRADED)  # before the keeper's
         except BaseException as exc:
             self._stats.failed(KIND_NAMES[type(request)], exc, time.perf_counter() - began)
             raise
@@ -1116,3 +1206,36 @@ class _Hedge:
         if reply is None and timed_out:
             errors.append(TimeoutError("no answer within the deadline"))
         return reply
+
+
+_OWNERS = itertools.count(1)
+
+
+def _feed_owner(host_id: str) -> str:
+    """This system's id in the feed: ``<hostname>/<pid>``, then ``/<n>`` for the n-th
+    shared-mode system of the process (ids must differ; tests run several in one)."""
+    n = next(_OWNERS)
+    return host_id if n == 1 else f"{host_id}/{n}"
+
+
+class _LocalSide:
+    """``mode: shared``: the system's own tree as the feed's leader sees it (its level,
+    subscriptions and trades, never the feed's: :class:`~lifeline.feed.LeaderHost`)."""
+
+    __slots__ = ("_system",)
+
+    def __init__(self, system: MarketDataSystem) -> None:
+        self._system = system
+
+    @property
+    def level(self) -> int:
+        return int(self._system.level)
+
+    def subscribe(self, kind: str, markets: str | list[str] | tuple[str, ...],
+                  callback: Callable[[Any], object]) -> Subscription:
+        return self._system._local_subscribe(kind, validate_markets(markets), callback)
+
+    def get_trades(self, market: str, count: int = 100) -> Answer[list[Trade]]:
+        request = TradesRequest(validate_market(market), validate_trades_count(count))
+        return cast("Answer[list[Trade]]",
+                    self._system._serve(request, shared=False))

@@ -7,8 +7,9 @@ symbol registration), ``leader`` (the publisher a host runs beside its system: l
 subscriptions, fenced publishing, trade backfill at a takeover), ``follower`` (a host's
 reads and subscriptions served from the feed), ``redis_io`` (bounded connections, Redis
 errors into ours) and ``errors`` (the package's exception tree). ``redis`` is imported
-lazily: ``lifeline`` imports without the ``shared`` extra. Not yet: ``MarketDataSystem``
-in shared mode.
+lazily: ``lifeline`` imports without the ``shared`` extra. ``host`` (imported by
+``MarketDataSystem`` in ``feed.mode: shared`` only) puts a leader, a follower and a watch
+beside a host's tree.
 """
 
 from lifeline.feed.codec import FeedModel, decode, encode

@@ -52,9 +52,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
-from actors.messages import Source, produced_at
+from actors.messages import produced_at
 from actors.routing import RoutingRules
-from lifeline.answer import Answer, age_of, new_answer
+from lifeline.answer import Answer, SharedSource, age_of, new_answer
 from lifeline.feed.errors import CodecError, FeedError
 from lifeline.feed.lease import Lease
 from lifeline.feed.redis_io import DEFAULT_CONNECT_TIMEOUT, DEFAULT_SOCKET_TIMEOUT
@@ -129,26 +129,6 @@ class NotInFeed(FeedError):
         self.reason = reason
         self.kind = kind
         self.markets = tuple(markets)
-
-
-class SharedSource(str):
-    """``shared/<the publisher's source>``: a string, with ``value`` (the string) and
-    ``publisher`` (the part after ``shared/``) as a :class:`~actors.messages.Source` has."""
-
-    __slots__ = ()
-    PREFIX: Final = "shared/"
-
-    @classmethod
-    def of(cls, publisher: str) -> SharedSource:
-        return cls(cls.PREFIX + publisher)
-
-    @property
-    def value(self) -> str:
-        return str(self)
-
-    @property
-    def publisher(self) -> str:
-        return self[len(self.PREFIX):]
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,12 +398,11 @@ class FeedFollower:
         stale = age is None or age > self._rules.max_cache_age
         return new_answer(data, self._source(worst.source), level, age, stale)
 
-    def _source(self, publisher: str) -> Source:
+    def _source(self, publisher: str) -> SharedSource:
         shared = self._sources.get(publisher)
         if shared is None:
             shared = self._sources.setdefault(publisher, SharedSource.of(publisher))
-        # Answer.source is typed Source; a SharedSource behaves as one (str, .value).
-        return cast(Source, shared)
+        return shared
 
     def _seen(self, entries: Sequence[FeedEntry]) -> None:
         if not entries:

@@ -1,0 +1,159 @@
+"""``MarketDataSystem`` in ``feed.mode: shared`` against a real Redis and the simulator: two
+systems in one process, exactly one leads; the follower's reads come from the feed
+(``shared/<the publisher's source>``, the exchange's age, the worse level); a read the feed
+does not keep goes through the follower's own REST; Redis stopped → both keep answering
+from their own trees at Level ≥ 1 with the reason "shared feed lost", and back to the feed
+once Redis is back; status and the subscription follow the same switch."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pykka
+import pytest
+
+from actors.messages import produced_at
+from lifeline import Level, MarketDataSystem
+from lifeline.levels import SHARED_FEED_LOST, Cause, LevelChange
+from lifeline.metrics import registry_for
+from lifeline.settings import FeedMode, FeedSettings
+from lifeline.subscriptions import Update
+from quotation.models import Trade
+from tests.lifeline.test_system import config_for
+from tests.redis_support import RedisServer
+from upbit_sim import Simulator
+
+pytestmark = pytest.mark.timeout(120)
+
+BTC = "KRW-BTC"
+TTL = 0.6
+WAIT = 20.0
+
+
+def until(predicate: Callable[[], bool], timeout: float = WAIT, step: float = 0.02) -> bool:
+    end = time.monotonic() + timeout
+    idle = threading.Event()
+    while not predicate():
+        if time.monotonic() >= end:
+            return False
+        idle.wait(step)
+    return True
+
+
+class Trader:
+    """Trades ``BTC`` on the simulator every 20 ms on a thread of its own."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self._sim = sim
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="test-trader", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self._sim.engine.step_market(BTC, 1)
+
+    def __enter__(self) -> Trader:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5.0)
+
+
+@contextmanager
+def shared_systems(sim: Simulator, url: str, n: int) -> Iterator[list[MarketDataSystem]]:
+    """``n`` started systems in shared mode on ``sim`` and one Redis; all stopped after."""
+    config = dataclasses.replace(config_for(sim), feed=FeedSettings(
+        mode=FeedMode.SHARED, redis_url=url, stream_prefix="st", leader_ttl=TTL))
+    made: list[MarketDataSystem] = []
+    try:
+        for _ in range(n):
+            system = MarketDataSystem.from_config(config)
+            made.append(system)
+            system.start()
+        yield made
+    finally:
+        for system in reversed(made):
+            system.stop()
+        pykka.ActorRegistry.stop_all(timeout=WAIT)
+
+
+def roles(systems: list[MarketDataSystem]) -> list[str]:
+    return [s.status().to_dict()["feed"]["role"] for s in systems]
+
+
+def role_metric(system: MarketDataSystem) -> float | None:
+    return registry_for(system).get_sample_value("lifeline_feed_role")
+
+
+def shared(source: object) -> bool:
+    return str(source).startswith("shared/")
+
+
+def test_two_shared_systems_one_leads_the_other_reads_the_feed_and_survives_redis(
+        sim: Simulator, redis_server: RedisServer) -> None:
+    seen: list[LevelChange] = []
+    updates: list[Update[Any]] = []
+    with Trader(sim), shared_systems(sim, redis_server.url, 2) as systems:
+        assert until(lambda: sorted(roles(systems)) == ["follower", "leader"]), roles(systems)
+        leader, follower = sorted(systems, key=lambda s: roles([s])[0] != "leader")
+        follower.on_level_change(seen.append)
+        feed = follower.status().to_dict()["feed"]
+        assert feed["mode"] == "shared"
+        assert feed["leader"] == leader.status().to_dict()["feed"]["host_id"]
+        assert leader.status().to_dict()["feed"]["lease_age"] is not None
+        assert (role_metric(leader), role_metric(follower)) == (2.0, 1.0)
+        assert registry_for(leader).get_sample_value("lifeline_feed_takeovers_total") >= 1
+
+        # the follower's ticker from the feed: the publisher's source, the exchange's age
+        assert until(lambda: shared(follower.get_ticker([BTC]).source))
+        answer = follower.get_ticker([BTC])
+        assert str(answer.source).startswith("shared/smart_router/"), answer.source
+        assert answer.level == max(leader.level, follower.level)
+        assert answer.age is not None and 0 <= answer.age <= 2.0 and not answer.stale
+        stamp = produced_at(answer.data)
+        assert stamp is not None
+        exchange_age = time.time() - stamp
+        assert abs(answer.age - exchange_age) < 1.0
+        assert not shared(leader.get_ticker([BTC]).source)  # the leader answers from its tree
+        sub = follower.subscribe("trade", [BTC], updates.append)
+        assert until(lambda: any(shared(u.source) for u in updates))
+        assert follower.status().to_dict()["feed"]["lag"] is not None
+
+        # candles ending at `to` are not kept: the follower's own REST answers
+        to = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
+        candles = follower.get_candles(BTC, "1m", count=5, to=to)
+        assert not shared(candles.source) and len(candles.data) == 5
+
+        # Redis stopped: both keep answering from their own trees at Level >= 1
+        redis_server.stop()
+        for system in systems:
+            assert until(lambda s=system: s.level >= Level.DEGRADED), system.status()
+            lost = system.get_ticker([BTC])
+            assert not shared(lost.source) and lost.level >= Level.DEGRADED
+            assert system.status().to_dict()["feed"]["role"] == "local"
+            assert role_metric(system) == 0.0
+        assert until(lambda: any(c.reason == SHARED_FEED_LOST for c in seen)), seen
+        change = next(c for c in seen if c.reason == SHARED_FEED_LOST)
+        assert change.cause is Cause.FEED_LOST and change.new >= Level.DEGRADED
+        before = len(updates)
+        assert until(lambda: any(not shared(u.source) for u in updates[before:]))
+
+        # Redis back: one leads again, the follower's reads come from the feed again
+        redis_server.start()
+        assert until(lambda: sorted(roles(systems)) == ["follower", "leader"]), roles(systems)
+        reader = next(s for s in systems if roles([s]) == ["follower"])
+        assert until(lambda: shared(reader.get_ticker([BTC]).source))
+        assert until(lambda: all(s.level == Level.NORMAL for s in systems))
+        assert any(c.cause is Cause.FEED_RECOVERED for c in seen) or reader is not follower
+        sub.close()
+    trades = [u.data for u in updates if isinstance(u.data, Trade)]
+    ids = [t.sequential_id for t in trades]
+    assert len(ids) == len(set(ids)), "a trade delivered twice across the switches"
