@@ -22,10 +22,15 @@
 
 Per-phase checks (each a :class:`Check`): ``level`` (with faults, or before any: the highest
 level equals ``expect.level``; after faults: the final level equals it and the level never
-rose), ``detect_within``, ``recover_within``, ``max_failed`` (when expected), and always
-``errors`` (the only error allowed is ``MarketDataUnavailable`` at Level 3), ``deadline`` (no
-call over ``request_deadline`` + :data:`DEADLINE_SLACK`, none hung), ``flaps`` (level changes
-against the phase's direction at most ``expect.max_flaps``) and ``load`` (the host made calls).
+rose past where the faults left it), ``detect_within``, ``recover_within``, ``max_failed``
+(when expected), and always ``errors`` (the only error allowed is ``MarketDataUnavailable``
+at Level 3), ``deadline`` (no call over ``request_deadline`` + :data:`DEADLINE_SLACK`, none
+hung), ``flaps`` (level changes against the phase's direction at most ``expect.max_flaps``)
+and ``load`` (the host made calls).
+
+The first ``settle`` seconds after faults are cleared (``probe_interval`` + one sample
+interval) still belong to them: a fault that acted just before its clear is seen at the next
+probe, so a level change then is the fault's tail, not a flap of the recovery.
 """
 
 from __future__ import annotations
@@ -327,7 +332,8 @@ class _Run:
                 deadline=self.config.fallback.request_deadline,
                 restarts=max(0, restarts_end - restarts_before),
                 alerts=sum(1 for t, _ in alerts if start <= t < end or (last and t >= end)),
-                overran=self.overran == i)
+                overran=self.overran == i,
+                settle=self.config.fallback.probe_interval + SAMPLE_INTERVAL)
             restarts_before = restarts_end
             faulted_before = faulted_before or bool(phase.faults)
             results.append(result)
@@ -342,13 +348,19 @@ class _Run:
 def measure_phase(phase: Phase, *, start: float, end: float, start_level: int,
                   marks: Sequence[LevelMark], calls: Sequence[Call], faulted_before: bool,
                   deadline: float, restarts: int = 0, alerts: int = 0,
-                  overran: bool = False) -> PhaseResult:
+                  overran: bool = False, settle: float = 0.0) -> PhaseResult:
     """One phase's measurements and checks (module docstring) from the run's level changes
-    and the calls that began in it (times in seconds since the run's start)."""
+    and the calls that began in it (times in seconds since the run's start). ``settle``: in
+    a phase after faults, changes in its first ``settle`` seconds are the faults' tail."""
     inside = [m for m in marks if start <= m.t < end]
     final = inside[-1].to_level if inside else start_level
     peak = max([start_level, *(m.to_level for m in inside)])
     faulted = bool(phase.faults)
+    if not faulted and faulted_before:  # where the faults left it, their tail included
+        start_level = max([start_level, *(m.to_level for m in inside if m.t < start + settle)])
+        counted = [m for m in inside if m.t >= start + settle]
+    else:
+        counted = inside
     detection = inside[0].t - start if faulted and inside else None
     fallback = None
     if faulted:
@@ -369,7 +381,7 @@ def measure_phase(phase: Phase, *, start: float, end: float, start_level: int,
     if faulted:
         flaps = sum(1 for m in inside if m.to_level < m.from_level)
     elif faulted_before:
-        flaps = sum(1 for m in inside if m.to_level > m.from_level)
+        flaps = sum(1 for m in counted if m.to_level > m.from_level)
     else:
         flaps = len(inside)
     result = PhaseResult(

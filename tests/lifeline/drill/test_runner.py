@@ -224,3 +224,25 @@ def test_each_shipped_scenario_passes_under_the_drill_config(path: Path) -> None
     assert result.ok, [f"{p.name}: {c.name}: {c.detail}" for p in result.phases
                        for c in p.checks if not c.ok]
     assert not drill_threads()
+
+
+def test_a_rise_just_after_the_faults_cleared_is_their_tail_not_a_recovery_flap() -> None:
+    """A fault that acted just before its clear is seen at the next probe: within ``settle``
+    of the phase's start a rise belongs to the faults (the level check compares with where
+    they left it, no flap); after it, a rise is a flap (seen in CI: the last WebSocket close
+    of 'level1-unstable-websocket' raised the level 0.02 s into its recovery phase)."""
+    phase = Phase("recovery", 5.0, (), Expect(level=0, recover_within=4.0))
+    tail = [LevelMark(6.52, 0, 1), LevelMark(6.72, 1, 0)]
+    r = measure_phase(phase, start=6.5, end=11.5, start_level=0, marks=tail,
+                      calls=[call(7.0)], faulted_before=True, deadline=1.5, settle=0.45)
+    checks = {c.name: c.ok for c in r.checks}
+    assert (r.flaps, checks["level"], checks["flaps"], checks["recover_within"]) == (
+        0, True, True, True)
+    late = [LevelMark(7.52, 0, 1), LevelMark(7.72, 1, 0)]
+    r = measure_phase(phase, start=6.5, end=11.5, start_level=0, marks=late,
+                      calls=[call(7.0)], faulted_before=True, deadline=1.5, settle=0.45)
+    checks = {c.name: c.ok for c in r.checks}
+    assert (r.flaps, checks["level"], checks["flaps"]) == (1, False, False)
+    unsettled = measure_phase(phase, start=6.5, end=11.5, start_level=0, marks=tail,
+                              calls=[call(7.0)], faulted_before=True, deadline=1.5)
+    assert unsettled.flaps == 1  # settle 0 (the default): every rise counts, as before
