@@ -61,6 +61,7 @@ __all__ = [
     "QUEUE_CAPACITY",
     "REMEMBERED_TRADES",
     "Dispatcher",
+    "SeenTrades",
     "StreamKind",
     "Subscription",
     "Update",
@@ -124,6 +125,25 @@ class Update(Generic[T]):
     age: float
 
 
+class SeenTrades:
+    r"""The last :data:`REMEMBERED_TRADES` ``sequential_id``\ s of each market: whether a
+    trade is new (remembered if so), or one already seen (a duplicate)."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, tuple[deque[int], set[int]]] = {}
+
+    def add(self, trade: Trade) -> bool:
+        """True (and remembered) if ``trade`` was not seen yet; False for a duplicate."""
+        order, seen = self._ids.setdefault(trade.market, (deque(), set()))
+        if trade.sequential_id in seen:
+            return False
+        order.append(trade.sequential_id)
+        seen.add(trade.sequential_id)
+        if len(order) > REMEMBERED_TRADES:
+            seen.discard(order.popleft())
+        return True
+
+
 class Subscription:
     """An open subscription; :meth:`close` ends it (idempotent; after it returns no callback
     of it starts, and one in progress has finished unless ``close`` is called from it)."""
@@ -175,7 +195,7 @@ class Dispatcher:
         self._deliver = threading.RLock()  # held around each callback; close() waits on it
         self._subs: tuple[Subscription, ...] = ()
         self._wanted: frozenset[tuple[StreamKind, str]] = frozenset()
-        self._trade_ids: dict[str, tuple[deque[int], set[int]]] = {}
+        self._trade_ids = SeenTrades()
         self._last: dict[tuple[StreamKind | None, str], StreamItem] = {}
         self._stopped = False
         self._bursting = False
@@ -284,14 +304,9 @@ class Dispatcher:
     def _fresh(self, item: StreamItem) -> bool:
         """Whether ``item`` is new (see the module docstring); remembers it if so."""
         if isinstance(item, Trade):
-            ids, seen = self._trade_ids.setdefault(item.market, (deque(), set()))
-            if item.sequential_id in seen:
+            if not self._trade_ids.add(item):
                 self.duplicates += 1
                 return False
-            ids.append(item.sequential_id)
-            seen.add(item.sequential_id)
-            if len(ids) > REMEMBERED_TRADES:
-                seen.discard(ids.popleft())
             return True
         key = (kind_of(item), item.market)
         last = self._last.get(key)

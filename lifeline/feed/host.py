@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
@@ -45,7 +44,7 @@ from lifeline.feed.leader import FeedLeader, LeaderHost
 from lifeline.feed.redis_io import call, connect
 from lifeline.feed.streams import FeedKeys
 from lifeline.levels import Level
-from lifeline.subscriptions import StreamKind, Subscription, Update
+from lifeline.subscriptions import SeenTrades, StreamKind, Subscription, Update
 from quotation.clock import Clock
 from quotation.models import Trade
 
@@ -54,13 +53,9 @@ if TYPE_CHECKING:
 
     from lifeline.settings import FeedSettings
 
-__all__ = ["REMEMBERED", "FeedRole", "SharedHost"]
+__all__ = ["FeedRole", "SharedHost"]
 
 logger = logging.getLogger(__name__)
-
-REMEMBERED: Final = 4096
-"""Trade ids remembered per market by a shared subscription (duplicates across a switch)."""
-
 
 class FeedRole:
     """``status()["feed"]["role"]``: the names and the gauge's values."""
@@ -86,7 +81,7 @@ class _SharedSubscription(Subscription):
         self.delivered = 0
         self.failures = 0
         self._lock = threading.Lock()
-        self._seen: dict[str, tuple[deque[int], set[int]]] = {}
+        self._seen = SeenTrades()
         self._feed: Subscription | None = None
         self._local: Subscription | None = None
         self._switching = threading.Lock()
@@ -97,13 +92,8 @@ class _SharedSubscription(Subscription):
         item = update.data
         if isinstance(item, Trade):
             with self._lock:
-                order, ids = self._seen.setdefault(item.market, (deque(), set()))
-                if item.sequential_id in ids:
+                if not self._seen.add(item):
                     return
-                ids.add(item.sequential_id)
-                order.append(item.sequential_id)
-                if len(order) > REMEMBERED:
-                    ids.discard(order.popleft())
         self.delivered += 1
         self._callback(update)
 
