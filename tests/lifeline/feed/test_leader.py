@@ -25,6 +25,7 @@ from lifeline.feed import FeedKeys, FeedKind, FeedReader, FeedSettingsError, Sym
 from lifeline.feed.leader import FeedLeader, LeaderRole
 from quotation.models import Trade
 from tests.fakes import ManualClock
+from tests.lifeline.system_support import until as poll_until
 from tests.lifeline.test_system import config_for
 from tests.redis_support import RedisServer
 from upbit_sim import Simulator
@@ -43,14 +44,8 @@ WAIT = 15.0
 
 
 def until(predicate: Callable[[], bool], timeout: float = WAIT, step: float = 0.02) -> bool:
-    """Poll ``predicate`` until it holds or ``timeout`` real seconds passed."""
-    end = time.monotonic() + timeout
-    idle = threading.Event()
-    while not predicate():
-        if time.monotonic() >= end:
-            return False
-        idle.wait(step)
-    return True
+    """``system_support.until`` with this module's default wait."""
+    return poll_until(predicate, timeout, step)
 
 
 class Trader:

@@ -25,6 +25,7 @@ from lifeline.metrics import registry_for
 from lifeline.settings import FeedMode, FeedSettings
 from lifeline.subscriptions import Update
 from quotation.models import Trade
+from tests.lifeline.system_support import until as poll_until
 from tests.lifeline.test_system import config_for
 from tests.redis_support import RedisServer
 from upbit_sim import Simulator
@@ -37,13 +38,8 @@ WAIT = 20.0
 
 
 def until(predicate: Callable[[], bool], timeout: float = WAIT, step: float = 0.02) -> bool:
-    end = time.monotonic() + timeout
-    idle = threading.Event()
-    while not predicate():
-        if time.monotonic() >= end:
-            return False
-        idle.wait(step)
-    return True
+    """``system_support.until`` with this module's default wait."""
+    return poll_until(predicate, timeout, step)
 
 
 class Trader:

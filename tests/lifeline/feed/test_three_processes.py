@@ -22,6 +22,7 @@ from typing import IO, Any
 
 import pytest
 
+from tests.lifeline.system_support import until as poll_until
 from tests.redis_support import RedisServer
 from upbit_sim import Simulator
 
@@ -38,13 +39,8 @@ WAIT = 40.0
 
 
 def until(predicate: Callable[[], bool], timeout: float = WAIT, step: float = 0.02) -> bool:
-    end = time.monotonic() + timeout
-    idle = threading.Event()
-    while not predicate():
-        if time.monotonic() >= end:
-            return False
-        idle.wait(step)
-    return True
+    """``system_support.until`` with this module's default wait."""
+    return poll_until(predicate, timeout, step)
 
 
 class Host:
