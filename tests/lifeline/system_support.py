@@ -44,6 +44,7 @@ from actors.messages import (
     WsHealth,
 )
 from lifeline import Answer, Level, LevelChange, LifelineConfig, MarketDataSystem
+from lifeline.answer import AnswerSource
 from lifeline.config import UpbitSettings
 from lifeline.errors import MarketDataUnavailable
 from lifeline.settings import FallbackSettings, FaultSettings, SupervisionSettings
@@ -214,7 +215,7 @@ class Call:
     """``answer``, ``unavailable`` or the name of any other exception raised."""
     started: float
     ended: float
-    source: Source | None = None
+    source: AnswerSource | None = None
     level: Level | None = None
     age: float | None = None
     stale: bool | None = None
