@@ -279,9 +279,10 @@ def format_status(data: dict[str, Any]) -> str:
     for key, age in sorted(ages.items()):
         lines.append(f"  {key:<24} {'-' if age is None else f'{age:.1f} s'}")
     limiter = data.get("limiter") or {}
-    headroom = limiter.get("headroom") or {}
-    lines.append("rate limit headroom: " + (", ".join(
-        f"{group} {n}" for group, n in sorted(headroom.items())) or "-"))
+    if not _has_item(data.get("checklist"), "rate_limits"):  # else said once, by the item
+        headroom = limiter.get("headroom") or {}
+        lines.append("rate limit headroom: " + (", ".join(
+            f"{group} {n}" for group, n in sorted(headroom.items())) or "-"))
     lines.append(f"ban: {_until(limiter.get('banned_until'), now, 'none')}")
     breaker = data.get("router_breaker")
     if breaker:
@@ -296,6 +297,12 @@ def format_status(data: dict[str, Any]) -> str:
 
 
 _MARKS = {"ok": "[ok]  ", "warn": "[WARN]", "fail": "[FAIL]"}
+
+
+def _has_item(checklist: object, name: str) -> bool:
+    """The checklist in ``/status`` holds item ``name``."""
+    items = checklist.get("items") if isinstance(checklist, dict) else None
+    return isinstance(items, dict) and name in items
 
 
 def _checklist_lines(checklist: object) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import shutil
 import socket
 from collections.abc import Callable, Iterator
@@ -31,6 +32,7 @@ from lifeline.checklist import (
     ws_item,
 )
 from lifeline.escalation import ESCALATED_LOGGERS
+from lifeline.operator import format_status
 from tests.lifeline.system_support import matrix_config, started_system, ws_health
 from upbit_sim import Simulator
 
@@ -123,6 +125,21 @@ def test_rate_limits_pause_warns_and_a_ban_fails() -> None:
     paused = rate_limit_item({"ticker": 0}, ("ticker",), None)
     assert paused.mark is Mark.WARN and "ticker 0 paused" in paused.detail
     assert rate_limit_item({"ticker": 0}, (), 42.0).mark is Mark.FAIL
+
+
+def test_lifeline_status_shows_the_rate_limits_once() -> None:
+    # `lifeline status` printed the live headroom and the checklist's item, read at
+    # different moments (e.g. ticker 5 beside ticker 9): the item alone says it now
+    data: dict[str, Any] = {
+        "level": 0, "level_name": "normal", "mode": "local", "running": True,
+        "limiter": {"headroom": {"ticker": 5}, "banned_until": None},
+        "checklist": {"age": 1.0, "items": {
+            "rate_limits": {"status": "ok", "detail": "ticker 9"}}}}
+    shown = format_status(data)
+    assert "ticker 5" not in shown and re.search(r"rate_limits +ticker 9", shown), shown
+    assert "ban: none" in shown
+    del data["checklist"]  # no checklist (not checked yet): the live line stays
+    assert "rate limit headroom: ticker 5" in format_status(data)
 
 
 def test_memory_warns_at_80_percent_of_the_limit_and_fails_above() -> None:
