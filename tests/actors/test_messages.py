@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from actors.messages import Reply, Source, produced_at
+from quotation.models import Ticker
 from quotation.parsing import parse_ws_message
 from tests.quotation.examples import T0, WS_TICKER, example_trade
 
@@ -16,8 +17,8 @@ pytestmark = pytest.mark.timeout(10)
 
 
 def test_a_source_compares_equal_to_the_string_the_facade_promises() -> None:
-    assert Source.SMART_ROUTER_WEBSOCKET == "smart_router/websocket"
-    assert Source.LAST_KNOWN_GOOD == "last_known_good"
+    promised: list[str] = ["smart_router/websocket", "last_known_good"]
+    assert promised == [Source.SMART_ROUTER_WEBSOCKET, Source.LAST_KNOWN_GOOD]
     assert {str(source) for source in Source} == {
         "smart_router/websocket", "smart_router/rest", "rest_fallback", "ws_fallback",
         "last_known_good",
@@ -26,6 +27,7 @@ def test_a_source_compares_equal_to_the_string_the_facade_promises() -> None:
 
 def test_snapshots_are_as_old_as_the_oldest_one() -> None:
     fresh = parse_ws_message(WS_TICKER)
+    assert isinstance(fresh, Ticker)
     stale = dataclasses.replace(fresh, timestamp=fresh.timestamp - timedelta(seconds=30))
     reply = Reply.of([fresh, stale], Source.REST_FALLBACK)
     assert reply.produced_at == stale.timestamp.timestamp()

@@ -16,6 +16,7 @@ import pytest
 
 from actors.messages import Source
 from lifeline import Level, MarketDataSystem, Update
+from lifeline.answer import AnswerSource
 from lifeline.subscriptions import Dispatcher, StreamKind
 from quotation.clock import SystemClock
 from quotation.errors import InvalidRequest
@@ -225,7 +226,7 @@ def test_a_slow_callback_never_blocks_an_offer_and_the_oldest_updates_are_droppe
 
 def test_router_items_are_not_taken_once_the_router_is_out() -> None:
     level = [Level.FALLBACK]
-    got: list[Source] = []
+    got: list[AnswerSource] = []
     dispatcher = Dispatcher(SystemClock(), lambda: level[0])
     dispatcher.start()
     try:

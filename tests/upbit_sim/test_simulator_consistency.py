@@ -206,14 +206,15 @@ def test_same_seed_and_clock_give_byte_identical_answers(frozen: Callable[..., S
     first, second = frozen(seed=7), frozen(seed=7)
     for sim in (first, second):
         sim.engine.step(200)
-    for path, params in [
+    asks: list[tuple[str, dict[str, str | int]]] = [
         ("/ticker/all", {"quote_currencies": "KRW,BTC,USDT"}),
         ("/candles/minutes/1", {"market": "KRW-BTC", "count": 200}),
         ("/candles/days", {"market": "KRW-XRP", "count": 200}),
         ("/trades/ticks", {"market": "KRW-ETH", "count": 500}),
         ("/orderbook", {"markets": "KRW-BTC,BTC-ETH,USDT-BTC"}),
         ("/market/all", {"is_details": "true"}),
-    ]:
+    ]
+    for path, params in asks:
         one = requests.get(f"{first.base_url}{path}", params=params, timeout=10).content
         two = requests.get(f"{second.base_url}{path}", params=params, timeout=10).content
         assert one == two, path
