@@ -3,22 +3,30 @@
 The oversized-frame and huge-list tests run against :class:`EvilServer`, a raw-socket
 WebSocket server on 127.0.0.1 written here: it completes each handshake (RFC 6455
 accept key), waits for the client's subscription frame, sends the bytes its script
-gives for that connection, then reads what the client sends back (its close frame)
-until the client hangs up. Everything it does is bounded: connections, bytes read,
+gives for that connection (then, if given one, a stream of payload bytes for as long as
+the client takes them), then reads what the client sends back (its close frame) until
+the client hangs up. Everything it does is bounded: connections, bytes sent and read,
 and time per connection; it stops by itself.
+
+Every test here ends with this process holding no thread and no file descriptor more
+than before it (``nothing_left_behind``, no garbage collection asked for); the streamed
+ones also bound the resident memory the client may take by its ``max_frame_bytes``.
 """
 
 from __future__ import annotations
 
+import itertools
 import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import orjson
 import pytest
 
+from quotation.backoff import Backoff, Jitter
 from quotation.errors import InvalidValue
 from quotation.websocket.client import (
     CloseReason,
@@ -32,9 +40,11 @@ from tests.quotation.websocket.ws_support import (
     FAST_BACKOFF,
     WAIT,
     Collector,
+    Held,
     frame,
     handshake_answer,
     header,
+    rss_bytes,
 )
 
 pytestmark = pytest.mark.timeout(30)
@@ -48,8 +58,37 @@ _READ_LIMIT = 1 << 16
 _CONNECTION_DEADLINE = 5.0
 """Seconds the evil server gives one connection before hanging up itself."""
 
+_STREAM_LIMIT = 64 << 20
+"""Payload bytes the evil server streams at most on one connection."""
+_STREAM_SEND_TIMEOUT = 1.0
+"""Seconds one streamed chunk may wait for the client to take it."""
+RSS_SLACK = 8 << 20
+"""Resident memory a client may grow by beyond its ``max_frame_bytes`` (threads, buffers)."""
+_ITEMS_BLOCK = b"0," * (1 << 15)
+"""64 KiB of JSON list items, sent again and again (the server allocates nothing more)."""
+
+NO_RECONNECT_IN_TEST = Backoff(initial=30.0, cap=30.0, jitter=Jitter.NONE)
+"""A reconnect backoff no test here waits out."""
+
 Script = Callable[[int], bytes]
 """What the evil server sends on its ``n``-th connection (0-based), after the subscription."""
+Stream = Callable[[], Iterable[bytes]]
+"""Payload chunks the evil server sends after the script, while the client takes them."""
+
+
+def json_list_stream(items: int, limit: int = _STREAM_LIMIT) -> Iterator[bytes]:
+    """The payload ``[0,0,...,0]`` of ``items`` items (``2 * items + 1`` bytes) in chunks,
+    ending before the chunk that would pass ``limit`` bytes."""
+    full, rest = divmod(items - 1, len(_ITEMS_BLOCK) // 2)  # "0," pairs before the last "0"
+    chunks = itertools.chain(
+        (b"[",), itertools.repeat(_ITEMS_BLOCK, full), (_ITEMS_BLOCK[: 2 * rest] + b"0]",)
+    )
+    sent = 0
+    for chunk in chunks:
+        if sent + len(chunk) > limit:
+            return
+        yield chunk
+        sent += len(chunk)
 
 
 def trade_json(sequential_id: int = 17732400590950000) -> bytes:
@@ -59,8 +98,11 @@ def trade_json(sequential_id: int = 17732400590950000) -> bytes:
 class EvilServer:
     """A raw-socket WebSocket server that follows a script, bounded in connections and time."""
 
-    def __init__(self, script: Script, *, max_connections: int = 4) -> None:
+    def __init__(
+        self, script: Script, *, max_connections: int = 4, stream: Stream | None = None
+    ) -> None:
         self._script = script
+        self._stream = stream
         self._max = max_connections
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.1)
@@ -70,6 +112,10 @@ class EvilServer:
         self.connections = 0
         self.close_codes: list[int | None] = []
         """Per finished connection: the status code of the client's close frame, if any."""
+        self.streamed = 0
+        """Stream bytes the client took (on the last connection that streamed)."""
+        self.stream_done = False
+        """The last stream ended: all sent, or the client stopped taking it."""
         self._thread = threading.Thread(target=self._run, name="evil-server", daemon=True)
         self._thread.start()
 
@@ -117,6 +163,8 @@ class EvilServer:
             conn.sendall(self._script(number))
         except OSError:
             return None
+        if self._stream is not None:
+            self._send_stream(conn, deadline)
         while True:
             got = reader.client_frame()
             if got is None:
@@ -124,6 +172,23 @@ class EvilServer:
             opcode, payload = got
             if opcode == 0x8:
                 return struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
+
+    def _send_stream(self, conn: socket.socket, deadline: float) -> None:
+        assert self._stream is not None
+        conn.settimeout(_STREAM_SEND_TIMEOUT)
+        try:
+            for chunk in self._stream():
+                if self._stop.is_set() or time.monotonic() > deadline:
+                    break
+                conn.sendall(chunk)
+                self.streamed += len(chunk)
+        except OSError:
+            pass  # the client closed, or stopped reading
+        finally:
+            conn.settimeout(0.1)
+            with self._cond:
+                self.stream_done = True
+                self._cond.notify_all()
 
 
 class _Reader:
@@ -185,11 +250,20 @@ class _Reader:
         return head[0] & 0x0F, bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
+@pytest.fixture(autouse=True)
+def nothing_left_behind() -> Iterator[None]:
+    """After the test's clients and servers are torn down: no thread or fd more than before
+    (set up before them, so torn down after them; no ``gc.collect()``)."""
+    before = Held.now()
+    yield
+    assert Held.now().left_since(before) == []
+
+
 @pytest.fixture
 def evil() -> Iterator[Callable[..., EvilServer]]:
     servers: list[EvilServer] = []
 
-    def start(script: Script, **kwargs: int) -> EvilServer:
+    def start(script: Script, **kwargs: Any) -> EvilServer:
         server = EvilServer(script, **kwargs)
         servers.append(server)
         return server
@@ -234,6 +308,36 @@ def test_a_frame_header_claiming_a_tebibyte_closes_the_connection_with_1009_befo
     assert status.last_error is not None and str(TIB) in status.last_error
     # It reconnects (and meets the same header again).
     assert server.wait_for(lambda s: s.connections >= 2)
+    assert client.stop(5)
+
+
+@pytest.mark.parametrize(
+    "items",
+    [TIB // 2, 25_000_000],
+    ids=["a 1 TiB header with list items streaming behind it", "a 50 MB JSON list frame"],
+)
+def test_an_oversized_frame_is_refused_on_its_header_while_its_payload_streams_in(
+    evil: Callable[..., EvilServer], make_client: MakeClient, items: int
+) -> None:
+    # The server streams the payload for as long as the client takes it (at most 64 MiB):
+    # a client reading it would grow by that much and sit SUBSCRIBED meanwhile.
+    length = 2 * items + 1
+    server = evil(
+        lambda n: header(length), max_connections=1, stream=lambda: json_list_stream(items)
+    )
+    rss_before = rss_bytes()
+    # Defaults (max_frame_bytes 1 MiB) but a long backoff: the status stays as the close left it.
+    client, _ = make_client(server.url, backoff=NO_RECONNECT_IN_TEST)
+    assert server.wait_for(lambda s: s.stream_done)
+    grown = rss_bytes() - rss_before
+    assert grown <= client.config.max_frame_bytes + RSS_SLACK, f"RSS grew by {grown} bytes"
+    assert server.streamed < min(length, _STREAM_LIMIT)  # the client stopped taking it
+    assert client.wait_until(lambda s: s.state is ConnectionState.BACKING_OFF, WAIT)
+    status = client.status()
+    assert status.last_close is CloseReason.FRAME_TOO_LARGE
+    assert (status.frames, status.messages, status.malformed) == (0, 0, 0)  # never decoded
+    assert status.connect_failures == 1
+    assert status.last_error is not None and str(length) in status.last_error
     assert client.stop(5)
 
 

@@ -1,13 +1,17 @@
-"""Shared helpers for the WebSocket client tests: a collecting consumer, a client factory, and
-the wire pieces a raw-socket test server needs (the handshake answer, server frames)."""
+"""Shared helpers for the WebSocket client tests: a collecting consumer, a client factory, the
+wire pieces a raw-socket test server needs (the handshake answer, server frames), and what
+this process holds (threads, file descriptors, resident memory) for the hostile-server tests."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import os
 import struct
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from quotation.backoff import Backoff, Jitter
@@ -21,12 +25,14 @@ __all__ = [
     "FAST_BACKOFF",
     "WAIT",
     "Collector",
+    "Held",
     "MakeClient",
     "drop_and_trade_meanwhile",
     "frame",
     "handshake_answer",
     "header",
     "making_clients",
+    "rss_bytes",
     "sids",
 ]
 
@@ -90,6 +96,40 @@ class Collector:
     def trades(self) -> list[Trade]:
         with self._cond:
             return [i for i in self.items if isinstance(i, Trade)]
+
+
+def rss_bytes() -> int:
+    """This process's resident memory now (``/proc/self/statm``), in bytes."""
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """The threads and open file descriptors of this process at one moment."""
+
+    threads: frozenset[threading.Thread]
+    fds: frozenset[str]
+
+    @classmethod
+    def now(cls) -> Held:
+        return cls(frozenset(threading.enumerate()), frozenset(os.listdir("/proc/self/fd")))
+
+    def left_since(self, before: Held) -> list[str]:
+        """What is held now and was not ``before``: live threads by name, extra fds by target.
+
+        Empty when everything a test started has ended. The fd side compares counts (a
+        number may be reused) and names the new numbers' targets.
+        """
+        left = [f"thread {t.name}" for t in self.threads - before.threads if t.is_alive()]
+        extra = len(self.fds) - len(before.fds)
+        if extra > 0:
+            targets = []
+            for fd in sorted(self.fds - before.fds):
+                with contextlib.suppress(OSError):  # the listing's own fd, closed since
+                    targets.append(os.readlink(f"/proc/self/fd/{fd}"))
+            left.append(f"{extra} more fds ({', '.join(targets)})")
+        return left
 
 
 MakeClient = Callable[..., tuple[WebSocketClient, Collector]]
