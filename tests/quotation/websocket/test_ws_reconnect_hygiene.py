@@ -4,6 +4,8 @@
   one byte at a time is cut off at the deadline, and ``stop()`` cuts it short.
 * The failure count (and so the backoff) resets only after a connection stayed healthy
   for ``healthy_after`` seconds, not on its first frame.
+* A server that sends one trade and closes, again and again, costs at most one REST gap
+  fill per market per ``gap_fill_min_interval``.
 
 :class:`HygieneServer` is a raw-socket server on 127.0.0.1: per connection it either
 drips a handshake answer or completes the handshake (RFC 6455 accept key), waits for the
@@ -29,6 +31,7 @@ import orjson
 import pytest
 
 from quotation.backoff import Backoff, Jitter
+from quotation.models import Trade
 from quotation.websocket.client import (
     CloseReason,
     ConnectionState,
@@ -302,3 +305,49 @@ def test_backoff_grows_on_a_server_that_sends_one_trade_and_closes_until_one_sta
     assert delays[4] == pytest.approx(6.0 + 0.5 * 1)
     assert delays[5] == pytest.approx(0.5 * 2)
     assert client.status().connects == 7
+
+
+class CountingTrades:
+    """A REST trade source that has no history, noting each request's client-clock time."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        self._clock = clock
+        self.requests: list[float] = []
+
+    def get_trades(self, market: str, *, count: int = 1, cursor: int | None = None) -> list[Trade]:
+        self.requests.append(self._clock.monotonic())
+        return []
+
+
+def test_a_server_that_sends_one_trade_and_closes_gets_one_rest_gap_fill_per_interval(
+    servers: list[HygieneServer], clients: list[WebSocketClient]
+) -> None:
+    # Five connections that each deliver one trade and close, then one that stays. Every
+    # reconnect leaves a hole in KRW-BTC's trades; the backoff draw is 0 (a storm) and the
+    # clock moves only by the connect pacer's sleeps (5 connects/s) and the test.
+    server = HygieneServer([Plan()] * 5 + [Plan(hold=True)])
+    servers.append(server)
+    clock = ManualClock()
+    source = CountingTrades(clock)
+    config = WebSocketConfig(
+        subscriptions=SUBS,
+        url=server.url,
+        liveness=LivenessConfig(ping_interval=100.0, pong_timeout=0.2, idle_timeout=100.0),
+    )
+    client = WebSocketClient(config, clock=clock, random=lambda: 0.0, trade_source=source)
+    clients.append(client)
+    started = clock.monotonic()
+    client.start()
+    assert server.wait_for(lambda s: s.holding)
+    # Live on the sixth: its trade has been taken (held behind its hole) by now.
+    assert client.wait_until(lambda s: s.connects == 6 and s.state is ConnectionState.LIVE, 5.0)
+    # Five holes: the first filled at once, the four found within the interval wait.
+    assert source.requests == [started]
+    assert client.wait_until(lambda s: s.gap_fills == 1 and s.held_trades == 4, 5.0)
+    assert client.status().gap_fills_pending == 1
+    assert clock.monotonic() - started < config.gap_fill_min_interval
+
+    clock.advance(config.gap_fill_min_interval)  # one fill for the four waiting holes
+    assert client.wait_until(lambda s: s.gap_fills == 2 and s.gap_fills_pending == 0, 5.0)
+    assert len(source.requests) == 2
+    assert source.requests[1] - source.requests[0] >= config.gap_fill_min_interval
