@@ -2,8 +2,9 @@
 
 ``websocket-client`` keeps its socket in a reference cycle and its ``close()`` does
 nothing once the server closed first; the client closes the socket itself. The test
-counts this process's open file descriptors around server-initiated closes from the
-project simulator (``sim.ws.close_all()``), with the garbage collector off.
+counts this process's open file descriptors after each of 100 server-initiated closes
+from the project simulator (``sim.ws.close_all()``), with the garbage collector off, and
+its threads and fds once the client has stopped.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from quotation.websocket.client import (
     WebSocketClient,
     WebSocketConfig,
 )
+from quotation.websocket.pacing import RateWindow
 from quotation.websocket.subscription import DataType, Subscription
-from tests.quotation.websocket.ws_support import WAIT
+from tests.quotation.websocket.ws_support import WAIT, Held
 from upbit_sim import Simulator
 
 pytestmark = pytest.mark.timeout(60)
@@ -39,8 +41,15 @@ def test_sockets_closed_by_the_server_are_released_without_garbage_collection(
 ) -> None:
     sim = sim_factory(seed=3, auto_trade=False)
     backoff = Backoff(initial=0.01, multiplier=2.0, cap=0.02, jitter=Jitter.NONE)
-    client = WebSocketClient(WebSocketConfig(subscriptions=SUBS, url=sim.ws_url, backoff=backoff))
-    closes = 30
+    config = WebSocketConfig(
+        subscriptions=SUBS,
+        url=sim.ws_url,
+        backoff=backoff,
+        connect_limits=(RateWindow(1000, 1.0),),  # Upbit's 5/s would make 100 reconnects 20 s
+    )
+    client = WebSocketClient(config)
+    closes = 100
+    before = Held.now()
 
     def close_and_wait_for_reconnect() -> None:
         assert sim.ws.wait_for(lambda st: st.subscribed == 1, WAIT)
@@ -56,12 +65,16 @@ def test_sockets_closed_by_the_server_are_released_without_garbage_collection(
         baseline = _open_fds()
         gc.disable()
         try:
+            peak = baseline
             for _ in range(closes):
                 close_and_wait_for_reconnect()
+                peak = max(peak, _open_fds())
             assert client.wait_until(lambda s: s.last_close is CloseReason.SERVER_CLOSED, WAIT)
             leaked = _open_fds() - baseline
         finally:
             gc.enable()
         assert leaked <= 2, f"{leaked} file descriptors left open after {closes} server closes"
+        assert peak - baseline <= 2, f"{peak - baseline} more file descriptors at the peak"
     finally:
         assert client.stop(5)
+    assert Held.now().left_since(before) == []
