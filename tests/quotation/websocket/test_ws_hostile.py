@@ -16,6 +16,7 @@ ones also bound the resident memory the client may take by its ``max_frame_bytes
 from __future__ import annotations
 
 import itertools
+import logging
 import socket
 import struct
 import threading
@@ -430,6 +431,30 @@ def test_a_megabyte_of_list_items_counts_once_and_the_client_still_stops_in_time
     assert client.wait_until(lambda s: s.frames >= 1 and s.malformed >= 1, WAIT)
     assert client.status().malformed == 1
     assert client.stop(5)
+
+
+def test_credentials_in_the_url_are_in_no_log_record_and_no_status(
+    evil: Callable[..., EvilServer],
+    make_client: MakeClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # One connection: a trade, then a 1 TiB header (closed with 1009); then the listener is
+    # gone and every reconnect is refused. Every log record of every logger is kept.
+    secret = "s3cret-Pa55"
+    server = evil(lambda n: frame(trade_json()) + header(TIB), max_connections=1)
+    url = server.url.replace("ws://", f"ws://alice:{secret}@")
+    caplog.set_level(logging.DEBUG)
+    client, got = make_client(url)
+    assert got.wait_for(lambda items: len(items) == 1)
+    assert client.wait_until(lambda s: s.connect_failures >= 3, WAIT)  # 1009, refused twice
+    statuses = [client.status()]
+    assert client.stop(5)
+    statuses.append(client.status())
+    shown = [record.getMessage() for record in caplog.records]
+    assert not [message for message in shown if secret in message]
+    assert any("ws://***@127.0.0.1" in message for message in shown)  # named, redacted
+    assert not [status for status in statuses if secret in repr(status)]
+    assert secret not in repr(client.config)
 
 
 @pytest.mark.parametrize(
