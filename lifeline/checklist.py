@@ -49,6 +49,7 @@ from urllib.parse import urlsplit
 from actors.health_probe import sample_process
 from actors.messages import RestHealth, WsHealth
 from lifeline.escalation import ESCALATED_LOGGERS
+from quotation.values import check
 from quotation.websocket.status import ConnectionState
 
 if TYPE_CHECKING:
@@ -239,8 +240,8 @@ class Checklist:
 
     def __init__(self, system: MarketDataSystem, *, interval: float = CHECK_INTERVAL,
                  timeout: float = CHECK_TIMEOUT) -> None:
-        if not interval > 0 or not timeout > 0:
-            raise ValueError(f"interval and timeout must be > 0, got {interval!r}, {timeout!r}")
+        check("interval", interval, above=0)
+        check("timeout", timeout, above=0)
         self._system = system
         self._interval = interval
         self._timeout = timeout

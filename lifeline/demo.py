@@ -43,6 +43,8 @@ from lifeline.drill.result import Sample
 from lifeline.drill.runner import DrillError, run_drill
 from lifeline.drill.scenario import Scenario, ScenarioError, parse_scenario
 from quotation.clock import Clock, SystemClock
+from quotation.errors import InvalidValue
+from quotation.values import check
 
 __all__ = ["DEMO_CONFIG", "DEMO_TIMELINE", "demo_config", "demo_scenario", "run_demo"]
 
@@ -110,8 +112,10 @@ _WHAT = {
 
 def demo_scenario(time_scale: float = 1.0) -> Scenario:
     """The built-in timeline, each phase ``time_scale`` times as long (the limits unchanged)."""
-    if not 0.0 < time_scale <= 4.0:
-        raise ScenarioError("time_scale", f"must be > 0 and <= 4, got {time_scale!r}")
+    try:
+        check("time_scale", time_scale, above=0, at_most=4)
+    except InvalidValue as exc:
+        raise ScenarioError("time_scale", str(exc)) from None
     scenario = parse_scenario(DEMO_TIMELINE, file="built-in demo timeline")
     return dataclasses.replace(scenario, phases=tuple(
         dataclasses.replace(phase, duration=round(phase.duration * time_scale, 3))

@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from lifeline.levels import Level, LevelChange
 from quotation.clock import Clock
+from quotation.values import check
 
 __all__ = ["DEBUG_WINDOW", "ESCALATED_LOGGERS", "LogEscalation"]
 
@@ -38,8 +39,7 @@ class LogEscalation:
     def __init__(self, clock: Clock, *, schedule: Callable[[float, Callable[[], None]], None],
                  window: float = DEBUG_WINDOW,
                  loggers: tuple[str, ...] = ESCALATED_LOGGERS) -> None:
-        if not window > 0:
-            raise ValueError(f"the debug window must be > 0 seconds, got {window!r}")
+        check("window", window, above=0)
         self._clock = clock
         self._schedule = schedule
         self._window = window

@@ -111,6 +111,7 @@ from lifeline.levels import (
 )
 from lifeline.tree import ROOT, ROUTER_SUP, SMART_ROUTER
 from quotation.clock import Clock
+from quotation.values import check
 from supervisors import (
     ChildExited,
     ChildRestarted,
@@ -146,8 +147,7 @@ class HostCallbacks:
 
     def __init__(self, name: str = "lifeline-level-callbacks",
                  limit: int = HOST_CHANGES_QUEUED) -> None:
-        if limit < 1:
-            raise ValueError(f"limit must be at least 1, got {limit!r}")
+        check("limit", limit, at_least=1, integer=True)
         self._callbacks: list[Callable[[LevelChange], None]] = []
         self._queue: deque[LevelChange] = deque(maxlen=limit)
         self._cond = threading.Condition()

@@ -38,6 +38,7 @@ from actors.messages import (
     TradesRequest,
     produced_at,
 )
+from quotation.values import check
 
 __all__ = ["KIND_NAMES", "MAX_PAGES_PER_SERIES", "MAX_SERIES", "LastKnownGood", "kind_of"]
 
@@ -76,10 +77,8 @@ class LastKnownGood:
 
     def __init__(self, *, max_pages: int = MAX_PAGES_PER_SERIES,
                  max_series: int = MAX_SERIES) -> None:
-        if isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 2:
-            raise ValueError(f"max_pages must be an integer >= 2, got {max_pages!r}")
-        if isinstance(max_series, bool) or not isinstance(max_series, int) or max_series < 1:
-            raise ValueError(f"max_series must be an integer >= 1, got {max_series!r}")
+        check("max_pages", max_pages, at_least=2, integer=True)
+        check("max_series", max_series, at_least=1, integer=True)
         self._max_pages = max_pages
         self._max_series = max_series
         self._lock = threading.Lock()

@@ -43,6 +43,7 @@ from urllib.parse import urlsplit
 import websocket
 
 from quotation.clock import Clock
+from quotation.values import check
 from quotation.websocket.subscription import DataType, Subscription, build_request, new_ticket
 
 if TYPE_CHECKING:
@@ -156,8 +157,8 @@ class SelfCheck:
                  poll: float = POLL_SECONDS) -> None:
         if not parts:
             raise ValueError("a self-check needs at least one part")
-        if not deadline > 0 or not poll > 0:
-            raise ValueError(f"deadline and poll must be > 0, got {deadline!r}, {poll!r}")
+        check("deadline", deadline, above=0)
+        check("poll", poll, above=0)
         if at is not None:
             next_run(0.0, at)  # a bad HH:MM fails here, not at midnight
         self._clock = clock
