@@ -374,14 +374,15 @@ def probe_backoff(level: Level, quiet: int, cap: float = PROBE_BACKOFF_CAP) -> f
     """The factor the health probe's interval is stretched by ("keep probing with backoff").
 
     Only at Level 3 (the router and the REST fallback both out), after ``quiet`` probes in a
-    row there that found neither answering: ``2 ** quiet`` (1, 2, 4, ...) up to ``cap``.
-    Anywhere else, or with ``quiet`` 0 (a good probe or a level change resets it), 1: the
-    interval itself. Level 2 never backs off: the REST fallback answers there, and every
-    probe counts toward the ``recovery_successes`` that end it.
+    row there that found neither answering: ``2 ** quiet`` (1, 2, 4, ...) up to ``cap``, the
+    project's one :class:`Backoff` formula (initial 1, doubling, no jitter, attempt
+    ``quiet + 1``). Anywhere else, or with ``quiet`` 0 (a good probe or a level change resets
+    it), 1: the interval itself. Level 2 never backs off: the REST fallback answers there, and
+    every probe counts toward the ``recovery_successes`` that end it.
     """
     if level is not Level.LAST_RESORT or quiet <= 0:
         return 1.0
-    return min(2.0 ** min(quiet, 32), max(1.0, cap))
+    return Backoff(initial=1.0, multiplier=2.0, cap=max(1.0, cap)).ceiling(quiet + 1)
 
 
 def next_tick_at(state: LevelState, rules: LevelRules) -> float | None:
