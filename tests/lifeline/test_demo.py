@@ -84,8 +84,10 @@ def test_the_demo_runs_under_the_drills_shortened_timings_but_a_slower_probe() -
 
 @pytest.mark.timeout(120)
 def test_the_clients_only_rehearsal_runs_every_step_as_expected(tmp_path: Path) -> None:
+    # The file says seed 7, the flag 3: the demo's flags override the file, as sim's do.
     (tmp_path / "config.yaml").write_text("simulator:\n  seed: 7\n", encoding="utf-8")
-    done = lifeline("demo", "--clients", cwd=tmp_path, timeout=110)
+    done = lifeline("demo", "--clients", "--seed", "3", cwd=tmp_path, timeout=110)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "(seed 7)" in done.stdout
+    assert "(seed 3)" in done.stdout
+    assert "(seed 7)" not in done.stdout
     assert "15 of 15 steps as expected" in done.stdout
