@@ -18,8 +18,9 @@ subscription of its kind and market as an :class:`Update` (the item, its source,
 when it arrived, its exchange age). The queue holds :data:`QUEUE_CAPACITY` items; when it is
 full the OLDEST item is dropped and counted (``dropped``), and one WARNING is logged per
 burst (until the queue runs empty again). A callback that raises (anything, a
-``SystemExit`` too: the one delivery thread must live on) is logged with its traceback and
-counted (``failures``), the others still get the item. A slow callback delays the others (one
+``SystemExit`` too: the one delivery thread must live on) is counted (``failures``) and
+logged with its traceback once per burst (the first failure after a success), the others
+still get the item. A slow callback delays the others (one
 thread) but never an actor: past the queue's capacity the oldest items are dropped.
 
 Guarantees, per market, for all subscriptions of a system together:
@@ -41,6 +42,7 @@ Guarantees, per market, for all subscriptions of a system together:
 
 from __future__ import annotations
 
+import abc
 import enum
 import logging
 import threading
@@ -65,6 +67,8 @@ __all__ = [
     "StreamKind",
     "Subscription",
     "Update",
+    "exchange_time",
+    "is_newer",
 ]
 
 logger = logging.getLogger(__name__)
@@ -144,19 +148,25 @@ class SeenTrades:
         return True
 
 
-class Subscription:
+class Subscription(abc.ABC):
     """An open subscription; :meth:`close` ends it (idempotent; after it returns no callback
-    of it starts, and one in progress has finished unless ``close`` is called from it)."""
+    of it starts, and one in progress has finished unless ``close`` is called from it).
 
-    def __init__(self, dispatcher: Dispatcher, kind: StreamKind, markets: tuple[str, ...],
+    The base of every subscription a system hands out: the dispatcher's own (made by
+    :meth:`Dispatcher.add`) and ``mode: shared``'s (:class:`lifeline.feed.host.SharedSubscription`,
+    fed by two dispatchers in turn). A subclass implements :meth:`close` and calls the host's
+    callback only through :meth:`_call` (counted, a raise logged once per burst).
+    """
+
+    def __init__(self, kind: StreamKind, markets: tuple[str, ...],
                  callback: Callable[[Update[Any]], object]) -> None:
         self.kind = kind
         self.markets = markets
-        self._dispatcher = dispatcher
         self._callback = callback
         self._closed = False
+        self._failing = False
         self.delivered = 0
-        """Updates handed to the callback."""
+        """Updates handed to the callback (it returned)."""
         self.failures = 0
         """Calls of the callback that raised."""
 
@@ -164,13 +174,47 @@ class Subscription:
     def closed(self) -> bool:
         return self._closed
 
+    @abc.abstractmethod
     def close(self) -> None:
-        if not self._closed:
-            self._dispatcher.remove(self)
+        """End the subscription (idempotent)."""
+
+    def _call(self, update: Update[Any]) -> bool:
+        """Hand ``update`` to the callback; ``True`` if it returned. A raise (anything, a
+        ``SystemExit`` too: the delivering thread must live on) is counted in ``failures`` and
+        logged with its traceback once per burst (the first failure after a success), never
+        propagated."""
+        try:
+            self._callback(update)
+        except BaseException:  # a host's callback: logged and counted, the thread lives on
+            self.failures += 1
+            if not self._failing:
+                self._failing = True
+                logger.exception("subscriptions: a callback of %r raised (logged once per "
+                                 "burst of failures; %d so far)", self, self.failures)
+            return False
+        if self._failing:
+            self._failing = False
+            logger.info("subscriptions: the callback of %r returns again (%d failures so far)",
+                        self, self.failures)
+        self.delivered += 1
+        return True
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
-        return f"<Subscription {self.kind.value} {','.join(self.markets)} {state}>"
+        return f"<{type(self).__name__} {self.kind.value} {','.join(self.markets)} {state}>"
+
+
+class _Dispatched(Subscription):
+    """A :class:`Dispatcher`'s own subscription (closed through it)."""
+
+    def __init__(self, dispatcher: Dispatcher, kind: StreamKind, markets: tuple[str, ...],
+                 callback: Callable[[Update[Any]], object]) -> None:
+        super().__init__(kind, markets, callback)
+        self._dispatcher = dispatcher
+
+    def close(self) -> None:
+        if not self._closed:
+            self._dispatcher.remove(self)
 
 
 _Entry = tuple[StreamItem, AnswerSource, Level]
@@ -209,7 +253,7 @@ class Dispatcher:
 
     def add(self, kind: StreamKind, markets: tuple[str, ...],
             callback: Callable[[Update[Any]], object]) -> Subscription:
-        sub = Subscription(self, kind, markets, callback)
+        sub = _Dispatched(self, kind, markets, callback)
         with self._ready:
             if self._stopped:
                 raise RuntimeError("the dispatcher is stopped")
@@ -310,8 +354,7 @@ class Dispatcher:
             return True
         key = (kind_of(item), item.market)
         last = self._last.get(key)
-        if last is not None and (_order(item) < _order(last)
-                                 or (_order(item) == _order(last) and _same(item, last))):
+        if last is not None and not is_newer(item, last):
             self.duplicates += 1
             return False
         self._last[key] = item
@@ -319,26 +362,26 @@ class Dispatcher:
 
     def _fan_out(self, item: StreamItem, source: AnswerSource, level: Level) -> None:
         kind = kind_of(item)
-        update = Update(item, source, level, max(0.0, self._clock.time() - _exchange_time(item)))
+        update = Update(item, source, level, max(0.0, self._clock.time() - exchange_time(item)))
         for sub in self._subs:
             if sub.kind is not kind or item.market not in sub.markets:
                 continue
             with self._deliver:
                 if sub.closed:
                     continue
-                try:
-                    sub._callback(update)
-                except BaseException:  # a host's callback, even a SystemExit:
-                    # logged and counted, the others still get it, the one thread lives on
-                    sub.failures += 1
-                    if sub.failures == 1:
-                        logger.exception("subscriptions: a callback of %r raised (logged "
-                                         "once per subscription; counted)", sub)
-                else:
-                    sub.delivered += 1
+                sub._call(update)  # a raise: counted and logged, the others still get it
 
 
-def _exchange_time(item: StreamItem) -> float:
+def is_newer(item: StreamItem, last: StreamItem) -> bool:
+    """Whether a ticker, order book or candle ``item`` may follow ``last`` (the one delivered
+    before it, same kind and market): later in exchange time, or as late and not the same
+    item (a snapshot and its realtime twin are the same)."""
+    if _order(item) != _order(last):
+        return _order(item) > _order(last)
+    return not _same(item, last)
+
+
+def exchange_time(item: StreamItem) -> float:
     """When the exchange produced ``item`` (UTC epoch seconds; a candle: its last trade)."""
     if isinstance(item, Candle):
         return item.last_trade_time.timestamp()
@@ -350,7 +393,7 @@ def _exchange_time(item: StreamItem) -> float:
 def _order(item: StreamItem) -> tuple[float, float]:
     if isinstance(item, Candle):
         return (item.start.timestamp(), item.last_trade_time.timestamp())
-    return (_exchange_time(item), 0.0)
+    return (exchange_time(item), 0.0)
 
 
 def _same(a: StreamItem, b: StreamItem) -> bool:

@@ -142,7 +142,7 @@ from supervisors import (
 from supervisors.messages import WhichChildren
 
 if TYPE_CHECKING:
-    from lifeline.feed.host import SharedHost
+    from lifeline.feed.host import SharedHost, SharedSubscription
     from quotation.rest.ratelimit import RateLimiter
 
 __all__ = ["START_TIMEOUT", "STATUS_TIMEOUT", "STOP_TIMEOUT", "ChildStatus", "MarketDataSystem",
@@ -299,6 +299,9 @@ class MarketDataSystem:
         self._keeper.add_callback(self._escalation.level_changed)
         self._feed: SharedHost | None = None
         """``feed.mode: shared``: the leader, follower and watch (built by start())."""
+        self._waiting: list[SharedSubscription] = []
+        """``feed.mode: shared``: subscriptions made before start(), adopted by the feed then."""
+        self._subscribing = threading.Lock()  # orders _feed's setting and _waiting
 
     @classmethod
     def from_config(cls, source: str | os.PathLike[str] | LifelineConfig, *,
@@ -356,8 +359,13 @@ class MarketDataSystem:
                           owner=_feed_owner(default_host_id()), symbols=fb.symbols,
                           interval=min(fb.probe_interval, self._config.feed.leader_ttl / 3),
                           on_lost=self._feed_lost, local_subscribe=self._local_subscribe)
-        self._feed = feed
-        feed.start()
+        with self._subscribing:
+            self._feed = feed
+            waiting, self._waiting = self._waiting, []
+        for sub in waiting:  # subscribed before start(): the same objects, served from now
+            if not sub.closed:
+                feed.adopt(sub)
+        feed.start()  # opens the adopted subscriptions' sources
 
     def _feed_lost(self, lost: bool) -> None:
         """The shared feed was lost (Redis unreachable) or is back: Level ≥ 1 meanwhile."""
@@ -384,7 +392,11 @@ class MarketDataSystem:
         fault is cleared first: a hang without duration would otherwise hold an actor's
         thread for ever, and its ``on_stop`` would never run."""
         self._faults.clear_all()
-        feed, self._feed = self._feed, None
+        with self._subscribing:
+            feed, self._feed = self._feed, None
+            waiting, self._waiting = self._waiting, []
+        for sub in waiting:  # never started: nothing to open, closed
+            sub.close()
         if feed is not None:
             feed.stop()  # first: the lease released while the tree still runs
         with self._lock:
@@ -463,17 +475,25 @@ class MarketDataSystem:
         """Call ``callback(Update)`` for every new ``kind`` item of ``markets``
         (:mod:`lifeline.subscriptions`) until ``close()``; kinds ``ticker``, ``trade``,
         ``orderbook``, ``candle.1m``. ``InvalidRequest`` at once for an unknown kind or a bad
-        market, ``TypeError`` for a callback that is not callable."""
+        market, ``TypeError`` for a callback that is not callable. In ``feed.mode: shared``
+        a :class:`~lifeline.feed.host.SharedSubscription`; one made before :meth:`start` is
+        taken on by the feed at start (the same object; nothing is delivered before)."""
         stream = StreamKind.of(kind)
         wanted = validate_markets(markets)
         if not callable(callback):
             raise TypeError(f"callback must be callable, got {callback!r:.80}")
         if self._stopped:
             raise SystemNotRunning("the market data system is stopped")
-        feed = self._feed
-        if feed is not None:
-            return feed.subscribe(stream.value, wanted, callback)
-        return self._dispatcher.add(stream, wanted, callback)
+        if self._config.feed.mode is not FeedMode.SHARED:
+            return self._dispatcher.add(stream, wanted, callback)
+        from lifeline.feed.host import SharedSubscription  # noqa: PLC0415 (shared mode only)
+        with self._subscribing:
+            feed = self._feed
+            if feed is None:  # before start(): adopted by the feed at start (same object)
+                sub = SharedSubscription(stream, wanted, callback)
+                self._waiting.append(sub)
+                return sub
+        return feed.subscribe(stream.value, wanted, callback)
 
     def _local_subscribe(self, kind: str, markets: tuple[str, ...],
                          callback: Callable[[Update[Any]], object]) -> Subscription:

@@ -9,26 +9,53 @@ Built by :class:`lifeline.MarketDataSystem` in ``mode: shared`` (never imported 
   subscriptions from Redis while another host leads;
 * a watch thread (every ``interval`` seconds) that reads who holds the lease and whether
   Redis answers: Redis unreachable is "shared feed lost" (the host serves from its own tree,
-  ``lost(True)`` → the system's level at least 1), Redis answering again ends it.
+  ``lost(True)`` → the system's level at least 1), Redis answering again ends it;
+* a catch-up thread (``lifeline-feed-catchup``) for the subscriptions' switches (below).
 
 Reads (:meth:`SharedHost.read`): a follower host answers from the feed; a miss
 (:class:`~lifeline.feed.follower.NotInFeed`) or a lost feed returns ``None`` and the system
 serves the read from its own tree (REST under the shared budget). The leader host answers
 from its own tree (its answers are what it publishes).
 
-Subscriptions (:meth:`SharedHost.subscribe`): one :class:`_SharedSubscription` per call,
-fed by the follower's subscription while this host follows and by its own tree's
-(opened only then: a follower opens no WebSocket of its own) while it leads or the feed is
-lost; trades at most once across a switch (by ``sequential_id``). Trades made while a
-switch happens can be missed (the new source starts from "now").
+Subscriptions (:class:`SharedSubscription`, one per ``subscribe``): two sources, the
+follower's subscription (opened at once, kept open) and this host's own tree's (opened
+while it leads or the feed is lost: a follower opens no WebSocket of its own). One of them
+is *active*; the watch (or a read that finds Redis gone) switches it. A switch:
+
+* the new source's items are delivered once it has **caught up** on their market; until
+  then the previous source's items of that market are still delivered (an overlap, at most
+  :attr:`SharedHost.overlap` seconds: then the previous source is dropped);
+* tickers, order books, candles: the new source has caught up with its first item of the
+  market;
+* trades: the new source's trades of a market are held; its first one starts a backfill on
+  the catch-up thread: this host's own ``get_trades(market, 500)`` (its tree: REST under
+  the shared budget, never the feed; 500 is Upbit's most) asked *after* that trade arrived,
+  so it covers the switch up to it; the trades after the last one delivered go out oldest
+  first, then the held ones, then the market has caught up. A gap the 500 do not reach back
+  over (or a failed REST call) is counted in ``gaps`` and logged, never silent;
+* whatever the source: trades at most once (:class:`~lifeline.subscriptions.SeenTrades`),
+  never one older than the last delivered of its market (dropped, ``out_of_order``);
+  snapshots never back in exchange time (``duplicates``).
+
+Why wait for the new source's first trade rather than fill at once: the new source may
+start late. Redis back after an outage, the feed's first trade comes once a leader has
+taken over (its takeover backfill publishes what the stream lacks; an emptied Redis has
+nothing to continue from, so the stream starts with the live trades), and the follower
+resumes reading the stream from its last id; this host's own tree's first trade comes once
+its WebSocket has subscribed. A REST call made before that would miss the trades in
+between. A switch back before the catch-up ended costs nothing: the source switched back
+to never stopped delivering.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from functools import partial
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from actors.messages import (
     CandlesRequest,
@@ -40,22 +67,35 @@ from actors.messages import (
 from lifeline.answer import Answer
 from lifeline.feed.errors import FeedError, FeedUnavailable
 from lifeline.feed.follower import FeedFollower, NotInFeed
-from lifeline.feed.leader import FeedLeader, LeaderHost
+from lifeline.feed.leader import BACKFILL_TRADES, FeedLeader, LeaderHost
 from lifeline.feed.redis_io import call, connect
 from lifeline.feed.streams import FeedKeys
 from lifeline.levels import Level
-from lifeline.subscriptions import SeenTrades, StreamKind, Subscription, Update
+from lifeline.subscriptions import (
+    QUEUE_CAPACITY,
+    SeenTrades,
+    StreamKind,
+    Subscription,
+    Update,
+    is_newer,
+)
 from quotation.clock import Clock
 from quotation.models import Trade
+from quotation.websocket import StreamItem
 
 if TYPE_CHECKING:
     import redis
 
     from lifeline.settings import FeedSettings
 
-__all__ = ["FeedRole", "SharedHost"]
+__all__ = ["CATCHUP_STOP_TIMEOUT", "FeedRole", "OwnSide", "SharedHost", "SharedSubscription"]
 
 logger = logging.getLogger(__name__)
+
+CATCHUP_STOP_TIMEOUT: Final = 5.0
+"""Real seconds ``stop()`` waits for the catch-up thread (a backfill's REST call in flight is
+bounded by ``fallback.request_deadline``)."""
+
 
 class FeedRole:
     """``status()["feed"]["role"]``: the names and the gauge's values."""
@@ -65,71 +105,306 @@ class FeedRole:
     LEADER: Final = "leader"
 
 
-class _SharedSubscription(Subscription):
-    """One host subscription in shared mode (a :class:`Subscription`: ``close()``
-    idempotent): forwards the feed's updates while the host follows, its own tree's while
-    it serves locally (leader, or the feed lost)."""
+class OwnSide(LeaderHost, Protocol):
+    """The system's own tree as a host sees it (:class:`~lifeline.feed.LeaderHost`, with the
+    trades' :class:`~lifeline.answer.Answer`: the backfill's source and level)."""
 
-    def __init__(self, host: SharedHost, kind: StreamKind, markets: tuple[str, ...],
+    def get_trades(self, market: str, count: int = ...) -> Answer[list[Trade]]: ...
+
+
+class _From(enum.Enum):
+    """A shared subscription's two sources."""
+
+    FEED = "feed"
+    LOCAL = "local"
+
+
+class SharedSubscription(Subscription):
+    """One host subscription in shared mode (module docstring): a
+    :class:`~lifeline.subscriptions.Subscription` fed by the feed's or this host's own
+    tree's dispatcher, switched by :meth:`sync`. Made before the host exists
+    (``MarketDataSystem.subscribe`` before ``start()``), it delivers nothing until
+    :meth:`SharedHost.adopt` takes it on at start.
+
+    Counters besides ``delivered`` and ``failures``: ``duplicates`` (a trade seen before, a
+    snapshot not newer than the last), ``out_of_order`` (a trade older than the last
+    delivered of its market), ``backfilled`` (trades delivered from the host's own REST at
+    a switch), ``gaps`` (switches whose missed trades could not all be backfilled).
+    """
+
+    def __init__(self, kind: StreamKind, markets: tuple[str, ...],
                  callback: Callable[[Update[Any]], object]) -> None:
-        # not a dispatcher's own: each of its two sources is one (no super().__init__)
-        self._host = host
-        self.kind = kind
-        self.markets = markets
-        self._callback = callback
-        self._closed = False
-        self.delivered = 0
-        self.failures = 0
-        self._lock = threading.Lock()
-        self._seen = SeenTrades()
+        super().__init__(kind, markets, callback)
+        self._host: SharedHost | None = None
         self._feed: Subscription | None = None
         self._local: Subscription | None = None
-        self._switching = threading.Lock()
+        self._switching = threading.Lock()  # one switch (and its opens and closes) at a time
+        self._delivering = threading.RLock()  # around each decision + callback: in order
+        self._caller: int | None = None  # the thread inside the callback
+        self._state = threading.Lock()  # the fields below (never held around a callback)
+        self._active: _From | None = None
+        self._previous: _From | None = None
+        self._catching: set[str] = set()
+        """Markets the active source has not caught up on (the previous one's still go)."""
+        self._held: dict[str, list[Update[Any]]] = {}
+        self._filling: set[str] = set()
+        self._generation = 0
+        self._overlap_until = 0.0
+        self._seen = SeenTrades()
+        self._last: dict[str, StreamItem] = {}
+        self.duplicates = 0
+        self.out_of_order = 0
+        self.backfilled = 0
+        self.gaps = 0
 
-    def _forward(self, update: Update[Any], *, local: bool) -> None:
-        if local != self._host.serving_locally():
-            return
-        item = update.data
-        if isinstance(item, Trade):
-            with self._lock:
-                if not self._seen.add(item):
-                    return
-        self.delivered += 1
-        self._callback(update)
+    @property
+    def source(self) -> str | None:
+        """``feed`` or ``local``: the active source (``None`` before the first sync)."""
+        active = self._active
+        return None if active is None else active.value
+
+    def attach(self, host: SharedHost) -> None:
+        self._host = host
+
+    # -- switching (the watch, a reading thread, the catch-up thread) ---------------------
 
     def sync(self) -> None:
-        """Open the feed's subscription (once) and this host's own while it serves locally
-        (closed when it follows again)."""
-        with self._switching:  # the watch and a reading thread may both switch it
+        """Open the feed's subscription (once), this host's own while it serves locally, and
+        switch the active source to the one the host serves from now."""
+        with self._switching:
             self._sync()
 
     def _sync(self) -> None:
-        if self._closed:
-            return
         host = self._host
+        if host is None or self._closed:
+            return
         if self._feed is None:
             try:
-                self._feed = host.follower.subscribe(
-                    self.kind.value, self.markets, lambda u: self._forward(u, local=False))
-            except (FeedError, RuntimeError) as exc:
+                self._feed = host.follower.subscribe(self.kind.value, self.markets,
+                                                     partial(self._offer, _From.FEED))
+            except (FeedError, RuntimeError) as exc:  # retried by the catch-up thread's tick
                 logger.info("shared subscription: the feed's not opened yet: %s", exc)
-        local = host.serving_locally()
-        if local and self._local is None:
+        want = _From.LOCAL if host.serving_locally() else _From.FEED
+        if want is _From.LOCAL and self._local is None:
             self._local = host.local_subscribe(self.kind.value, self.markets,
-                                               lambda u: self._forward(u, local=True))
-        elif not local and self._local is not None:
-            self._local.close()
-            self._local = None
+                                               partial(self._offer, _From.LOCAL))
+        with self._state:
+            if self._active is None:
+                self._active = want
+            elif want is not self._active:
+                self._switch(want, host.clock.monotonic() + host.overlap)
+            retire = self._local is not None and self._local_unused()
+        if retire:
+            host.later(self.retire)  # never closed here: a reading thread may be in a callback
+
+    def _switch(self, to: _From, overlap_until: float) -> None:
+        """(``_state`` held.) ``to`` becomes the active source: it must catch up on every
+        market but those it was still delivering as the previous source."""
+        delivering = self._catching if self._previous is to else set()
+        logger.info("shared subscription %r: %s → %s", self, self._active and
+                    self._active.value, to.value)
+        self._previous, self._active = self._active, to
+        self._generation += 1
+        self._catching = {m for m in self.markets if m not in delivering}
+        self._held = ({m: [] for m in self._catching} if self.kind is StreamKind.TRADE
+                      else {})
+        self._filling = set()
+        self._overlap_until = overlap_until
+
+    def _local_unused(self) -> bool:
+        """(``_state`` held.) The own tree's subscription delivers nothing now."""
+        return self._active is _From.FEED and (self._previous is not _From.LOCAL
+                                               or not self._catching)
+
+    def retire(self) -> None:
+        """Close this host's own subscription if it delivers nothing now (not on a thread
+        that may be inside a callback: the catch-up thread runs it)."""
+        with self._switching:
+            with self._state:
+                drop = self._local if self._local_unused() else None
+                if drop is not None:
+                    self._local = None
+            if drop is not None:
+                drop.close()
+
+    def tick(self, now: float) -> None:
+        """(The catch-up thread, every ``interval``.) Retry opening the feed; past the
+        overlap, stop taking the previous source (and close it if it is the own tree's)."""
+        if self._feed is None and not self._closed:
+            self.sync()
+        with self._state:
+            expired = bool(self._previous is not None and self._catching
+                           and now >= self._overlap_until)
+            if expired:
+                logger.info("shared subscription %r: %s not caught up on %s within the "
+                            "overlap; the previous source is dropped", self,
+                            self._active and self._active.value, sorted(self._catching))
+                self._previous = None
+        if expired:
+            self.retire()
+
+    # -- delivery (the two dispatchers' threads and the catch-up thread) ------------------
+
+    def _offer(self, source: _From, update: Update[Any]) -> None:
+        """A source's update: delivered, held (trades while catching up), or dropped (not
+        the source the host serves from)."""
+        market = update.data.market
+        fill = retire = False
+        generation = 0
+        with self._delivering:
+            with self._state:
+                if self._closed:
+                    return
+                deliver = False
+                if source is self._active:
+                    held = self._held.get(market) if market in self._catching else None
+                    if held is not None:
+                        self._hold(market, held, update)
+                        fill = market not in self._filling
+                        if fill:
+                            self._filling.add(market)
+                            generation = self._generation
+                    else:
+                        deliver = True
+                        if market in self._catching:  # a snapshot kind: the new one is live
+                            self._catching.discard(market)
+                            retire = not self._catching
+                else:
+                    deliver = source is self._previous and market in self._catching
+            if deliver:
+                self._deliver(update)
+        host = self._host
+        if host is not None and fill:
+            host.later(partial(self._fill, market, generation))
+        if host is not None and retire:
+            host.later(self.retire)
+
+    def _hold(self, market: str, held: list[Update[Any]], update: Update[Any]) -> None:
+        if len(held) >= QUEUE_CAPACITY:  # the backfill takes too long: a hole at its start
+            held.pop(0)
+            if len(held) == QUEUE_CAPACITY - 1:
+                self.gaps += 1
+                logger.warning("shared subscription %r: more than %d trades of %s held while "
+                               "backfilling; the oldest are dropped", self, QUEUE_CAPACITY,
+                               market)
+        held.append(update)
+
+    def _deliver(self, update: Update[Any]) -> bool:
+        """(``_delivering`` held.) Hand ``update`` to the callback unless it was seen or is
+        older than the last delivered of its market; whether it was handed."""
+        if self._closed:
+            return False
+        item = update.data
+        market = item.market
+        last = self._last.get(market)
+        if isinstance(item, Trade):
+            if not self._seen.add(item):
+                self.duplicates += 1
+                return False
+            if isinstance(last, Trade) and item.timestamp < last.timestamp:
+                self.out_of_order += 1
+                return False
+        elif last is not None and not is_newer(item, last):
+            self.duplicates += 1
+            return False
+        self._last[market] = item
+        self._caller = threading.get_ident()
+        try:
+            return self._call(update)
+        finally:
+            self._caller = None
+
+    def _fill(self, market: str, generation: int) -> None:
+        """(The catch-up thread.) The new source's first trade of ``market`` has come: its
+        missed trades from the host's own REST, then the held ones."""
+        host = self._host
+        if host is None:
+            return
+        answer: Answer[list[Trade]] | None = None
+        try:
+            answer = host.own_trades(market)
+        except Exception as exc:  # noqa: BLE001 (any failure of the own tree: a gap, logged)
+            error: BaseException | None = exc
+        else:
+            error = None
+        with self._delivering:
+            with self._state:
+                if (self._closed or generation != self._generation
+                        or market not in self._catching):
+                    return  # switched again meanwhile: that switch catches up
+                held = self._held.pop(market, [])
+                self._catching.discard(market)
+                self._filling.discard(market)
+                retire = not self._catching
+            last = self._last.get(market)
+            if isinstance(last, Trade):
+                if answer is None:
+                    self.gaps += 1
+                    logger.warning("shared subscription %r: trades of %s after %d not "
+                                   "backfilled (the own tree failed: %s)", self, market,
+                                   last.sequential_id, error)
+                else:
+                    self._backfill(last, answer)
+            now = host.clock.time()
+            for update in held:  # aged at delivery
+                item = update.data
+                self._deliver(Update(item, update.source, update.level,
+                                     max(0.0, now - item.timestamp.timestamp())))
+        if retire:
+            self.retire()
+
+    def _backfill(self, last: Trade, answer: Answer[list[Trade]]) -> None:
+        """(``_delivering`` held.) The trades of ``answer`` (newest first) after ``last``,
+        oldest first."""
+        newest_first = list(answer.data)
+        after: list[Trade] = []
+        for trade in newest_first:
+            if trade.sequential_id == last.sequential_id:
+                break
+            after.append(trade)
+        else:
+            after = [t for t in after if t.timestamp >= last.timestamp]
+            if newest_first and len(after) == len(newest_first):
+                self.gaps += 1
+                logger.warning("shared subscription %r: the %d trades of %s the own tree "
+                               "returns do not reach back to the last delivered (%d): trades "
+                               "in between are lost", self, len(newest_first), last.market,
+                               last.sequential_id)
+        host = self._host
+        now = host.clock.time() if host is not None else 0.0
+        for trade in sorted(reversed(after), key=lambda t: t.timestamp):
+            update = Update(trade, answer.source, answer.level,
+                            max(0.0, now - trade.timestamp.timestamp()))
+            if self._deliver(update):
+                self.backfilled += 1
+
+    # -- closing --------------------------------------------------------------------------
 
     def close(self) -> None:
-        with self._switching:
+        with self._state:
             if self._closed:
                 return
             self._closed = True
-        for sub in (self._feed, self._local):
-            if sub is not None:
+        host = self._host
+        if self._caller == threading.get_ident():  # from its own callback: not here (the
+            if host is not None:  # other dispatcher may be waiting for this callback)
+                host.later(self.release)
+            return
+        with self._delivering:  # a callback in progress has finished
+            pass
+        self.release()
+
+    def release(self) -> None:
+        """Close both sources (idempotent; after :meth:`close`)."""
+        with self._switching:
+            with self._state:
+                subs = [s for s in (self._feed, self._local) if s is not None]
+                self._feed = self._local = None
+            for sub in subs:
                 sub.close()
-        self._host.forget(self)
+        host = self._host
+        if host is not None:
+            host.forget(self)
 
 
 class SharedHost:
@@ -142,18 +417,22 @@ class SharedHost:
     ``interval`` is the watch's period.
     """
 
-    def __init__(self, settings: FeedSettings, host: LeaderHost, *, clock: Clock,
+    def __init__(self, settings: FeedSettings, host: OwnSide, *, clock: Clock,
                  owner: str, symbols: tuple[str, ...], interval: float,
                  on_lost: Callable[[bool], None],
                  local_subscribe: Callable[..., Subscription]) -> None:
         self.settings = settings
         self.keys = FeedKeys(settings.stream_prefix)
         self.owner = owner.replace(":", "_")
+        self.clock = clock
         self._clients: list[redis.Redis] = []
         self._on_lost = on_lost
         self.local_subscribe = local_subscribe
         self._host = host
         self.interval = interval
+        self.overlap = 2 * settings.leader_ttl + 5.0
+        """Seconds a subscription's previous source still delivers the markets its new one
+        has not caught up on (a takeover takes at most ``ttl + ttl / 3``)."""
         self.leader = FeedLeader(host, self._client(), self.keys, owner=self.owner,
                                  leader_ttl=settings.leader_ttl, clock=clock,
                                  host_symbols=symbols, stream_maxlen=settings.stream_maxlen)
@@ -163,11 +442,16 @@ class SharedHost:
         self._watch_client = self._client()
         self._lost = False
         self._lost_lock = threading.Lock()
-        self._subs: list[_SharedSubscription] = []
+        self._subs: list[SharedSubscription] = []
         self._subs_lock = threading.Lock()
+        self._started = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="lifeline-feed-watch",
                                         daemon=True)
+        self._jobs: deque[Callable[[], None]] = deque()
+        self._jobs_ready = threading.Condition()
+        self._catchup = threading.Thread(target=self._work, name="lifeline-feed-catchup",
+                                         daemon=True)
 
     def _client(self) -> redis.Redis:
         made = connect(self.settings.redis_url)
@@ -177,20 +461,34 @@ class SharedHost:
     # -- life -------------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Start the follower, the leader, the watch and the catch-up thread, then open the
+        subscriptions adopted before."""
         self.follower.start()
         self.leader.start()
         self._thread.start()
+        self._catchup.start()
+        with self._subs_lock:
+            self._started = True
+        self._sync()
 
     def stop(self) -> None:
-        """Close the subscriptions, stop the watch, the leader (releasing its lease) and the
-        follower, each bounded; close the connections."""
+        """Close the subscriptions, stop the watch, the catch-up thread, the leader (releasing
+        its lease) and the follower, each bounded; close the connections."""
         self._stop.set()
+        with self._jobs_ready:
+            self._jobs_ready.notify_all()
         with self._subs_lock:
             subs = list(self._subs)
         for sub in subs:
             sub.close()
+            sub.release()  # also one closed from its callback, its release not run yet
         if self._thread.ident is not None:
             self._thread.join(self.interval + 2.0)
+        if self._catchup.ident is not None:
+            self._catchup.join(CATCHUP_STOP_TIMEOUT)
+            if self._catchup.is_alive():
+                logger.warning("shared feed: the catch-up thread did not stop within %.1f s",
+                               CATCHUP_STOP_TIMEOUT)
         self.leader.stop()
         self.follower.close()
         for client in self._clients:
@@ -257,18 +555,39 @@ class SharedHost:
     # -- subscriptions ----------------------------------------------------------------------
 
     def subscribe(self, kind: str, markets: tuple[str, ...],
-                  callback: Callable[[Update[Any]], object]) -> Subscription:
+                  callback: Callable[[Update[Any]], object]) -> SharedSubscription:
         """A subscription served by the feed or this host's own tree (module docstring)."""
-        sub = _SharedSubscription(self, StreamKind.of(kind), markets, callback)
-        with self._subs_lock:
-            self._subs.append(sub)
-        sub.sync()
+        sub = SharedSubscription(StreamKind.of(kind), markets, callback)
+        self.adopt(sub)
         return sub
 
-    def forget(self, sub: _SharedSubscription) -> None:
+    def adopt(self, sub: SharedSubscription) -> None:
+        """Serve ``sub`` (made before this host existed, or by :meth:`subscribe`); its sources
+        are opened now, or by :meth:`start`."""
+        sub.attach(self)
+        with self._subs_lock:
+            self._subs.append(sub)
+            started = self._started
+        if started:
+            sub.sync()
+
+    def forget(self, sub: SharedSubscription) -> None:
         with self._subs_lock:
             if sub in self._subs:
                 self._subs.remove(sub)
+
+    def own_trades(self, market: str) -> Answer[list[Trade]]:
+        """The newest :data:`~lifeline.feed.leader.BACKFILL_TRADES` trades of ``market`` from
+        this host's own tree (a switch's backfill)."""
+        return self._host.get_trades(market, BACKFILL_TRADES)
+
+    def later(self, job: Callable[[], None]) -> None:
+        """Run ``job`` on the catch-up thread (dropped once stopping)."""
+        with self._jobs_ready:
+            if self._stop.is_set():
+                return
+            self._jobs.append(job)
+            self._jobs_ready.notify()
 
     def _sync(self) -> None:
         with self._subs_lock:
@@ -278,6 +597,32 @@ class SharedHost:
                 sub.sync()
             except Exception:
                 logger.exception("shared subscription: could not switch its source")
+
+    def _work(self) -> None:
+        """The catch-up thread: the subscriptions' backfills and retirements, and every
+        ``interval`` their tick (the overlap's end, a feed not opened yet)."""
+        due = self.clock.monotonic() + self.interval
+        while not self._stop.is_set():
+            with self._jobs_ready:
+                if not self._jobs:
+                    left = due - self.clock.monotonic()
+                    self._jobs_ready.wait(min(max(left, 0.001), self.interval))
+                job = self._jobs.popleft() if self._jobs and not self._stop.is_set() else None
+            if job is not None:
+                try:
+                    job()
+                except Exception:
+                    logger.exception("shared subscription: a catch-up job failed")
+            now = self.clock.monotonic()
+            if now >= due:
+                due = now + self.interval
+                with self._subs_lock:
+                    subs = list(self._subs)
+                for sub in subs:
+                    try:
+                        sub.tick(now)
+                    except Exception:
+                        logger.exception("shared subscription: its tick failed")
 
     # -- the watch --------------------------------------------------------------------------
 
