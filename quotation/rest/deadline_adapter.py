@@ -155,3 +155,18 @@ class DeadlineAdapter(HTTPAdapter):
             "http": _GuardedHTTPPool,
             "https": _GuardedHTTPSPool,
         }
+
+    def close(self) -> None:
+        """Close every pooled connection now, then drop the pools.
+
+        urllib3 2's ``PoolManager.clear()`` only drops its pools: their connections close when
+        a pool is garbage-collected, and a pool still referenced (from a reference cycle an
+        error's traceback makes, for one) kept its sockets open after ``Session.close()``
+        until the next ``gc`` pass — seen after a hostile answer was given up on."""
+        managers = [self.poolmanager, *self.proxy_manager.values()]
+        for manager in managers:
+            for key in list(manager.pools.keys()):
+                pool = manager.pools.get(key)
+                if pool is not None:
+                    pool.close()
+        super().close()

@@ -22,6 +22,7 @@ from quotation.models import Market
 from quotation.rest.client import RestClient, RestConfig
 from quotation.rest.ratelimit import RateLimiter
 from tests.fakes import ManualClock
+from tests.quotation.rest.footprint import Footprint
 from upbit_sim import Simulator
 
 pytestmark = pytest.mark.timeout(30)
@@ -125,7 +126,7 @@ def test_a_server_dripping_its_headers_is_cut_off_at_the_total_timeout(
     limiter: RateLimiter,
 ) -> None:
     # A byte every 0.1 s is never a silence of read_timeout (3 s): only the deadline ends it.
-    with HeaderDripServer() as server:
+    with Footprint() as footprint, HeaderDripServer() as server:
         config = RestConfig(base_url=server.base_url, read_timeout=3.0, total_timeout=0.5)
         with RestClient(config, limiter=limiter) as client:
             started = time.monotonic()
@@ -144,6 +145,8 @@ def test_a_server_dripping_its_headers_is_cut_off_at_the_total_timeout(
             assert group.paused_until is None
             assert client.get_markets() == [Market("KRW-BTC", "비트코인", "Bitcoin")]
             assert server.good_answers == 1
+    # Client and server closed: no socket or thread of the exchange is left (no gc pass).
+    footprint.assert_back_to_baseline()
 
 
 # -- a call of several requests is under its deadline -------------------------------------------
