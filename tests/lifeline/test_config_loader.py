@@ -199,3 +199,18 @@ def test_check_config_on_a_bad_file_exits_1_with_one_line_naming_the_file(
     assert lines[0].startswith(f"{path}: ")
     assert says in lines[0]
     assert lines[1] == f"{path}: 1 error"
+
+
+@pytest.mark.parametrize("value", [".inf", "-.inf", ".nan", "-1.0"])
+def test_check_config_refuses_an_impossible_read_timeout_naming_its_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    # RestConfig once took .inf, check-config said ok, and every call then failed with
+    # OverflowError.
+    path = write(tmp_path, f"upbit:\n  rest:\n    read_timeout: {value}\n")
+    assert main(["check-config", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    first = captured.err.splitlines()[0]
+    assert first.startswith(f"{path}: upbit.rest.read_timeout")
+    assert "OverflowError" not in captured.err
