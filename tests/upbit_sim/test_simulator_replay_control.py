@@ -3,6 +3,7 @@ non-loopback address only when asked for."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import requests
 
 from quotation.errors import InvalidValue
 from upbit_sim import Simulator
+from upbit_sim.cli import serve
 from upbit_sim.settings import SimulatorSettings, is_loopback
 
 pytestmark = pytest.mark.timeout(20)
@@ -87,3 +89,16 @@ def test_a_non_loopback_host_is_refused_naming_host_unless_remote_is_allowed(hos
         Simulator(host=host)  # refused before anything binds
     assert simulator_error.value.field == "host"
     assert SimulatorSettings(host=host, allow_remote=True).allow_remote
+
+
+def test_serving_a_non_loopback_host_allowed_prints_the_warning_before_it_binds(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # 192.0.2.1 (TEST-NET-1, RFC 5737) is no address of this host: the bind fails, so the
+    # warning is seen without anything listening beyond loopback.
+    settings = SimulatorSettings(host="192.0.2.1", port=0, allow_remote=True)
+    with pytest.raises(RuntimeError, match="cannot assign requested address"):
+        serve(settings, out=io.StringIO())
+    err = capsys.readouterr().err
+    assert "warning: listening on 192.0.2.1 (allow_remote)" in err
+    assert "unauthenticated /_sim/ controls" in err
