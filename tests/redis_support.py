@@ -9,7 +9,9 @@ them exists.
 ``RedisServer`` starts one server on a free port (``--bind 127.0.0.1``, no RDB or AOF
 persistence, its own working folder), waits for ``PING`` (bounded), and stops it by its own
 pid. ``stop()`` then ``start()`` brings it back on the same port, so a test can take Redis
-down and restore it. Use it through the ``redis_server`` fixture::
+down and restore it; ``pause()`` / ``resume()`` (SIGSTOP / SIGCONT by its pid) make it
+*silent*: the port still accepts connections, nothing answers. Use it through the
+``redis_server`` fixture::
 
     from tests.redis_support import redis_server_fixture  # noqa: F401  (registers it)
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -116,6 +119,7 @@ class RedisServer:
         self.port = free_port() if port is None else port
         self._process: subprocess.Popen[bytes] | None = None
         self._starts = 0
+        self._paused = False
 
     @property
     def url(self) -> str:
@@ -172,8 +176,29 @@ class RedisServer:
             f"{self._log_tail()}"
         )
 
+    @property
+    def paused(self) -> bool:
+        return self._paused and self.running
+
+    def pause(self) -> None:
+        """SIGSTOP the server by its own pid: a silent Redis (the kernel still accepts
+        connections on its port, no command is answered) until :meth:`resume`."""
+        process = self._process
+        if process is None or process.poll() is not None:
+            raise RedisServerError(f"redis-server on port {self.port} is not running")
+        process.send_signal(signal.SIGSTOP)
+        self._paused = True
+
+    def resume(self) -> None:
+        """SIGCONT the server paused by :meth:`pause` (nothing if it is not paused)."""
+        process, paused, self._paused = self._process, self._paused, False
+        if paused and process is not None and process.poll() is None:
+            process.send_signal(signal.SIGCONT)
+
     def stop(self, timeout: float = _STOP_TIMEOUT) -> None:
-        """Stop the server by its own pid: SIGTERM, then SIGKILL past ``timeout`` s."""
+        """Stop the server by its own pid: SIGTERM, then SIGKILL past ``timeout`` s (a
+        paused one is continued first, so it can exit cleanly)."""
+        self.resume()
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return
@@ -186,6 +211,7 @@ class RedisServer:
 
     def kill(self) -> None:
         """SIGKILL the server (a crash: no clean shutdown)."""
+        self._paused = False
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return

@@ -4,7 +4,9 @@
 
     FeedError                  base of every error the shared feed raises
     ├── FeedUnavailable        Redis could not be reached or did not answer within its
-    │                          bounded timeout (``operation`` names what was tried)
+    │   │                      bounded timeout (``operation`` names what was tried)
+    │   └── LeaderSilent       Redis answers but the lease holder's heartbeat is too old
+    │                          or missing: nobody is publishing (``holder``, ``age``)
     ├── FeedCommandError       Redis answered with an error (a script error, a key of the
     │                          wrong type): a bug or a foreign key, never retried blindly
     ├── LeaseLost              a fenced write or a renewal was refused: the lease key no
@@ -25,6 +27,7 @@ __all__ = [
     "FeedError",
     "FeedSettingsError",
     "FeedUnavailable",
+    "LeaderSilent",
     "LeaseLost",
 ]
 
@@ -39,6 +42,17 @@ class FeedUnavailable(FeedError):
     def __init__(self, message: str, *, operation: str) -> None:
         super().__init__(message)
         self.operation = operation
+
+
+class LeaderSilent(FeedUnavailable):
+    """The lease has a holder (``holder``, ``None`` if it is unknown) but its heartbeat is
+    older than its bound or missing (``age`` seconds, ``None`` if missing): the feed is not
+    being published. A :class:`FeedUnavailable`, so a host serves from its own tree."""
+
+    def __init__(self, message: str, *, holder: str | None, age: float | None) -> None:
+        super().__init__(message, operation="leader heartbeat")
+        self.holder = holder
+        self.age = age
 
 
 class FeedCommandError(FeedError):

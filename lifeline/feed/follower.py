@@ -19,7 +19,9 @@ What an answer says (the same fields as the facade's, :class:`lifeline.Answer`):
 * ``age``: seconds since the EXCHANGE produced the data, on the injected wall clock
   (:func:`actors.messages.produced_at`: a snapshot answer is as old as its oldest item, a
   series as its newest), not since it was published;
-* ``level``: the worse of the publisher's level (each entry carries it) and ``own_level()``;
+* ``level``: the worst of the publisher's level (each entry carries it), the leader's
+  current level (its heartbeat: a leader at Level 2 with nothing to publish still makes
+  every answer Level 2) and ``own_level()``;
 * ``stale``: the age is past the facade's freshness rule for its caches
   (:func:`actors.routing.is_current`, ``max_cache_age``, 2 s by default): a price the
   feed has not renewed in time is never shown as fresh. A quiet market's trades and
@@ -32,6 +34,17 @@ own REST client. Each market asked for is added to the symbols this host registe
 the leader publishes it from then on. Redis unreachable: :class:`~lifeline.feed.errors.
 FeedUnavailable` within the client's timeouts, never a hang. An invalid request is the
 caller's :class:`~quotation.errors.InvalidRequest`, as with the facade.
+
+**The leader's heartbeat** (:class:`~lifeline.feed.streams.Heartbeat`, written by the
+leader every ``ttl / 3``) is read with the lease holder in one round trip, at most once
+per ``watch_interval`` for the reads (a cached one is reused meanwhile; a read that would
+find the leader silent reads it again first). The leader is **silent** when the lease has a
+holder and its heartbeat is older than the leader's ``leader_ttl`` + ``watch_interval``,
+or missing (or another holder's) for longer than ``watch_interval``: the reads then raise
+:class:`~lifeline.feed.errors.LeaderSilent` (a ``FeedUnavailable``: the host serves from
+its own tree), and keep raising it until a heartbeat written after the one found silent
+is seen fresh (no flapping). With no holder (a takeover due) nobody is silent.
+:meth:`FeedFollower.check_leader` is the same judgement on a fresh read (the host's watch).
 
 Threads (each stops within a stated bound on :meth:`FeedFollower.close`): the symbol
 registration (every ``registration_ttl / 3`` real seconds: the registry's TTL runs on
@@ -55,14 +68,16 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 from actors.messages import produced_at
 from actors.routing import RoutingRules
 from lifeline.answer import Answer, SharedSource, age_of, new_answer
-from lifeline.feed.errors import CodecError, FeedError
-from lifeline.feed.lease import Lease
+from lifeline.feed.errors import CodecError, FeedError, LeaderSilent
+from lifeline.feed.lease import DEFAULT_LEADER_TTL
 from lifeline.feed.redis_io import DEFAULT_CONNECT_TIMEOUT, DEFAULT_SOCKET_TIMEOUT
 from lifeline.feed.streams import (
     FeedEntry,
     FeedKeys,
     FeedKind,
     FeedReader,
+    Heartbeats,
+    LeaderState,
     ReadBatch,
     Snapshots,
     StreamFollower,
@@ -153,6 +168,13 @@ class FollowerStatus:
     """Why the leader could not be read, if it could not."""
     mode: str = "shared"
     role: str = "follower"
+    heartbeat_age: float | None = None
+    """Seconds since the leader's heartbeat was written, on this host's wall clock
+    (``None``: no heartbeat, or Redis not reached)."""
+    leader_level: int | None = None
+    """The leader's tree's level from its heartbeat (``None``: no heartbeat)."""
+    silent: bool = False
+    """The leader is silent (:class:`~lifeline.feed.errors.LeaderSilent`) as last judged."""
 
     def to_dict(self) -> dict[str, object]:
         return {"mode": self.mode, "role": self.role, "host_id": self.host_id,
@@ -160,7 +182,8 @@ class FollowerStatus:
                 "lease_ttl_left": self.lease_ttl_left, "lag": self.lag,
                 "entries_read": self.entries_read, "bad_entries": self.bad_entries,
                 "symbols": list(self.symbols), "subscriptions": self.subscriptions,
-                "error": self.error}
+                "error": self.error, "heartbeat_age": self.heartbeat_age,
+                "leader_level": self.leader_level, "silent": self.silent}
 
 
 def default_host_id() -> str:
@@ -173,7 +196,10 @@ class FeedFollower:
 
     ``own_level()`` is the host's own level (read once per read, and per item delivered);
     ``clock`` gives the wall time ages are measured on; ``host_id`` names this host in the
-    symbol registry (no ``:``); ``symbols`` are registered from :meth:`start` on.
+    symbol registry (no ``:``); ``symbols`` are registered from :meth:`start` on;
+    ``watch_interval`` bounds how long a heartbeat read is reused and is the slack of the
+    silence rule (module docstring; ``None``: the one :meth:`check_leader` was last given,
+    else the heartbeat's own interval, ``ttl / 3``).
     """
 
     def __init__(self, client: redis.Redis, keys: FeedKeys, *,
@@ -181,7 +207,7 @@ class FeedFollower:
                  host_id: str | None = None, symbols: Iterable[str] = (),
                  rules: RoutingRules | None = None,
                  registration_ttl: float = DEFAULT_REGISTRATION_TTL,
-                 read_block: float = 0.1) -> None:
+                 read_block: float = 0.1, watch_interval: float | None = None) -> None:
         self.keys = keys
         self.host_id = default_host_id() if host_id is None else host_id
         self._client = client
@@ -190,7 +216,18 @@ class FeedFollower:
         self._rules = RoutingRules() if rules is None else rules
         self._snapshots = Snapshots(client, keys)
         self._registry = SymbolRegistry(client, keys, ttl=registration_ttl)
-        self._lease = Lease(client, keys.leader, self.host_id.replace(":", "_") or "host")
+        self._heartbeats = Heartbeats(client, keys)
+        self._interval = watch_interval
+        self._judging = threading.Lock()  # the heartbeat's cache and the silence judgement
+        self._view: LeaderState | None = None
+        self._view_at = 0.0
+        self._leader_level = Level.NORMAL
+        """The leader's level from the last heartbeat read (subscriptions use it as is)."""
+        self._missing: tuple[int, float] | None = None
+        """(holder token, when first seen without its heartbeat) (the clock's monotonic)."""
+        self._silent: LeaderSilent | None = None
+        self._silent_mark: tuple[int, float] | None = None
+        """The heartbeat (token, written_at) found silent: back only on another, fresh one."""
         self._own_symbols = validate_markets(tuple(symbols)) if symbols else ()
         self._asked: dict[str, None] = {}
         self._lock = threading.Lock()
@@ -278,7 +315,7 @@ class FeedFollower:
     def get_trades(self, market: str, count: int = 100) -> Answer[list[Trade]]:
         """The newest ``count`` trades, newest first (Upbit's order)."""
         market, count = validate_market(market), validate_trades_count(count)
-        level = self._own_level()
+        level = self._level()
         self._ask((market,))
         batch = self._snapshots.recent(FeedKind.TRADE, market, count)
         if batch.bad:  # once more, as many entries further back as were skipped
@@ -303,7 +340,7 @@ class FeedFollower:
             raise NotInFeed(Missing.NOT_PUBLISHED, f"candle.{unit.value}", (market,))
         if sent_to is not None:
             raise NotInFeed(Missing.WITH_TO, FeedKind.CANDLE_1M.value, (market,), sent_to)
-        level = self._own_level()
+        level = self._level()
         self._ask((market,))
         latest: dict[datetime, FeedEntry] = {}
         asked = max(4 * count, 64)
@@ -343,19 +380,132 @@ class FeedFollower:
     def status(self) -> FollowerStatus:
         """Counters, lag and who leads (one Redis round trip; an unreachable Redis is
         reported in ``error``, not raised)."""
-        leader = token = ttl_left = error = None
+        leader = token = ttl_left = error = age = leader_level = None
         try:
-            holder = self._lease.holder()
+            state = self._read_leader()
         except FeedError as exc:
             error = str(exc)
         else:
+            holder, beat = state.holder, state.heartbeat
             if holder is not None:
                 leader, token, ttl_left = holder.owner, holder.token, holder.ttl_left
+            if beat is not None:
+                age = max(0.0, self._clock.time() - beat.written_at)
+                leader_level = beat.level
+            if state.error is not None:
+                error = str(state.error)
         with self._stats:
             read, bad, newest = self.entries_read, self.bad_entries, self._newest_published
         lag = None if newest is None else max(0.0, self._clock.time() - newest)
         return FollowerStatus(self.host_id, leader, token, ttl_left, lag, read, bad,
-                              self.symbols(), len(self._dispatcher.subscriptions), error)
+                              self.symbols(), len(self._dispatcher.subscriptions), error,
+                              heartbeat_age=age, leader_level=leader_level,
+                              silent=self._silent is not None)
+
+    # -- the leader's heartbeat ------------------------------------------------------------
+
+    def check_leader(self, interval: float | None = None) -> LeaderState:
+        """Read the lease holder and its heartbeat afresh and judge them (module docstring):
+        :class:`LeaderSilent` if the leader is silent, :class:`FeedUnavailable` if Redis is
+        away, else what was read. ``interval`` (the caller's watch interval) becomes
+        ``watch_interval`` when that was not given."""
+        if interval is not None and interval > 0:
+            self._interval = interval
+        state = self._read_leader()
+        silent = self._judge(state, fresh=True)
+        if silent is not None:
+            raise silent
+        return state
+
+    def _level(self) -> Level:
+        """A read's level before its entries: the worse of the host's own and the leader's
+        heartbeat (a cached read; :class:`LeaderSilent` if the leader is silent)."""
+        own = self._own_level()
+        now = self._clock.monotonic()
+        with self._judging:
+            view, at = self._view, self._view_at
+        if view is None or now - at >= self._slack(view):
+            view = self._read_leader()
+            silent = self._judge(view, fresh=True)
+        else:
+            silent = self._judge(view, fresh=False)
+            if silent is not None:  # judged on a cached read: read again before saying so
+                view = self._read_leader()
+                silent = self._judge(view, fresh=True)
+        if silent is not None:
+            raise silent
+        return max(own, self._leader_level)
+
+    def _read_leader(self) -> LeaderState:
+        state = self._heartbeats.read()
+        beat = state.heartbeat
+        with self._judging:
+            self._view, self._view_at = state, self._clock.monotonic()
+            self._leader_level = Level.NORMAL if beat is None else _level(beat.level)
+        if state.error is not None:
+            logger.warning("feed follower %s: unreadable leader heartbeat: %s", self.host_id,
+                           state.error)
+        return state
+
+    def _slack(self, state: LeaderState | None) -> float:
+        """The watch interval: given, else the heartbeat's own, else ``ttl / 3`` default."""
+        if self._interval is not None:
+            return self._interval
+        if state is not None and state.heartbeat is not None:
+            return state.heartbeat.every
+        return DEFAULT_LEADER_TTL / 3.0
+
+    def _judge(self, state: LeaderState, *, fresh: bool) -> LeaderSilent | None:
+        """The silence rule on ``state``; only a ``fresh`` read may start or end a silence
+        (a cached one answers "maybe silent", and the caller reads again)."""
+        now, wall = self._clock.monotonic(), self._clock.time()
+        slack = self._slack(state)
+        beat = state.current
+        with self._judging:
+            if self._silent is not None:  # back only on a heartbeat written since, fresh
+                back = (fresh and beat is not None
+                        and (beat.token, beat.written_at) != self._silent_mark
+                        and wall - beat.written_at <= beat.ttl + slack)
+                if not back:
+                    return self._silent
+                self._silent = self._silent_mark = self._missing = None
+                logger.info("feed follower %s: leader %s beats again (token %d)",
+                            self.host_id, beat.owner if beat else "?", beat.token if beat else 0)
+                return None
+            error = self._verdict(state, now, wall, slack)
+            if error is None or not fresh:
+                return error
+            self._silent = error
+            self._silent_mark = None if beat is None else (beat.token, beat.written_at)
+        logger.warning("feed follower %s: %s", self.host_id, error)
+        return error
+
+    def _verdict(self, state: LeaderState, now: float, wall: float, slack: float
+                 ) -> LeaderSilent | None:
+        """The rule itself (under ``_judging``): a holder whose heartbeat is older than its
+        ``leader_ttl`` + ``slack``, or missing for longer than ``slack``."""
+        holder, beat = state.holder, state.current
+        if holder is None:  # nobody leads: a takeover is due, nobody is silent
+            self._missing = None
+            return None
+        if beat is None:
+            if self._missing is None or self._missing[0] != holder.token:
+                self._missing = (holder.token, now)
+            missing_for = now - self._missing[1]
+            if missing_for <= slack:
+                return None
+            return LeaderSilent(
+                f"shared feed: leader silent: {holder.owner} (token {holder.token}) holds "
+                f"the lease with no heartbeat for {missing_for:.2f} s (bound {slack:g} s)",
+                holder=holder.owner, age=None)
+        self._missing = None
+        age = max(0.0, wall - beat.written_at)
+        if age <= beat.ttl + slack:
+            return None
+        return LeaderSilent(
+            f"shared feed: leader silent: {beat.owner} (token {beat.token}) last beat "
+            f"{age:.2f} s ago (bound: its leader_ttl {beat.ttl:g} s + {slack:g} s)",
+            holder=beat.owner, age=age)
 
     def symbols(self) -> tuple[str, ...]:
         """What this host registers: its own symbols, then markets asked for or subscribed."""
@@ -367,7 +517,7 @@ class FeedFollower:
 
     def _latest(self, kind: FeedKind, markets: tuple[str, ...], model: type[T]
                 ) -> Answer[list[T]]:
-        level = self._own_level()
+        level = self._level()
         self._ask(markets)
         try:
             found = self._snapshots.latest(kind, markets)
@@ -480,9 +630,10 @@ class FeedFollower:
         return ids[-1] if ids else b"0-0"
 
     def _offer_level(self) -> Level:
-        """The level an item is delivered at: the worse of the host's and its publisher's
-        (the dispatcher reads it within :meth:`_deliver`, on the stream thread)."""
-        return max(self._own_level(), self._delivering)
+        """The level an item is delivered at: the worst of the host's, its publisher's and
+        the leader's last heartbeat's (the dispatcher reads it within :meth:`_deliver`, on
+        the stream thread; no Redis read here)."""
+        return max(self._own_level(), self._delivering, self._leader_level)
 
     def _deliver(self, entry: FeedEntry) -> None:
         self._seen((entry,))

@@ -39,7 +39,13 @@ One thread (``lifeline-feed-leader``) runs the loop on the injected clock:
   cleared (``discarded``), the subscriptions are closed;
 * Redis unreachable: every error is counted by type (``errors``, ``last_error``), the loop
   retries after a backoff (``retry_initial`` doubling up to the lease's ``renew_every``),
-  never raises.
+  never raises;
+* while leading, a **heartbeat** (:class:`~lifeline.feed.streams.Heartbeat`: owner, token,
+  the tree's level, the last publish, when written) every ``heartbeat_every`` (``ttl / 3``)
+  and at once at a takeover, fenced by the lease like the publishes, expiring after ``2 x
+  ttl``. It is written only by a pass whose publishing worked: a leader that renews its
+  lease but cannot publish (a refused script, Redis out of memory, errors in a row) stops
+  beating, and the followers call it silent (:class:`~lifeline.feed.errors.LeaderSilent`).
 """
 
 from __future__ import annotations
@@ -61,6 +67,8 @@ from lifeline.feed.streams import (
     FeedKeys,
     FeedKind,
     FeedPublisher,
+    Heartbeat,
+    Heartbeats,
     Snapshots,
     SymbolRegistry,
     kind_for,
@@ -175,6 +183,8 @@ class LeaderStatus:
     """Errors since start, by type (``FeedUnavailable``, ``LeaseLost``, ``MarketData…``)."""
     last_error: str | None
     running: bool
+    heartbeats: int = 0
+    """Heartbeats written since start."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -186,6 +196,7 @@ class LeaderStatus:
             "dropped": self.dropped, "lost_in_flight": self.lost_in_flight,
             "discarded": self.discarded, "errors": dict(self.errors),
             "last_error": self.last_error, "running": self.running,
+            "heartbeats": self.heartbeats,
         }
 
 
@@ -224,6 +235,7 @@ class _Counts:
     discarded: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     last_error: str | None = None
+    heartbeats: int = 0
 
 
 class FeedLeader:
@@ -257,6 +269,7 @@ class FeedLeader:
         self._publisher = FeedPublisher(client, keys, maxlen=stream_maxlen)
         self._snapshots = Snapshots(client, keys)
         self._registry = SymbolRegistry(client, keys, ttl=registry_ttl)
+        self._heartbeats = Heartbeats(client, keys)
         self._host_symbols = frozenset(host_symbols)
         self._capacity = queue_capacity
         self._batch_max = batch_max
@@ -264,6 +277,8 @@ class FeedLeader:
         """Seconds a takeover waits for a market's first live trade before it backfills."""
         self.refresh_every = self._lease.renew_every
         """Seconds between two reads of the symbol union while leading."""
+        self.heartbeat_every = self._lease.renew_every
+        """Seconds between two heartbeats while leading (``ttl / 3``)."""
         self._retry = Backoff(initial=min(retry_initial, self._lease.renew_every),
                               cap=self._lease.renew_every, jitter=Jitter.NONE)
         self.stop_timeout = stop_timeout
@@ -287,6 +302,7 @@ class FeedLeader:
         """After a Redis error while leading: no publishing before this time (backoff)."""
         self._lease_due = 0.0
         self._refresh_due = 0.0
+        self._beat_due = 0.0
         self._holder: LeaseHolder | None = None
         # -- read by status() (under _state) --
         self._state = threading.Lock()
@@ -341,7 +357,7 @@ class FeedLeader:
                 backfilled=c.backfilled, backfill_gaps=c.backfill_gaps, dropped=c.dropped,
                 lost_in_flight=c.lost_in_flight, discarded=c.discarded,
                 errors=dict(c.errors), last_error=c.last_error,
-                running=self._thread.is_alive(),
+                running=self._thread.is_alive(), heartbeats=c.heartbeats,
             )
 
     # -- the loop -----------------------------------------------------------------------------
@@ -370,11 +386,16 @@ class FeedLeader:
         if now < self._hold_until:
             return min(self._lease_due, self._hold_until)
         try:
+            healthy = self._feed_failures == 0
+            if healthy:  # the last pass published: beat first (a takeover's at once)
+                self._beat(now)
             if now >= self._refresh_due:
                 self._refresh_symbols()
                 self._refresh_due = now + self.refresh_every
             self._backfill_due()
             self._publish_queued()
+            if not healthy:  # publishing works again: so does the heartbeat
+                self._beat(now)
         except LeaseLost as exc:
             self._count(exc)
             logger.warning("feed leader %s lost the lease: %s", self.owner, exc)
@@ -386,7 +407,7 @@ class FeedLeader:
             self._hold_until = self._clock.monotonic() + self._retry.delay(self._feed_failures)
             return min(self._lease_due, self._hold_until)
         self._feed_failures = 0
-        return min(self._lease_due, self._refresh_due, self._next_backfill())
+        return min(self._lease_due, self._refresh_due, self._beat_due, self._next_backfill())
 
     def _wait(self, due: float) -> None:
         left = min(max(due - self._clock.monotonic(), 0.0), _LONGEST_WAIT)
@@ -435,6 +456,7 @@ class FeedLeader:
         self._published.clear()
         self._markets = frozenset()
         self._refresh_due = self._clock.monotonic()
+        self._beat_due = 0.0  # due at once: this pass beats
         with self._cond:
             self._queue.clear()
             self._gaps.clear()
@@ -473,6 +495,24 @@ class FeedLeader:
                 self._lease.release()
             except FeedError as exc:
                 self._count(exc)
+
+    def _beat(self, now: float) -> None:
+        """Write the heartbeat if it is due (fenced: :class:`LeaseLost` if the lease is no
+        longer ours, :class:`FeedUnavailable` if Redis is away)."""
+        grant = self._grant
+        if grant is None or now < self._beat_due:
+            return
+        if not self._lease.held():
+            raise LeaseLost(f"lease {grant.key} not renewed within its ttl", key=grant.key,
+                            token=grant.token)
+        with self._state:
+            last_publish = self._counts.last_publish_at
+        beat = Heartbeat(self.owner, grant.token, int(self._system.level), self._clock.time(),
+                         last_publish, self._lease.ttl, self.heartbeat_every)
+        self._heartbeats.write(grant, beat)
+        self._beat_due = now + self.heartbeat_every
+        with self._state:
+            self._counts.heartbeats += 1
 
     # -- subscriptions ------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ Keys (``prefix`` is ``feed.stream_prefix``, ``kind`` one of :class:`FeedKind`)::
     {prefix}:latest:{kind}:{market}   hash, the latest entry's fields and its stream ``id``
     {prefix}:leader                   the publisher's lease (``<token>:<owner>``, PX)
     {prefix}:leader:fence             the fencing-token counter (INCR)
+    {prefix}:leader:heartbeat         hash, the leader's heartbeat (fenced, PX 2 x ttl)
     {prefix}:hosts                    zset: host id -> registration expiry (server ms)
     {prefix}:host:{host}              set: the symbols that host asks for (PX)
 
@@ -26,6 +27,9 @@ milliseconds are Redis' clock when it was written.
 * :class:`Snapshots` reads the latest entry per market and kind, and recent history.
 * :class:`SymbolRegistry`: each host registers the symbols it asks for with a TTL it
   refreshes; the leader reads the union of the live hosts' symbols.
+* :class:`Heartbeats`: the leader's heartbeat (:class:`Heartbeat`: who, its token, its
+  tree's level, its last publish, when it was written), written fenced by the lease, and
+  read by followers together with the lease holder in one round trip.
 """
 
 from __future__ import annotations
@@ -39,8 +43,8 @@ from typing import TYPE_CHECKING, Final, cast
 
 from lifeline.feed import codec
 from lifeline.feed.codec import FeedModel
-from lifeline.feed.errors import CodecError, FeedError, FeedSettingsError
-from lifeline.feed.lease import FencedWrite, FencedWriter, LeaseGrant
+from lifeline.feed.errors import CodecError, FeedError, FeedSettingsError, LeaseLost
+from lifeline.feed.lease import FencedWrite, FencedWriter, LeaseGrant, LeaseHolder
 from lifeline.feed.redis_io import DEFAULT_SOCKET_TIMEOUT, call
 from quotation.models import Candle, CandleInterval, Orderbook, Ticker, Trade
 
@@ -56,6 +60,9 @@ __all__ = [
     "FeedKind",
     "FeedPublisher",
     "FeedReader",
+    "Heartbeat",
+    "Heartbeats",
+    "LeaderState",
     "ReadBatch",
     "Snapshots",
     "StreamFollower",
@@ -120,6 +127,10 @@ class FeedKeys:
     @property
     def leader(self) -> str:
         return f"{self.prefix}:leader"
+
+    @property
+    def heartbeat(self) -> str:
+        return f"{self.prefix}:leader:heartbeat"
 
     @property
     def hosts(self) -> str:
@@ -510,3 +521,126 @@ class SymbolRegistry:
         members = call("symbol union", lambda: self._union(
             keys=[self.keys.hosts], args=[self.keys.host("")]))
         return frozenset(member.decode() for member in members)
+
+
+_HEARTBEAT: Final = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[2], unpack(ARGV, 3))
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """The leader's heartbeat as written: who, with which token, how its tree is doing.
+
+    Times are the LEADER's injected wall clock (epoch seconds); a follower measures the
+    heartbeat's age on its own wall clock, as it measures answers' ages (the hosts' clocks
+    are assumed to agree to well under a second, e.g. by NTP)."""
+
+    owner: str
+    token: int
+    level: int
+    """The leader's tree's level (0-3) when it was written."""
+    written_at: float
+    last_publish_at: float | None
+    """When the leader last published (``None``: not yet since it started)."""
+    ttl: float
+    """The leader's ``leader_ttl``: a follower's silence bound is this plus one interval."""
+    every: float
+    """Seconds between two heartbeats (``ttl / 3``)."""
+
+    def fields(self) -> list[str]:
+        """The hash's fields, name then value."""
+        return ["owner", self.owner, "tok", str(self.token), "lvl", str(self.level),
+                "at", repr(self.written_at),
+                "pub", "" if self.last_publish_at is None else repr(self.last_publish_at),
+                "ttl", repr(self.ttl), "every", repr(self.every)]
+
+    @classmethod
+    def parse(cls, fields: Mapping[bytes, bytes]) -> Heartbeat:
+        """A heartbeat from its hash's fields; :class:`CodecError` naming a bad field."""
+        name = "owner"
+        try:
+            owner = fields[b"owner"].decode()
+            name = "tok"
+            token = int(fields[b"tok"])
+            name = "lvl"
+            level = int(fields[b"lvl"])
+            name = "at"
+            written_at = float(fields[b"at"])
+            name = "pub"
+            pub = fields[b"pub"]
+            last = float(pub) if pub else None
+            name = "ttl"
+            ttl = float(fields[b"ttl"])
+            name = "every"
+            every = float(fields[b"every"])
+        except (KeyError, ValueError, UnicodeDecodeError) as exc:
+            raise CodecError(f"heartbeat field {name!r}: {type(exc).__name__}: {exc}",
+                             kind="heartbeat", field=name) from None
+        return cls(owner, token, level, written_at, last, ttl, every)
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderState:
+    """The lease holder and the heartbeat, as one read saw them (one round trip)."""
+
+    holder: LeaseHolder | None
+    heartbeat: Heartbeat | None
+    """``None``: none (never written, expired) or unreadable (``error`` says why)."""
+    error: CodecError | None = None
+
+    @property
+    def current(self) -> Heartbeat | None:
+        """The heartbeat if it is the holder's (same token), else ``None``."""
+        beat, holder = self.heartbeat, self.holder
+        if beat is None or holder is None or beat.token != holder.token:
+            return None
+        return beat
+
+
+class Heartbeats:
+    """The leader's heartbeat ``{prefix}:leader:heartbeat``: :meth:`write` fenced by the
+    lease, expiring ``2 x ttl`` after it was written (a dead leader's disappears);
+    :meth:`read` with the lease holder."""
+
+    def __init__(self, client: redis.Redis, keys: FeedKeys) -> None:
+        self.keys = keys
+        self._client = client
+        self._script = client.register_script(_HEARTBEAT)
+
+    def write(self, grant: LeaseGrant, beat: Heartbeat) -> None:
+        """Write ``beat`` only if the lease still holds ``grant``; else :class:`LeaseLost`
+        and nothing is written."""
+        expiry_ms = max(1, round(2.0 * beat.ttl * 1000))
+        args: list[str | int] = [grant.value, expiry_ms, *beat.fields()]
+        done = call("heartbeat", lambda: self._script(
+            keys=[grant.key, self.keys.heartbeat], args=args))
+        if not done:
+            raise LeaseLost(f"lease {grant.key} no longer holds token {grant.token}: "
+                            "heartbeat refused", key=grant.key, token=grant.token)
+
+    def read(self) -> LeaderState:
+        """Who holds the lease and the heartbeat, in one round trip (``MULTI``)."""
+        def read() -> tuple[bytes | None, int, dict[bytes, bytes]]:
+            pipe = self._client.pipeline(transaction=True)
+            pipe.get(self.keys.leader)
+            pipe.pttl(self.keys.leader)
+            pipe.hgetall(self.keys.heartbeat)
+            value, pttl, fields = pipe.execute()
+            return value, int(pttl), fields
+
+        value, pttl, fields = call("leader state", read)
+        holder = None
+        if value is not None:
+            token, _, owner = value.decode().partition(":")
+            holder = LeaseHolder(int(token), owner, max(0, pttl) / 1000.0)
+        if not fields:
+            return LeaderState(holder, None)
+        try:
+            return LeaderState(holder, Heartbeat.parse(fields))
+        except CodecError as exc:
+            return LeaderState(holder, None, exc)
