@@ -88,7 +88,14 @@ if TYPE_CHECKING:
 
     from lifeline.settings import FeedSettings
 
-__all__ = ["CATCHUP_STOP_TIMEOUT", "FeedRole", "OwnSide", "SharedHost", "SharedSubscription"]
+__all__ = [
+    "CATCHUP_STOP_TIMEOUT",
+    "FeedRole",
+    "OwnSide",
+    "SharedHost",
+    "SharedSubscription",
+    "SubscriptionHost",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +117,31 @@ class OwnSide(LeaderHost, Protocol):
     trades' :class:`~lifeline.answer.Answer`: the backfill's source and level)."""
 
     def get_trades(self, market: str, count: int = ...) -> Answer[list[Trade]]: ...
+
+
+class SubscriptionHost(Protocol):
+    """What a :class:`SharedSubscription` needs of its host (:class:`SharedHost` has it)."""
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def overlap(self) -> float:
+        """Seconds the previous source still delivers after a switch (at most)."""
+
+    def serving_locally(self) -> bool: ...
+
+    def feed_subscribe(self, kind: str, markets: tuple[str, ...],
+                       callback: Callable[[Update[Any]], object]) -> Subscription: ...
+
+    def local_subscribe(self, kind: str, markets: tuple[str, ...],
+                        callback: Callable[[Update[Any]], object]) -> Subscription: ...
+
+    def own_trades(self, market: str) -> Answer[list[Trade]]: ...
+
+    def later(self, job: Callable[[], None]) -> None: ...
+
+    def forget(self, sub: SharedSubscription) -> None: ...
 
 
 class _From(enum.Enum):
@@ -135,7 +167,7 @@ class SharedSubscription(Subscription):
     def __init__(self, kind: StreamKind, markets: tuple[str, ...],
                  callback: Callable[[Update[Any]], object]) -> None:
         super().__init__(kind, markets, callback)
-        self._host: SharedHost | None = None
+        self._host: SubscriptionHost | None = None
         self._feed: Subscription | None = None
         self._local: Subscription | None = None
         self._switching = threading.Lock()  # one switch (and its opens and closes) at a time
@@ -163,7 +195,7 @@ class SharedSubscription(Subscription):
         active = self._active
         return None if active is None else active.value
 
-    def attach(self, host: SharedHost) -> None:
+    def attach(self, host: SubscriptionHost) -> None:
         self._host = host
 
     # -- switching (the watch, a reading thread, the catch-up thread) ---------------------
@@ -180,8 +212,8 @@ class SharedSubscription(Subscription):
             return
         if self._feed is None:
             try:
-                self._feed = host.follower.subscribe(self.kind.value, self.markets,
-                                                     partial(self._offer, _From.FEED))
+                self._feed = host.feed_subscribe(self.kind.value, self.markets,
+                                                 partial(self._offer, _From.FEED))
             except (FeedError, RuntimeError) as exc:  # retried by the catch-up thread's tick
                 logger.info("shared subscription: the feed's not opened yet: %s", exc)
         want = _From.LOCAL if host.serving_locally() else _From.FEED
@@ -318,7 +350,7 @@ class SharedSubscription(Subscription):
         """(The catch-up thread.) The new source's first trade of ``market`` has come: its
         missed trades from the host's own REST, then the held ones."""
         host = self._host
-        if host is None:
+        if host is None or not self._fill_due(market, generation):
             return
         answer: Answer[list[Trade]] | None = None
         try:
@@ -329,8 +361,7 @@ class SharedSubscription(Subscription):
             error = None
         with self._delivering:
             with self._state:
-                if (self._closed or generation != self._generation
-                        or market not in self._catching):
+                if not self._fill_due_locked(market, generation):
                     return  # switched again meanwhile: that switch catches up
                 held = self._held.pop(market, [])
                 self._catching.discard(market)
@@ -352,6 +383,15 @@ class SharedSubscription(Subscription):
                                      max(0.0, now - item.timestamp.timestamp())))
         if retire:
             self.retire()
+
+    def _fill_due(self, market: str, generation: int) -> bool:
+        with self._state:
+            return self._fill_due_locked(market, generation)
+
+    def _fill_due_locked(self, market: str, generation: int) -> bool:
+        """(``_state`` held.) The fill of ``generation`` for ``market`` is still wanted."""
+        return (not self._closed and generation == self._generation
+                and market in self._catching)
 
     def _backfill(self, last: Trade, answer: Answer[list[Trade]]) -> None:
         """(``_delivering`` held.) The trades of ``answer`` (newest first) after ``last``,
@@ -427,7 +467,7 @@ class SharedHost:
         self.clock = clock
         self._clients: list[redis.Redis] = []
         self._on_lost = on_lost
-        self.local_subscribe = local_subscribe
+        self._local_subscribe = local_subscribe
         self._host = host
         self.interval = interval
         self.overlap = 2 * settings.leader_ttl + 5.0
@@ -575,6 +615,16 @@ class SharedHost:
         with self._subs_lock:
             if sub in self._subs:
                 self._subs.remove(sub)
+
+    def feed_subscribe(self, kind: str, markets: tuple[str, ...],
+                       callback: Callable[[Update[Any]], object]) -> Subscription:
+        """A subscription on the feed (the follower's; :meth:`start` first)."""
+        return self.follower.subscribe(kind, markets, callback)
+
+    def local_subscribe(self, kind: str, markets: tuple[str, ...],
+                        callback: Callable[[Update[Any]], object]) -> Subscription:
+        """A subscription on this host's own tree."""
+        return self._local_subscribe(kind, markets, callback)
 
     def own_trades(self, market: str) -> Answer[list[Trade]]:
         """The newest :data:`~lifeline.feed.leader.BACKFILL_TRADES` trades of ``market`` from
