@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from quotation.backoff import Backoff
 from quotation.clock import Clock
 from quotation.errors import Banned, InvalidValue, RateLimited
+from quotation.redact import redact_url
 from quotation.rest.ratelimit import (
     RATE_LIMIT_BACKOFF,
     GroupStatus,
@@ -252,8 +253,9 @@ class RedisRateLimiter(RateLimiter):
         )
         if not isinstance(redis_url, str) or not redis_url.startswith(
                 ("redis://", "rediss://", "unix://")):
+            shown = redact_url(redis_url) if isinstance(redis_url, str) else redis_url
             raise InvalidValue(
-                f"redis_url must be a redis://, rediss:// or unix:// URL, got {redis_url!r}",
+                f"redis_url must be a redis://, rediss:// or unix:// URL, got {shown!r}",
                 field="redis_url", value=redis_url,
             )
         if not isinstance(prefix, str) or not prefix or any(c.isspace() for c in prefix):
@@ -287,6 +289,7 @@ class RedisRateLimiter(RateLimiter):
             health_check_interval=0,
         )
         self._url = redis_url
+        self._shown_url = redact_url(redis_url)  # logs and errors never show its password
         self._prefix = f"{prefix}:ratelimit"
         self._fallback_share = fallback_share
         self._reconnect_interval = reconnect_interval
@@ -358,7 +361,7 @@ class RedisRateLimiter(RateLimiter):
         with self._state_lock:
             if not self._shared:
                 logger.warning("rate limiter: Redis at %s is back, the budget is shared again",
-                               self._url)
+                               self._shown_url)
             self._shared = True
             self._probing = False
 
@@ -367,7 +370,7 @@ class RedisRateLimiter(RateLimiter):
             if self._shared:
                 logger.error(
                     "rate limiter: Redis at %s unreachable (%s); each group falls back to "
-                    "%.0f%% of its budget on this host", self._url, exc,
+                    "%.0f%% of its budget on this host", self._shown_url, exc,
                     self._fallback_share * 100,
                 )
             self._shared = False
@@ -381,7 +384,7 @@ class RedisRateLimiter(RateLimiter):
             result = self._scripts[name](keys=keys, args=[now, *args])
         except self._redis_errors as exc:
             self._failed(exc)
-            raise RedisUnavailable(f"Redis at {self._url}: {exc}") from exc
+            raise RedisUnavailable(f"Redis at {self._shown_url}: {exc}") from exc
         except BaseException:  # e.g. a ResponseError: not "unreachable", but end the probe
             with self._state_lock:
                 self._probing = False

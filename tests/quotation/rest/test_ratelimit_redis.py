@@ -9,6 +9,7 @@ against the simulator's strict per-IP window.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -275,3 +276,25 @@ def test_the_burst_does_get_429s_when_each_host_keeps_its_own_budget(
     # what the simulator itself refused (the hosts' counts also hold the local refusals of
     # a limiter paused after a 429, whose message names the 429)
     assert sim.limiter.refused_429 + sim.limiter.refused_418 > 0
+
+
+def test_the_redis_urls_password_is_never_logged_or_raised(
+        caplog: pytest.LogCaptureFixture) -> None:
+    secret = "s3cret-Pa55"
+    with pytest.raises(InvalidValue) as bad:
+        RedisRateLimiter(f"http://alice:{secret}@127.0.0.1:1/0")
+    assert secret not in str(bad.value)
+    assert "http://***@127.0.0.1:1/0" in str(bad.value)
+    # Port 1: nothing listens, so the first call falls back and says so at ERROR.
+    limiter = RedisRateLimiter(f"redis://:{secret}@127.0.0.1:1/0", redis_timeout=0.5)
+    try:
+        with caplog.at_level(logging.WARNING, logger="quotation"):
+            limiter.acquire("ticker", timeout=0).release(success=True)
+        assert not _shared(limiter)
+    finally:
+        limiter.close()
+    unreachable = [r.getMessage() for r in caplog.records if "unreachable" in r.getMessage()]
+    assert unreachable, caplog.text
+    assert "redis://***@127.0.0.1:1/0" in unreachable[0]
+    assert secret not in caplog.text
+    assert limiter.redis_url == f"redis://:{secret}@127.0.0.1:1/0"  # still connects with it
