@@ -681,7 +681,9 @@ class SharedHost:
         while not self._stop.wait(self.interval):
             try:
                 call("ping", self._watch_client.ping)
-            except FeedError as exc:  # unreachable, or refusing: the feed is lost
+                if not self.leader.leading:  # following: LeaderSilent unless the leader beats
+                    self.follower.check_leader(self.interval)
+            except FeedError as exc:  # unreachable, refusing, the leader silent: feed lost
                 self._set_lost(True, exc)
             else:
                 self._set_lost(False)
@@ -703,4 +705,5 @@ class SharedHost:
             "lag": follower.lag, "takeovers": leader.takeovers,
             "lost": self._lost, "error": follower.error,
             "published": dict(leader.published), "entries_read": follower.entries_read,
+            "leader_level": follower.leader_level, "heartbeat_age": follower.heartbeat_age,
         }
