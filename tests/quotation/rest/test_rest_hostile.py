@@ -24,6 +24,7 @@ from quotation.rest.answers import parse_error_body
 from quotation.rest.client import RestClient, RestConfig
 from quotation.rest.ratelimit import RateLimiter
 from tests.fakes import Answer, ManualClock, RecordingServer, serving
+from tests.quotation.rest.footprint import Footprint
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -61,7 +62,16 @@ def limiter() -> RateLimiter:
 
 
 @pytest.fixture
-def server() -> Iterator[RecordingServer]:
+def footprint() -> Iterator[Footprint]:
+    """Taken before the server and the client, checked after both are closed: no socket or
+    thread of the exchange is left (no gc pass)."""
+    with Footprint() as taken:
+        yield taken
+    taken.assert_back_to_baseline()
+
+
+@pytest.fixture
+def server(footprint: Footprint) -> Iterator[RecordingServer]:
     with serving(RecordingServer()) as running:
         yield running
 
@@ -263,7 +273,7 @@ class EndlessServer:
 
 
 def test_an_endless_chunked_body_is_cut_off_once_it_passes_the_limit(
-    limiter: RateLimiter,
+    limiter: RateLimiter, footprint: Footprint
 ) -> None:
     with EndlessServer() as server:
         config = RestConfig(base_url=server.base_url, max_body_bytes=LIMIT)
