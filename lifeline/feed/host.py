@@ -23,8 +23,9 @@ while it leads or the feed is lost: a follower opens no WebSocket of its own). O
 is *active*; the watch (or a read that finds Redis gone) switches it. A switch:
 
 * the new source's items are delivered once it has **caught up** on their market; until
-  then the previous source's items of that market are still delivered (an overlap, at most
-  :attr:`SharedHost.overlap` seconds: then the previous source is dropped);
+  then the previous source's items of that market are still delivered (an overlap of
+  :attr:`SharedHost.overlap` seconds, its end checked every ``interval``: then the previous
+  source is dropped);
 * tickers, order books, candles: the new source has caught up with its first item of the
   market;
 * trades: the new source's trades of a market are held; its first one starts a backfill on
