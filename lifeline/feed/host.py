@@ -120,6 +120,10 @@ class OwnSide(LeaderHost, Protocol):
     def get_trades(self, market: str, count: int = ...) -> Answer[list[Trade]]: ...
 
 
+_IN_CALLBACK = threading.local()
+"""``depth``: how many shared subscriptions' callbacks run on this thread (0 or 1)."""
+
+
 class SubscriptionHost(Protocol):
     """What a :class:`SharedSubscription` needs of its host (:class:`SharedHost` has it)."""
 
@@ -342,9 +346,11 @@ class SharedSubscription(Subscription):
             return False
         self._last[market] = item
         self._caller = threading.get_ident()
+        _IN_CALLBACK.depth = getattr(_IN_CALLBACK, "depth", 0) + 1
         try:
             return self._call(update)
         finally:
+            _IN_CALLBACK.depth -= 1
             self._caller = None
 
     def _fill(self, market: str, generation: int) -> None:
@@ -427,12 +433,13 @@ class SharedSubscription(Subscription):
                 return
             self._closed = True
         host = self._host
-        if self._caller == threading.get_ident():  # from its own callback: not here (the
-            if host is not None:  # other dispatcher may be waiting for this callback)
-                host.later(self.release)
+        if self._caller != threading.get_ident():
+            with self._delivering:  # a callback in progress (on another thread) has finished
+                pass
+        if getattr(_IN_CALLBACK, "depth", 0):  # from a callback (its own or another's): the
+            if host is not None:  # sources are closed later (a dispatcher closing one may
+                host.later(self.release)  # be waiting for the callback in progress here)
             return
-        with self._delivering:  # a callback in progress has finished
-            pass
         self.release()
 
     def release(self) -> None:

@@ -311,3 +311,19 @@ def test_close_from_its_own_callback_returns_and_the_sources_close_on_the_catchu
     assert deferred == [True, False] and feed.closed
     feed.send(trade(2))  # its dispatcher would not send it any more: dropped all the same
     assert sub.delivered == 1
+
+
+def test_close_from_another_subscriptions_callback_defers_the_sources_too() -> None:
+    host = Host()
+    other = SharedSubscription(StreamKind.TRADE, (BTC,), lambda update: None)
+    other.attach(host)
+    other.sync()
+    others_feed = host.feed
+    sub = SharedSubscription(StreamKind.TRADE, (BTC,), lambda update: other.close())
+    sub.attach(host)
+    sub.sync()
+    assert host.feed is not None and others_feed is not None
+    host.feed.send(trade(1))  # sub's callback closes the other one
+    deferred = [other.closed, others_feed.closed]
+    host.run()
+    assert deferred == [True, False] and others_feed.closed and not sub.closed
