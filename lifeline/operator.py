@@ -44,6 +44,7 @@ from lifeline.selfcheck import SelfCheck, system_parts
 from lifeline.settings import OperatorSettings, split_listen
 from lifeline.system import MarketDataSystem
 from quotation.clock import SystemClock
+from quotation.redact import redact_url
 
 __all__ = ["DEFAULT_STATUS_URL", "MAX_STATUS_BYTES", "STATUS_TIMEOUT", "OperatorServer",
            "format_status", "read_status", "run", "status"]
@@ -165,7 +166,8 @@ def run(config: LifelineConfig) -> int:
 def _serve(config: LifelineConfig, host: str, port: int, stop: threading.Event,
            signals: list[int]) -> int:
     system = MarketDataSystem.from_config(config)
-    logger.info("starting the market data system (REST %s)", config.upbit.rest.base_url)
+    logger.info("starting the market data system (REST %s)",
+                redact_url(config.upbit.rest.base_url))
     try:
         system.start()
     except LifelineError as exc:

@@ -35,11 +35,16 @@ WAIT = 30.0
 """Real seconds to wait for a level, the process's start, its exit (2 shared cores)."""
 
 
+SECRET = "s3cret-Op"
+
+
 def _config(sim: Simulator) -> dict[str, Any]:
     """Shortened timings against ``sim`` (as :func:`system_support.matrix_config`)."""
     return {
         "upbit": {
-            "rest": {"base_url": sim.base_url, "connect_timeout": 0.5, "read_timeout": 0.5,
+            # credentials in the URL (a proxy's, say): never in the log or /status
+            "rest": {"base_url": sim.base_url.replace("://", f"://lifeline:{SECRET}@", 1),
+                     "connect_timeout": 0.5, "read_timeout": 0.5,
                      "total_timeout": 1.0, "call_deadline": 1.2},
             "websocket": {"url": sim.ws_url, "connect_timeout": 1.0,
                           "backoff": {"initial": 0.05, "multiplier": 2.0, "cap": 0.2,
@@ -211,6 +216,8 @@ def test_run_serves_metrics_and_status_through_a_backbone_outage_and_exits_0_on_
     assert took <= SHUTDOWN + 2, took  # the bound, plus the interpreter's own exit
     text = log.read_text()
     assert "SIGTERM: shutting down" in text and "HTTP server stopped" in text
+    assert "starting the market data system (REST http://***@127.0.0.1:" in text
+    assert SECRET not in text and SECRET not in shown
     assert text.index("HTTP server stopped") < text.index("market data system stopped")
 
 
