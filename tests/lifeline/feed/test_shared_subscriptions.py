@@ -1,7 +1,8 @@
 """A host's subscriptions in ``feed.mode: shared`` across its source switches, against a real
 Redis and the simulator (two systems in one process): a trade subscription equals the
 simulator's own trade log (none missing, none twice, in order) across Redis stopped and
-started again and across this host becoming the leader; a subscription made before
+started again, across Redis paused and resumed (its streams kept) and across this host
+becoming the leader; a subscription made before
 ``start()`` is served from the feed once started (the same object); a raising callback is
 counted and logged once per burst, and the other subscriptions still get every trade."""
 
@@ -104,6 +105,34 @@ def test_a_followers_trades_across_redis_stopped_and_started_again_are_the_simul
         assert delivered_the_last(sim, trades), "the last trade never came"
         sub.close()
     print(f"{len(trades)} trades, {sorted(set(trades.sources()))}")
+    assert_is_the_log(sim, trades.sids())
+    assert any(not shared(s) for s in trades.sources(lost))  # its own tree served it
+
+
+def test_a_followers_trades_across_redis_paused_and_resumed_are_the_simulators_log(
+        sim: Simulator, redis_server: RedisServer) -> None:
+    """A silent Redis keeps its streams: once resumed, a takeover's backfill republishes the
+    trades of the pause, which the follower's own tree delivered already (none twice)."""
+    trades = Trades()
+    with shared_systems(sim, redis_server.url, 2) as systems:
+        assert until(lambda: sorted(roles(systems)) == ["follower", "leader"]), roles(systems)
+        (follower,) = [s for s in systems if roles([s]) == ["follower"]]
+        with Trader(sim):
+            sub = follower.subscribe("trade", [BTC], trades)
+            assert until(lambda: len(trades) >= 10)
+            redis_server.pause()
+            assert until(lambda: roles([follower]) == ["local"]), roles([follower])
+            lost = len(trades)
+            assert until(lambda: len(trades) >= lost + 40)  # past the lease's ttl
+            redis_server.resume()
+            assert until(lambda: sorted(roles(systems)) == ["follower", "leader"]), roles(
+                systems)
+            back = len(trades)
+            assert until(lambda: len(trades) >= back + 30)
+        assert delivered_the_last(sim, trades), "the last trade never came"
+        sub.close()
+    print(f"{len(trades)} trades, {sorted(set(trades.sources()))}, duplicates dropped "
+          f"{getattr(sub, 'duplicates', None)}, backfilled {getattr(sub, 'backfilled', None)}")
     assert_is_the_log(sim, trades.sids())
     assert any(not shared(s) for s in trades.sources(lost))  # its own tree served it
 
