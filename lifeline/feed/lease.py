@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from lifeline.feed.errors import FeedSettingsError, LeaseLost
+from lifeline.feed.errors import FeedCommandError, FeedSettingsError, LeaseLost
 from lifeline.feed.redis_io import call
 from quotation.clock import Clock, SystemClock
 
@@ -45,6 +45,7 @@ __all__ = [
     "LeaseGrant",
     "LeaseHolder",
     "LeaseStep",
+    "parse_holder",
 ]
 
 logger = logging.getLogger(__name__)
@@ -136,6 +137,22 @@ class FencedWrite:
     stream: str
     fields: Mapping[str, bytes]
     snapshot: str | None = None
+
+
+def parse_holder(key: str, value: bytes, pttl: int, *, operation: str) -> LeaseHolder:
+    """The :class:`LeaseHolder` of the lease ``key`` holding ``value`` (``<token>:<owner>``)
+    with ``pttl`` ms left; :class:`FeedCommandError` naming the key if the value is not a
+    lease's (another program's key, an operator's ``SET``): never a ``ValueError`` into the
+    leader's loop or a follower's read."""
+    token, sep, owner = value.decode(errors="replace").partition(":")
+    try:
+        number = int(token)
+    except ValueError:
+        number = 0
+    if not sep or not owner or number < 1:
+        raise FeedCommandError(f"the lease key {key} holds {value[:64]!r}, not "
+                               "<token>:<owner>: a foreign key", operation=operation)
+    return LeaseHolder(number, owner, max(0, pttl) / 1000.0)
 
 
 class Lease:
@@ -241,8 +258,7 @@ class Lease:
         value, pttl = call("lease holder", read)
         if value is None:
             return None
-        token, _, owner = value.decode().partition(":")
-        return LeaseHolder(int(token), owner, max(0, pttl) / 1000.0)
+        return parse_holder(self.key, value, pttl, operation="lease holder")
 
     def step(self) -> LeaseStep:
         """One scheduled action: renew if held and due, acquire if not held; the result

@@ -44,7 +44,13 @@ from typing import TYPE_CHECKING, Final, cast
 from lifeline.feed import codec
 from lifeline.feed.codec import FeedModel
 from lifeline.feed.errors import CodecError, FeedError, FeedSettingsError, LeaseLost
-from lifeline.feed.lease import FencedWrite, FencedWriter, LeaseGrant, LeaseHolder
+from lifeline.feed.lease import (
+    FencedWrite,
+    FencedWriter,
+    LeaseGrant,
+    LeaseHolder,
+    parse_holder,
+)
 from lifeline.feed.redis_io import DEFAULT_SOCKET_TIMEOUT, call
 from quotation.models import Candle, CandleInterval, Orderbook, Ticker, Trade
 
@@ -624,7 +630,9 @@ class Heartbeats:
                             "heartbeat refused", key=grant.key, token=grant.token)
 
     def read(self) -> LeaderState:
-        """Who holds the lease and the heartbeat, in one round trip (``MULTI``)."""
+        """Who holds the lease and the heartbeat, in one round trip (``MULTI``);
+        :class:`~lifeline.feed.errors.FeedCommandError` if the lease key holds something
+        that is not a lease."""
         def read() -> tuple[bytes | None, int, dict[bytes, bytes]]:
             pipe = self._client.pipeline(transaction=True)
             pipe.get(self.keys.leader)
@@ -635,9 +643,8 @@ class Heartbeats:
 
         value, pttl, fields = call("leader state", read)
         holder = None
-        if value is not None:
-            token, _, owner = value.decode().partition(":")
-            holder = LeaseHolder(int(token), owner, max(0, pttl) / 1000.0)
+        if value is not None:  # a foreign value: FeedCommandError, not a ValueError
+            holder = parse_holder(self.keys.leader, value, pttl, operation="leader state")
         if not fields:
             return LeaderState(holder, None)
         try:
