@@ -27,7 +27,10 @@ One thread (``lifeline-feed-leader``) runs the loop on the injected clock:
   the trades after it from the host's REST (``system.get_trades``, at most
   :data:`BACKFILL_TRADES` = 500, Upbit's limit) are published first, oldest first, skipping
   any already published. A gap longer than 500 trades cannot be filled: counted
-  (``backfill_gaps``) and logged;
+  (``backfill_gaps``) and logged. Between two backfills (each a REST call that may wait
+  for the shared budget) the lease is renewed when due, so a takeover of many markets
+  keeps its lease; a stop ends the backfills between two markets. A failed backfill is
+  retried every ``ttl / 3`` (not at each live trade of its market);
 * when Redis is slow the queue fills: the **oldest** item is dropped and counted
   (``dropped``); a dropped trade marks its market for the same backfill, so trades come
   back from REST (up to 500), tickers, order books and candles do not (the next supersedes
@@ -103,6 +106,11 @@ KINDS: Final = (FeedKind.TICKER, FeedKind.TRADE, FeedKind.ORDERBOOK, FeedKind.CA
 """What the leader subscribes and publishes, per market."""
 _LONGEST_WAIT: Final = 0.25
 """Real seconds the loop waits at most between two looks at its clock."""
+
+
+class _Abandon(Exception):
+    """Ends a pass in the middle (between two backfills): the leader is stopping, or its
+    grant changed under it (the lease's own step resigned or took over afresh)."""
 
 
 class LeaderRole(enum.StrEnum):
@@ -396,6 +404,8 @@ class FeedLeader:
             self._publish_queued()
             if not healthy:  # publishing works again: so does the heartbeat
                 self._beat(now)
+        except _Abandon:
+            return self._lease_due
         except LeaseLost as exc:
             self._count(exc)
             logger.warning("feed leader %s lost the lease: %s", self.owner, exc)
@@ -441,6 +451,22 @@ class FeedLeader:
             if was is not None:
                 self._resign("new token", release=False)
             self._take_over(step.grant)
+
+    def _keep_lease(self) -> None:
+        """Between two long calls of one pass (a takeover's backfills, each a REST call under
+        the shared budget): renew the lease when due, as the loop would, and end the pass
+        (:class:`_Abandon`) if it is stopping or no longer leads with the grant it started
+        with (the lease's step has already resigned, or taken over afresh). Without it a
+        takeover's backfills of many markets outlast ``ttl`` and the leader drops its own
+        lease."""
+        if self._stop.is_set():
+            raise _Abandon
+        grant = self._grant
+        now = self._clock.monotonic()
+        if now >= self._lease_due:
+            self._step_lease(now)
+        if grant is None or self._grant is not grant:
+            raise _Abandon
 
     def _read_holder(self) -> None:
         try:
@@ -582,8 +608,10 @@ class FeedLeader:
                 market = item.market
                 if market not in self._markets:
                     continue
-                if market in self._pending:
-                    self._backfill(market)  # its first live trade: the stream catches up
+                if market in self._pending and market not in self._anchors:
+                    # its first live trade: the stream catches up (a backfill that failed
+                    # is retried on its timer by _backfill_due, not once per live trade)
+                    self._backfill(market)
                 if not self._remember(item):
                     continue
             kept.append((item, source))
@@ -652,6 +680,7 @@ class FeedLeader:
     def _backfill(self, market: str) -> None:
         """Publish the trades of ``market`` that REST has after the stream's last one
         (oldest first, none twice). Raises FeedError (the market stays pending)."""
+        self._keep_lease()
         recent = self._snapshots.recent(FeedKind.TRADE, market, RECENT_TRADES)
         trades = [entry.item for entry in recent.entries if isinstance(entry.item, Trade)]
         published = _Published(trade.sequential_id for trade in trades)
@@ -674,6 +703,7 @@ class FeedLeader:
             self._anchors[market] = last  # live trades may follow; fill in after `last`
             self._pending[market] = self._clock.monotonic() + self._retry.cap
             return
+        self._keep_lease()  # the REST call may have waited for the shared budget
         newest_first = list(answer.data)
         after: list[Trade] = []
         found = False

@@ -1,5 +1,11 @@
 """FeedLeader on a real Redis and a fake clock, where its own loop is at fault (issue 11 review):
 
+* a takeover's backfills of many markets, each a REST call under the shared budget, keep
+  the lease renewed (before: the loop renewed nothing until every backfill was done, so
+  after ``ttl`` of them the leader dropped its own lease, and the next host did the same);
+* a stop during those backfills ends them between two markets (``stop_timeout`` holds);
+* a market whose backfill failed is retried on its timer, not once per live trade (before:
+  every live trade of it asked REST again, 50 trades → 50 calls in one pass);
 * a lease key holding a foreign value (not ``<token>:<owner>``) is a counted error, not a
   crash of the leader's thread, nor of a follower's read of the leader's state.
 """
@@ -65,6 +71,7 @@ class Host:
         self.rest_cost = 0.0
         self.rest_down = False
         self.rest_calls: list[str] = []
+        self.on_rest: Callable[[], object] = lambda: None
 
     def subscribe(self, kind: str, markets: str | list[str] | tuple[str, ...],
                   callback: Callable[[Any], object]) -> Host:
@@ -78,6 +85,7 @@ class Host:
     def get_trades(self, market: str, count: int = 100) -> Trades:
         self.rest_calls.append(market)
         self.clock.advance(self.rest_cost)
+        self.on_rest()
         if self.rest_down:
             raise MarketDataUnavailable("REST down", kind="trades", markets=(market,),
                                         age=None, max_stale_age=1.0)
@@ -120,6 +128,76 @@ def stream_sids(client: redis.Redis, market: str) -> list[int]:
     assert batch.bad == ()
     return [entry.item.sequential_id for entry in batch.entries
             if isinstance(entry.item, Trade)]
+
+
+def test_a_takeovers_backfills_under_a_slow_rest_budget_keep_the_lease(
+    clients: Callable[[], redis.Redis],
+) -> None:
+    markets = [f"KRW-C{n:02d}" for n in range(8)]
+    client = clients()
+    published_before(client, markets, last=10)
+    clock = ManualClock()
+    host = Host(clock)
+    leader = FeedLeader(host, clients(), KEYS, owner="host-a", leader_ttl=TTL, clock=clock,
+                        host_symbols=markets)
+    leader.step()
+    assert leader.leading and len(host.callbacks) == 4 * len(markets)
+    host.rest_cost = 1.0  # each backfill waits a second for the shared budget: 8 s in all
+    for market in markets:
+        host.traded[market] = 14  # 11..13 traded while nobody led
+        host.live(market, 14)
+    leader.step()
+    status = leader.status()
+    assert status.errors.get("LeaseLost", 0) == 0, status.last_error
+    assert leader.leading
+    assert status.takeovers == 1 and status.backfilled == 8 * 4
+    assert sorted(host.rest_calls) == markets
+    for market in markets:
+        assert stream_sids(client, market) == list(range(1, 15)), market
+    holder = Lease(client, KEYS.leader, "probe", ttl=TTL).holder()
+    assert holder is not None and holder.owner == "host-a"
+
+
+def test_a_stop_during_a_takeovers_backfills_ends_them_between_two_markets(
+    clients: Callable[[], redis.Redis],
+) -> None:
+    markets = [f"KRW-C{n:02d}" for n in range(8)]
+    client = clients()
+    published_before(client, markets, last=10)
+    clock = ManualClock()
+    host = Host(clock)
+    leader = FeedLeader(host, clients(), KEYS, owner="host-a", leader_ttl=TTL, clock=clock,
+                        host_symbols=markets)
+    leader.step()
+    host.rest_cost = 1.0
+    host.on_rest = leader.stop  # stop() asked while the first backfill's REST call runs
+    for market in markets:
+        host.live(market, 14)
+    leader.step()
+    assert host.rest_calls == markets[:1]  # before: all 8, one second each
+    assert leader.status().errors == {}
+
+
+def test_a_failed_backfill_is_retried_on_its_timer_not_once_per_live_trade(
+    clients: Callable[[], redis.Redis],
+) -> None:
+    market = "KRW-BTC"
+    client = clients()
+    published_before(client, [market], last=10)
+    clock = ManualClock()
+    host = Host(clock)
+    leader = FeedLeader(host, clients(), KEYS, owner="host-a", leader_ttl=TTL, clock=clock,
+                        host_symbols=(market,))
+    leader.step()
+    host.rest_down = True
+    for sid in range(12, 62):  # 50 live trades, one pass
+        host.live(market, sid)
+    leader.step()
+    assert host.rest_calls == [market]  # the first live trade asked; the others wait
+    clock.advance(TTL / 3)
+    leader.step()
+    assert host.rest_calls == [market] * 2  # the retry, on its timer
+    assert leader.leading and leader.status().errors.get("MarketDataUnavailable") == 2
 
 
 def test_a_foreign_value_in_the_lease_key_is_a_counted_error_not_a_dead_thread(
