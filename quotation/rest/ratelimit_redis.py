@@ -83,6 +83,10 @@ _STATE_TTL_MS = 3_600_000
 """A group's pause/429-count/``sec`` hash and the ban are dropped an hour after their last
 write (a pause or ban is never longer than that: Upbit's bans are minutes)."""
 
+_BAN_TTL_MS = 30 * 86_400_000
+"""The longest a 418 ban's key lives in Redis (30 days), however long the ban: ``PEXPIRE``
+takes an integer, and a ban without end (``on_banned(math.inf)``) has none."""
+
 _NOW = """
 local now = tonumber(ARGV[1])
 if not now then
@@ -180,12 +184,15 @@ local until_ = now + duration
 local old = tonumber(redis.call('HGET', KEYS[1], 'until') or '-1')
 if until_ > old then
   redis.call('HSET', KEYS[1], 'until', tostring(until_), 'duration', ARGV[2])
-  redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil(duration * 1000)) + 1000)
+  -- PEXPIRE takes an integer: a ban without end (inf) or of years keeps its key 30 days
+  local ttl = math.ceil(duration * 1000) + 1000
+  if not (ttl < BAN_TTL) then ttl = BAN_TTL end
+  redis.call('PEXPIRE', KEYS[1], string.format('%d', math.max(1000, ttl)))
 else
   until_ = old
 end
 return tostring(until_ - now)
-"""
+""".replace("BAN_TTL", str(_BAN_TTL_MS))
 
 _STATUS = _NOW + """
 -- KEYS: inflight, cooling, state, ban; ARGV: now|''
@@ -200,7 +207,10 @@ return {redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', KEYS[2]),
 
 
 class RedisUnavailable(ConnectionError):
-    """Redis could not be reached within ``redis_timeout`` (the limiter then falls back)."""
+    """Redis could not be reached within ``redis_timeout``, or refused a script (any
+    ``redis.RedisError``: a key of the wrong type, out of memory, a read-only replica): the
+    limiter then falls back. Internal: callers of the limiter never see it, nor a raw
+    ``redis`` exception."""
 
 
 class _RedisPermit(Permit):
@@ -277,9 +287,9 @@ class RedisRateLimiter(RateLimiter):
         from redis.backoff import NoBackoff  # noqa: PLC0415
         from redis.retry import Retry  # noqa: PLC0415
 
-        self._redis_errors: tuple[type[Exception], ...] = (
-            redis_module.ConnectionError, redis_module.TimeoutError, OSError,
-        )
+        # Any RedisError, not only the connection's: a ResponseError (WRONGTYPE, OOM,
+        # READONLY, ...) must not reach the caller raw either; it means the local share.
+        self._redis_errors: tuple[type[Exception], ...] = (redis_module.RedisError, OSError)
         self._redis: redis.Redis = redis_module.Redis.from_url(
             redis_url,
             socket_timeout=redis_timeout,
@@ -369,9 +379,9 @@ class RedisRateLimiter(RateLimiter):
         with self._state_lock:
             if self._shared:
                 logger.error(
-                    "rate limiter: Redis at %s unreachable (%s); each group falls back to "
-                    "%.0f%% of its budget on this host", self._shown_url, exc,
-                    self._fallback_share * 100,
+                    "rate limiter: Redis at %s unreachable or failing (%s: %s); each group "
+                    "falls back to %.0f%% of its budget on this host", self._shown_url,
+                    type(exc).__name__, exc, self._fallback_share * 100,
                 )
             self._shared = False
             self._probing = False

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -298,3 +299,36 @@ def test_the_redis_urls_password_is_never_logged_or_raised(
     assert "redis://***@127.0.0.1:1/0" in unreachable[0]
     assert secret not in caplog.text
     assert limiter.redis_url == f"redis://:{secret}@127.0.0.1:1/0"  # still connects with it
+
+
+def test_a_redis_that_refuses_a_script_falls_back_instead_of_raising_a_raw_redis_error(
+        make: Callable[..., RedisRateLimiter], redis_server: RedisServer) -> None:
+    # A key of the wrong type under the prefix (another program's, a botched migration):
+    # every script on it fails with WRONGTYPE, a redis ResponseError. The caller must get
+    # a permit of the local share, never a raw redis exception.
+    import redis  # noqa: PLC0415 - the `shared` extra, only for this test's raw client
+
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    raw = redis.Redis.from_url(redis_server.url)
+    try:
+        raw.set(f"{prefix}:ratelimit:g:ticker:inflight", "not a sorted set")
+        raw.set(f"{prefix}:ratelimit:g:ticker:state", "not a hash")
+        limiter = make(prefix=prefix)
+        permit = limiter.acquire("ticker", timeout=0)
+        assert not _shared(limiter)
+        permit.release(success=True)
+        assert limiter.status() == limiter.fallback.status()
+    finally:
+        raw.close()
+
+
+def test_a_ban_without_end_is_shared_not_a_raw_redis_error(
+        make: Callable[..., RedisRateLimiter]) -> None:
+    # on_banned(inf) is a ban without end for the process limiter; the shared one must not
+    # turn it into PEXPIRE inf (ERR value is not an integer) and a raw ResponseError.
+    first, second = make(), make()
+    assert first.on_banned(math.inf) == math.inf
+    assert _shared(first)
+    with pytest.raises(Banned):
+        second.acquire("ticker", timeout=1.0)
+
