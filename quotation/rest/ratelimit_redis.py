@@ -266,7 +266,7 @@ class RedisRateLimiter(RateLimiter):
             shown = redact_url(redis_url) if isinstance(redis_url, str) else redis_url
             raise InvalidValue(
                 f"redis_url must be a redis://, rediss:// or unix:// URL, got {shown!r}",
-                field="redis_url", value=redis_url,
+                field="redis_url", value=shown,
             )
         if not isinstance(prefix, str) or not prefix or any(c.isspace() for c in prefix):
             raise InvalidValue(
@@ -290,14 +290,20 @@ class RedisRateLimiter(RateLimiter):
         # Any RedisError, not only the connection's: a ResponseError (WRONGTYPE, OOM,
         # READONLY, ...) must not reach the caller raw either; it means the local share.
         self._redis_errors: tuple[type[Exception], ...] = (redis_module.RedisError, OSError)
-        self._redis: redis.Redis = redis_module.Redis.from_url(
-            redis_url,
-            socket_timeout=redis_timeout,
-            socket_connect_timeout=redis_timeout,
-            retry=Retry(NoBackoff(), 0),
-            retry_on_timeout=False,
-            health_check_interval=0,
-        )
+        try:
+            self._redis: redis.Redis = redis_module.Redis.from_url(
+                redis_url,
+                socket_timeout=redis_timeout,
+                socket_connect_timeout=redis_timeout,
+                retry=Retry(NoBackoff(), 0),
+                retry_on_timeout=False,
+                health_check_interval=0,
+            )
+        except ValueError as exc:  # redis-py's parse: a port that is no number, out of range
+            raise InvalidValue(
+                f"redis_url {redact_url(redis_url)!r} is malformed: {exc}",
+                field="redis_url", value=redact_url(redis_url),
+            ) from None
         self._url = redis_url
         self._shown_url = redact_url(redis_url)  # logs and errors never show its password
         self._prefix = f"{prefix}:ratelimit"

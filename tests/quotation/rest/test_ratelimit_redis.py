@@ -332,3 +332,13 @@ def test_a_ban_without_end_is_shared_not_a_raw_redis_error(
     with pytest.raises(Banned):
         second.acquire("ticker", timeout=1.0)
 
+
+def test_a_malformed_redis_url_is_an_invalid_value_without_its_password() -> None:
+    secret = "s3cret-Pa55"
+    for url in (f"redis://:{secret}@127.0.0.1:abc/0", f"redis://:{secret}@127.0.0.1:99999/0"):
+        with pytest.raises(InvalidValue) as bad:
+            RedisRateLimiter(url)
+        assert bad.value.field == "redis_url"
+        assert secret not in str(bad.value)
+        assert secret not in repr(bad.value.value)
+
