@@ -17,9 +17,16 @@
 
 Redis' own exceptions never leave this package: every call goes through
 :func:`lifeline.feed.redis_io.call`, which turns them into the errors above.
+
+A feed setting's range is checked by :func:`check_setting`: the one range check of the
+project (:func:`quotation.values.check`: NaN, the infinities and booleans refused, integers
+where asked) raising :class:`FeedSettingsError` with the setting's key.
 """
 
 from __future__ import annotations
+
+from quotation.errors import InvalidValue
+from quotation.values import check
 
 __all__ = [
     "CodecError",
@@ -29,6 +36,7 @@ __all__ = [
     "FeedUnavailable",
     "LeaderSilent",
     "LeaseLost",
+    "check_setting",
 ]
 
 
@@ -89,3 +97,15 @@ class FeedSettingsError(FeedError):
         super().__init__(message)
         self.key = key
         self.value = value
+
+
+def check_setting(key: str, value: object, *, above: float | None = None,
+                  at_least: float | None = None, at_most: float | None = None,
+                  integer: bool = False) -> None:
+    """:func:`quotation.values.check` of the feed setting ``key`` (``feed.leader_ttl``):
+    :class:`FeedSettingsError` naming ``key`` (in ``key`` and the message) and the value,
+    from the :class:`~quotation.errors.InvalidValue` it raised."""
+    try:
+        check(key, value, above=above, at_least=at_least, at_most=at_most, integer=integer)
+    except InvalidValue as exc:
+        raise FeedSettingsError(str(exc), key=key, value=value) from exc

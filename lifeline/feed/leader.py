@@ -63,7 +63,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from lifeline.errors import LifelineError
 from lifeline.feed.codec import FeedModel
-from lifeline.feed.errors import FeedError, FeedSettingsError, FeedUnavailable, LeaseLost
+from lifeline.feed.errors import FeedError, FeedUnavailable, LeaseLost, check_setting
 from lifeline.feed.lease import DEFAULT_LEADER_TTL, Lease, LeaseGrant, LeaseHolder
 from lifeline.feed.streams import (
     DEFAULT_STREAM_MAXLEN,
@@ -265,10 +265,12 @@ class FeedLeader:
                  queue_capacity: int = 10_000, batch_max: int = 500,
                  backfill_wait: float | None = None, retry_initial: float = 0.05,
                  stop_timeout: float = 5.0) -> None:
-        if queue_capacity < 1 or batch_max < 1:
-            raise FeedSettingsError(
-                f"queue_capacity and batch_max must be >= 1, got {queue_capacity!r}, "
-                f"{batch_max!r}", key="feed.leader.queue", value=(queue_capacity, batch_max))
+        check_setting("feed.leader.queue_capacity", queue_capacity, at_least=1, integer=True)
+        check_setting("feed.leader.batch_max", batch_max, at_least=1, integer=True)
+        check_setting("feed.leader.retry_initial", retry_initial, above=0)
+        check_setting("feed.leader.stop_timeout", stop_timeout, above=0)
+        if backfill_wait is not None:
+            check_setting("feed.leader.backfill_wait", backfill_wait, at_least=0)
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._system = system
         self.owner = owner

@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from lifeline.feed.errors import FeedCommandError, FeedSettingsError, LeaseLost
+from lifeline.feed.errors import FeedCommandError, FeedSettingsError, LeaseLost, check_setting
 from lifeline.feed.redis_io import call
 from quotation.clock import Clock, SystemClock
 
@@ -167,15 +167,16 @@ class Lease:
     def __init__(self, client: redis.Redis, key: str, owner: str, *,
                  ttl: float = DEFAULT_LEADER_TTL, renew_every: float | None = None,
                  acquire_every: float | None = None, clock: Clock | None = None) -> None:
-        if not ttl > 0.0:
-            raise FeedSettingsError(f"leader_ttl must be > 0, got {ttl!r}",
-                                    key="feed.leader_ttl", value=ttl)
+        check_setting("feed.leader_ttl", ttl, above=0)
         renew = ttl / 3.0 if renew_every is None else renew_every
-        if not 0.0 < renew < ttl:
+        check_setting("feed.renew_every", renew, above=0)
+        if not renew < ttl:  # a rule between two settings
             raise FeedSettingsError(
-                f"renew_every must be > 0 and < leader_ttl ({ttl}), got {renew!r}",
+                f"feed.renew_every must be < feed.leader_ttl ({ttl}), got {renew!r}",
                 key="feed.renew_every", value=renew,
             )
+        if acquire_every is not None:
+            check_setting("feed.acquire_every", acquire_every, above=0)
         if ":" in owner or not owner:
             raise FeedSettingsError(f"a lease owner is a non-empty name without ':', got "
                                     f"{owner!r}", key="feed.owner", value=owner)
@@ -283,9 +284,7 @@ class FencedWriter:
     once; redis-py sends it by its SHA and loads it again after a Redis restart)."""
 
     def __init__(self, client: redis.Redis, *, maxlen: int) -> None:
-        if maxlen < 1:
-            raise FeedSettingsError(f"stream_maxlen must be >= 1, got {maxlen!r}",
-                                    key="feed.stream_maxlen", value=maxlen)
+        check_setting("feed.stream_maxlen", maxlen, at_least=1, integer=True)
         self.maxlen = maxlen
         self._script = client.register_script(_FENCED_WRITE)
 

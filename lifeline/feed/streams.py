@@ -43,7 +43,13 @@ from typing import TYPE_CHECKING, Final, cast
 
 from lifeline.feed import codec
 from lifeline.feed.codec import FeedModel
-from lifeline.feed.errors import CodecError, FeedError, FeedSettingsError, LeaseLost
+from lifeline.feed.errors import (
+    CodecError,
+    FeedError,
+    FeedSettingsError,
+    LeaseLost,
+    check_setting,
+)
 from lifeline.feed.lease import (
     FencedWrite,
     FencedWriter,
@@ -255,9 +261,8 @@ class FeedReader:
 
     def __init__(self, client: redis.Redis, keys: FeedKeys, *, block: float = 0.1,
                  count: int = 1000) -> None:
-        if not 0.0 < block <= 10.0:
-            raise FeedSettingsError(f"block must be in (0, 10] s, got {block!r}",
-                                    key="feed.read_block", value=block)
+        check_setting("feed.read_block", block, above=0, at_most=10)
+        check_setting("feed.read_count", count, at_least=1, integer=True)
         timeout = client.connection_pool.connection_kwargs.get("socket_timeout")
         self.socket_timeout: float = DEFAULT_SOCKET_TIMEOUT if timeout is None else timeout
         """The client's socket timeout: a read returns or fails within ``block`` + this."""
@@ -497,9 +502,7 @@ class SymbolRegistry:
     Expiry is on Redis' clock, so the hosts' clocks need not agree."""
 
     def __init__(self, client: redis.Redis, keys: FeedKeys, *, ttl: float = 15.0) -> None:
-        if not ttl > 0.0:
-            raise FeedSettingsError(f"registration ttl must be > 0, got {ttl!r}",
-                                    key="feed.registration_ttl", value=ttl)
+        check_setting("feed.registration_ttl", ttl, above=0)
         self.keys = keys
         self.ttl = ttl
         self._register = client.register_script(_REGISTER)

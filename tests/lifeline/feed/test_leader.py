@@ -395,7 +395,7 @@ def test_impossible_queue_settings_are_refused_naming_them(feed: Feed) -> None:
     with pytest.raises(FeedSettingsError) as raised:
         FeedLeader(PausableHost.__new__(PausableHost), feed.client(), KEYS, owner="h",
                    queue_capacity=0)
-    assert raised.value.key == "feed.leader.queue"
+    assert raised.value.key == "feed.leader.queue_capacity"
 
 
 class RecordingHost:
