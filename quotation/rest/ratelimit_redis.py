@@ -32,7 +32,9 @@ limiter falls back to a local :class:`~quotation.rest.ratelimit.RateLimiter` wit
 ``fallback_share`` = 0.2 by default (2 of Upbit's 10 requests/s: up to five hosts falling
 back together stay within the budget). It tries Redis again at most every
 ``reconnect_interval`` seconds (one caller probes, the others stay local meanwhile) and is
-shared again from the first call that succeeds. A permit keeps the limiter it came from. A
+shared again from the first call that succeeds; the slots it took locally and that are not
+free yet are then written into the shared budget (no burst of local + shared slots in one
+window at the switch back). A permit keeps the limiter it came from. A
 limiter that was never able to reach Redis works the same way (local share) and says so in
 :attr:`RedisRateLimiter.shared`.
 
@@ -95,8 +97,25 @@ if not now then
 end
 """
 
-_ACQUIRE = _NOW + """
--- KEYS: inflight, cooling, state, ban; ARGV: now|'', limit, token, lease, slots ttl ms
+_HOLD = """
+-- This host's slots taken on its local share while Redis was away, not free yet: ARGV[first..]
+-- are the seconds until each is, written as cooling entries MEMBER1, MEMBER2, ... (a later
+-- call moves them); the members past them up to `most` are gone (freed since).
+local function hold(key, ttl, member, most, first)
+  local held = #ARGV - first + 1
+  for i = 1, held do
+    redis.call('ZADD', key, now + tonumber(ARGV[first + i - 1]), member .. i)
+  end
+  for i = held + 1, most do
+    redis.call('ZREM', key, member .. i)
+  end
+  if held > 0 then redis.call('PEXPIRE', key, ttl) end
+end
+"""
+
+_ACQUIRE = _NOW + _HOLD + """
+-- KEYS: inflight, cooling, state, ban; ARGV: now|'', limit, token, lease, slots ttl ms,
+-- local member prefix, local most, seconds until each local slot is free...
 local limit = tonumber(ARGV[2])
 local ban_until = tonumber(redis.call('HGET', KEYS[4], 'until') or '-1')
 local ban_duration = redis.call('HGET', KEYS[4], 'duration') or '0'
@@ -105,6 +124,7 @@ local paused = tonumber(st[1] or '-1')
 local best = tonumber(st[2] or '-1')
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+hold(KEYS[2], ARGV[5], ARGV[6], tonumber(ARGV[7]), 8)
 local capacity = limit
 if best >= 0 and best + 1 < capacity then capacity = best + 1 end
 local used = redis.call('ZCARD', KEYS[1]) + redis.call('ZCARD', KEYS[2])
@@ -161,6 +181,12 @@ if ARGV[4] == '1' then
 end
 return 1
 """.replace("STATE_TTL", str(_STATE_TTL_MS))
+
+_HOLD_LOCAL = _NOW + _HOLD + """
+-- KEYS: cooling; ARGV: now|'', slots ttl ms, local member prefix, local most, seconds...
+hold(KEYS[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), 5)
+return 1
+"""
 
 _RATE_LIMITED = _NOW + """
 -- KEYS: state; ARGV: now|'', retry_after (-1: none), delay after the 1st, 2nd, ... 429
@@ -328,7 +354,7 @@ class RedisRateLimiter(RateLimiter):
             name: self._redis.register_script(text)
             for name, text in (
                 ("acquire", _ACQUIRE), ("release", _RELEASE), ("rate_limited", _RATE_LIMITED),
-                ("banned", _BANNED), ("status", _STATUS),
+                ("banned", _BANNED), ("status", _STATUS), ("hold", _HOLD_LOCAL),
             )
         }
         self._host = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
@@ -338,6 +364,8 @@ class RedisRateLimiter(RateLimiter):
         self._retry_at = -math.inf
         self._probing = False
         self._seen: set[str] = set()
+        self._local_member = f"{self._host}:local:"
+        self._holding: set[str] = set()  # groups whose local slots Redis may still hold
 
     # -- where the budget lives ----------------------------------------------
 
@@ -373,13 +401,16 @@ class RedisRateLimiter(RateLimiter):
             self._probing = True
             return True
 
-    def _succeeded(self) -> None:
+    def _succeeded(self) -> bool:
+        """Redis answered; ``True`` if that ends a fallback (the budget is shared again)."""
         with self._state_lock:
-            if not self._shared:
+            back = not self._shared
+            if back:
                 logger.warning("rate limiter: Redis at %s is back, the budget is shared again",
                                self._shown_url)
             self._shared = True
             self._probing = False
+            return back
 
     def _failed(self, exc: BaseException) -> None:
         with self._state_lock:
@@ -405,8 +436,47 @@ class RedisRateLimiter(RateLimiter):
             with self._state_lock:
                 self._probing = False
             raise
-        self._succeeded()
+        if self._succeeded():
+            self._hold_local_slots()
         return result
+
+    def _local_held(self, group: str) -> list[str]:
+        """Seconds until each of this host's local-share slots of ``group`` is free again:
+        a cooling one what is left of its cool-down, one still in flight the lease (moved
+        to its real end by this host's next acquire of the group once it is answered)."""
+        local = self._local
+        with local._cond:  # the fallback is this limiter's own: its state, read under its lock
+            budget = local._budgets.get(group)
+            if budget is None:
+                return []
+            now = local.clock.monotonic()
+            budget.settle(now)
+            held = [self._lease] * budget.in_flight
+            for free_at, count in budget.cooling:
+                held.extend([free_at - now] * count)
+        return [repr(seconds) for seconds in held]
+
+    def _local_most(self, group: str, held: list[str]) -> int:
+        return max(_share(self._limit(group), self._fallback_share), len(held))
+
+    def _hold_local_slots(self) -> None:
+        """Back in Redis: write every slot this host took on its local share and that is not
+        free yet into the shared budget, so no host (this one included) takes it again in the
+        same window — 2 local + 10 shared would be 12 a window from one IP."""
+        with self._local._cond:
+            groups = sorted(self._local._budgets)
+        for group in groups:
+            held = self._local_held(group)
+            if not held:
+                continue
+            try:
+                self._run("hold", [self._keys(group)[1]],
+                          [self._slots_ttl_ms, self._local_member,
+                           self._local_most(group, held), *held])
+            except RedisUnavailable:
+                return
+            with self._state_lock:
+                self._holding.add(group)
 
     def _keys(self, group: str) -> list[str]:
         base = f"{self._prefix}:g:{group}"
@@ -435,13 +505,23 @@ class RedisRateLimiter(RateLimiter):
                 name = self._aliases.get(requested, requested)
             self._seen.add(name)
             token = f"{self._host}:{next(self._tokens)}"
+            held = self._local_held(name)
+            with self._state_lock:
+                track = bool(held) or name in self._holding
             try:
                 verdict, ban, pause, slot, duration = self._run(
                     "acquire", [*self._keys(name), self._ban_key],
-                    [self._limit(name), token, repr(self._lease), self._slots_ttl_ms],
+                    [self._limit(name), token, repr(self._lease), self._slots_ttl_ms,
+                     self._local_member, self._local_most(name, held) if track else 0, *held],
                 )
             except RedisUnavailable:
                 continue
+            if track:
+                with self._state_lock:
+                    if held:
+                        self._holding.add(name)
+                    else:
+                        self._holding.discard(name)
             ban_wait = max(0.0, float(ban), 0.0 if local_ban is None else local_ban - now)
             pause_wait = max(0.0, float(pause))
             slot_wait = float(slot)

@@ -151,8 +151,12 @@ def test_redis_down_means_the_conservative_share_and_back_means_shared(
     redis_server.start()  # same port, empty
     assert limiter.try_acquire("ticker") is None  # not retried before reconnect_interval
     clock.advance(1.0)
-    shared = [limiter.acquire("ticker", timeout=0) for _ in range(10)]  # Redis's 10 again
+    # Redis's 10 again, less the two local ones still cooling (answered 1.0 s ago)
+    shared = [limiter.acquire("ticker", timeout=0) for _ in range(8)]
     assert _shared(limiter)
+    assert limiter.try_acquire("ticker") is None
+    clock.advance(COOLDOWN - 1.0 + 0.001)
+    shared += [limiter.acquire("ticker", timeout=0) for _ in range(2)]
     assert limiter.try_acquire("ticker") is None
     for permit in shared:
         permit.release(success=True)
@@ -342,3 +346,36 @@ def test_a_malformed_redis_url_is_an_invalid_value_without_its_password() -> Non
         assert secret not in str(bad.value)
         assert secret not in repr(bad.value.value)
 
+
+def test_slots_taken_locally_while_redis_was_down_still_count_once_it_is_back(
+        make: Callable[..., RedisRateLimiter], redis_server: RedisServer,
+        clock: ManualClock) -> None:
+    # Redis down: host A sends on its local share (2 of 10), one answered (cooling until
+    # 1.05 s after), one still in flight. Redis back 0.5 s later: within that window A's two
+    # local requests and the shared ones together must stay within Upbit's 10 — for A and
+    # for host B, which never lost Redis.
+    host_a = make(fallback_share=0.2, reconnect_interval=0.5)
+    host_b = make()
+    redis_server.stop()
+    answered = host_a.acquire("ticker", timeout=0)
+    in_flight = host_a.acquire("ticker", timeout=0)
+    answered.release(success=True)
+    assert not _shared(host_a)
+    redis_server.start()
+    clock.advance(0.5)
+    shared = [host_a.acquire("ticker", timeout=0)]  # the probe: shared again
+    assert _shared(host_a)
+    while (permit := host_b.try_acquire("ticker")) is not None:
+        shared.append(permit)
+        assert len(shared) <= 10  # a bound on the loop; the budget's check is below
+    assert len(shared) + 2 == 10  # 10 a window from this IP, not 12
+    for permit in shared:
+        permit.release(success=True)
+    # The answered local slot frees 1.05 s after its answer, on every host ...
+    clock.advance(COOLDOWN - 0.5 + 0.01)
+    assert host_b.status().groups["ticker"].available == 1
+    # ... and the in-flight one 1.05 s after its answer, once A has seen it.
+    in_flight.release(success=True)
+    host_a.acquire("ticker", timeout=0).release(success=True)  # A refreshes what it holds
+    clock.advance(COOLDOWN + 0.01)
+    assert host_b.status().groups["ticker"].available == 10
