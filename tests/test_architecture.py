@@ -75,6 +75,7 @@ EXPORTS: dict[str, frozenset[str]] = {
         "SymbolRegistry", "connect", "decode", "encode",
         "FeedFollower", "FollowerStatus", "Missing", "NotInFeed", "SharedSource",
         "FeedLeader", "LeaderHost", "LeaderRole", "LeaderStatus",
+        "LeaderSilent", "Heartbeat", "Heartbeats", "LeaderState",
     }),
     "lifeline": frozenset({
         "Answer", "ConfigError", "Level", "LevelChange", "LifelineConfig", "MarketDataSystem",

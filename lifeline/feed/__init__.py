@@ -1,9 +1,9 @@
 """The shared feed: many trading hosts on one supervised feed over Redis (issue 11).
 
-Built so far (the foundations; see ``docs/shared-feed.md``): ``lease`` (the publisher's
-lease and its fenced writes), ``codec`` (canonical models to bytes and back), ``streams``
-(the key layout, the fenced publish, the stream readers, the latest snapshots, the hosts'
-symbol registration), ``leader`` (the publisher a host runs beside its system: lease,
+See ``docs/shared-feed.md``: ``lease`` (the publisher's lease and its fenced writes),
+``codec`` (canonical models to bytes and back), ``streams`` (the key layout, the fenced
+publish, the stream readers, the latest snapshots, the hosts' symbol registration, the
+leader's heartbeat), ``leader`` (the publisher a host runs beside its system: lease,
 subscriptions, fenced publishing, trade backfill at a takeover), ``follower`` (a host's
 reads and subscriptions served from the feed), ``redis_io`` (bounded connections, Redis
 errors into ours) and ``errors`` (the package's exception tree). ``redis`` is imported
@@ -19,6 +19,7 @@ from lifeline.feed.errors import (
     FeedError,
     FeedSettingsError,
     FeedUnavailable,
+    LeaderSilent,
     LeaseLost,
 )
 from lifeline.feed.follower import (
@@ -39,6 +40,9 @@ from lifeline.feed.streams import (
     FeedKind,
     FeedPublisher,
     FeedReader,
+    Heartbeat,
+    Heartbeats,
+    LeaderState,
     Snapshots,
     StreamFollower,
     SymbolRegistry,
@@ -62,8 +66,12 @@ __all__ = [
     "FeedSettingsError",
     "FeedUnavailable",
     "FollowerStatus",
+    "Heartbeat",
+    "Heartbeats",
     "LeaderHost",
     "LeaderRole",
+    "LeaderSilent",
+    "LeaderState",
     "LeaderStatus",
     "Lease",
     "LeaseGrant",

@@ -24,8 +24,9 @@ What an answer says (the same fields as the facade's, :class:`lifeline.Answer`):
   every answer Level 2) and ``own_level()``;
 * ``stale``: the age is past the facade's freshness rule for its caches
   (:func:`actors.routing.is_current`, ``max_cache_age``, 2 s by default): a price the
-  feed has not renewed in time is never shown as fresh. A quiet market's trades and
-  candles are flagged stale too (the feed cannot tell quiet from cut off).
+  feed has not renewed in time is never shown as fresh. ``stale`` goes by the data's age
+  alone: a quiet market's trades and candles are flagged stale too (a cut-off leader is
+  told apart by its heartbeat, below: the reads raise ``LeaderSilent``).
 
 A read the feed cannot answer raises :class:`NotInFeed` with its :class:`Missing` reason
 (a market not in the feed yet, candles with ``to`` or another interval, more trades or
