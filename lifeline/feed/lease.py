@@ -4,7 +4,14 @@ The lease is one key whose value is ``<token>:<owner>``:
 
 * **acquire** (:meth:`Lease.try_acquire`): one Lua script that, only if the key is absent,
   takes the next fencing token (``INCR <key>:fence``, so tokens only grow, across holders
-  and restarts of the holders) and ``SET key <token>:<owner> NX PX ttl``;
+  and restarts of the holders) and ``SET key <token>:<owner> NX PX ttl``, and records in
+  ``<key>:claim`` (same ``PX``) which contender instance created that value (a random
+  nonce per :class:`Lease`). An acquire whose reply was lost (Redis silent, then awake) left
+  a lease its contender does not know it holds: at its next attempt the script finds the
+  key holding exactly the value this instance created and hands it back (``PEXPIRE`` to a
+  full ``ttl``), so the takeover costs one ``acquire_every``, not a whole ``ttl``. Nothing
+  else is adopted: another contender's lease, or one under the same owner name created by
+  another instance, is never taken;
 * **renew** (:meth:`Lease.renew`): ``PEXPIRE key ttl`` only if the key still holds our
   value (compare-and-pexpire), else :class:`~lifeline.feed.errors.LeaseLost`;
 * **release** (:meth:`Lease.release`): ``DEL key`` only if it still holds our value;
@@ -26,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
@@ -54,19 +62,35 @@ DEFAULT_LEADER_TTL: Final = 5.0
 """``feed.leader_ttl``: seconds a publisher's lease lasts without renewal."""
 
 _ACQUIRE: Final = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local held = redis.call('GET', KEYS[1])
+if held then
+  if redis.call('GET', KEYS[3]) == ARGV[3] .. '|' .. held then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    redis.call('PEXPIRE', KEYS[3], ARGV[2])
+    return -tonumber(string.match(held, '^(%d+):'))
+  end
+  return 0
+end
 local token = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], token .. ':' .. ARGV[1], 'NX', 'PX', ARGV[2])
+local value = token .. ':' .. ARGV[1]
+redis.call('SET', KEYS[1], value, 'NX', 'PX', ARGV[2])
+redis.call('SET', KEYS[3], ARGV[3] .. '|' .. value, 'PX', ARGV[2])
 return token
 """
 _RENEW: Final = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
+  if redis.call('GET', KEYS[2]) == ARGV[3] .. '|' .. ARGV[1] then
+    redis.call('PEXPIRE', KEYS[2], ARGV[2])
+  end
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
 """
 _RELEASE: Final = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  if redis.call('GET', KEYS[2]) == ARGV[2] .. '|' .. ARGV[1] then redis.call('DEL', KEYS[2]) end
+  return redis.call('DEL', KEYS[1])
+end
 return 0
 """
 _FENCED_WRITE: Final = """
@@ -182,6 +206,9 @@ class Lease:
                                     f"{owner!r}", key="feed.owner", value=owner)
         self.key = key
         self.fence_key = f"{key}:fence"
+        self.claim_key = f"{key}:claim"
+        self._nonce = secrets.token_hex(8)
+        """This instance's mark in ``claim_key``: which lease value it created."""
         self.owner = owner
         self.ttl = ttl
         self.renew_every = renew
@@ -211,12 +238,17 @@ class Lease:
         """Take the lease if nobody holds it: the new grant, else ``None``."""
         sent = self._clock.monotonic()
         token = int(call("lease acquire", lambda: self._acquire(
-            keys=[self.key, self.fence_key], args=[self.owner, self._ttl_ms])))
+            keys=[self.key, self.fence_key, self.claim_key],
+            args=[self.owner, self._ttl_ms, self._nonce])))
         if token == 0:
             return None
-        self._grant = LeaseGrant(self.key, token, self.owner, sent)
+        self._grant = LeaseGrant(self.key, abs(token), self.owner, sent)
         self._valid_from = sent
-        logger.info("lease %s acquired by %s with token %d", self.key, self.owner, token)
+        if token < 0:
+            logger.warning("lease %s: %s takes back the lease with token %d that an acquire "
+                           "whose reply was lost gave it", self.key, self.owner, -token)
+        else:
+            logger.info("lease %s acquired by %s with token %d", self.key, self.owner, token)
         return self._grant
 
     def renew(self) -> LeaseGrant:
@@ -229,7 +261,7 @@ class Lease:
                             key=self.key, token=0)
         sent = self._clock.monotonic()
         renewed = int(call("lease renew", lambda: self._renew(
-            keys=[self.key], args=[grant.value, self._ttl_ms])))
+            keys=[self.key, self.claim_key], args=[grant.value, self._ttl_ms, self._nonce])))
         if not renewed:
             self._grant = None
             logger.warning("lease %s lost by %s (token %d)", self.key, self.owner, grant.token)
@@ -245,7 +277,7 @@ class Lease:
         if grant is None:
             return False
         return bool(call("lease release", lambda: self._release(
-            keys=[self.key], args=[grant.value])))
+            keys=[self.key, self.claim_key], args=[grant.value, self._nonce])))
 
     def holder(self) -> LeaseHolder | None:
         """Who holds the lease now according to Redis (``None``: nobody)."""

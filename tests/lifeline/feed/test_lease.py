@@ -165,3 +165,44 @@ def test_an_unreachable_redis_is_a_typed_error_within_the_timeout(
     with pytest.raises(FeedUnavailable) as caught:
         lease.try_acquire()
     assert caught.value.operation == "lease acquire"
+
+
+def test_an_acquire_whose_reply_was_lost_is_adopted_at_the_next_attempt_not_after_a_ttl(
+    client: redis.Redis, redis_server: RedisServer,
+) -> None:
+    clock = ManualClock()
+    a, b = _lease(client, "a", clock, ttl=5.0), _lease(client, "b", clock, ttl=5.0)
+    assert a.try_acquire() is not None and a.release()  # the script is loaded in Redis
+    redis_server.pause()  # silent: a's acquire is read when Redis wakes, its reply lost
+    try:
+        with pytest.raises(FeedUnavailable):
+            a.try_acquire()
+    finally:
+        redis_server.resume()
+    started = time.monotonic()
+    while (orphan := b.holder()) is None:
+        assert time.monotonic() - started < 5.0, "Redis never ran the acquire it had read"
+        time.sleep(0.02)
+    assert orphan.owner == "a" and a.grant is None  # a holds it and does not know
+    assert b.try_acquire() is None
+    clock.advance(a.acquire_every)
+    grant = a.try_acquire()  # before: None until Redis expired it, a whole ttl
+    assert grant is not None and grant.token == orphan.token and a.held()
+    holder = b.holder()
+    assert holder is not None and holder.ttl_left >= orphan.ttl_left  # renewed on adoption
+    writer = FencedWriter(client, maxlen=10)
+    assert len(writer.write(grant, [FencedWrite("test:s", {"d": b"1"})])) == 1
+
+
+def test_a_contender_adopts_only_the_lease_it_created_itself(client: redis.Redis) -> None:
+    clock = ManualClock()
+    a = _lease(client, "a", clock, ttl=5.0)
+    assert a.try_acquire() is not None
+    # the key now holds another lease under the same owner name (another process named
+    # alike, an older build): not the value this contender created
+    client.set(KEY, b"99:a", px=5_000)
+    assert _lease(client, "a", clock, ttl=5.0).try_acquire() is None
+    with pytest.raises(LeaseLost):
+        a.renew()
+    assert a.try_acquire() is None
+    assert client.get(KEY) == b"99:a"
