@@ -34,7 +34,9 @@ back together stay within the budget). It tries Redis again at most every
 ``reconnect_interval`` seconds (one caller probes, the others stay local meanwhile) and is
 shared again from the first call that succeeds; the slots it took locally and that are not
 free yet are then written into the shared budget (no burst of local + shared slots in one
-window at the switch back). A permit keeps the limiter it came from. A
+window at the switch back); the other way, the shared slots this host used and that are
+not free yet count against the local share from the fall back on. A permit keeps the
+limiter it came from. A
 limiter that was never able to reach Redis works the same way (local share) and says so in
 :attr:`RedisRateLimiter.shared`.
 
@@ -366,6 +368,10 @@ class RedisRateLimiter(RateLimiter):
         self._seen: set[str] = set()
         self._local_member = f"{self._host}:local:"
         self._holding: set[str] = set()  # groups whose local slots Redis may still hold
+        # This host's shared slots not free yet, group -> token -> free at (this clock's
+        # monotonic; inf while in flight): the local share counts them when Redis goes away.
+        self._own: dict[str, dict[str, float]] = {}
+        self._adopted: set[tuple[str, str]] = set()  # in flight in the local share's count
 
     # -- where the budget lives ----------------------------------------------
 
@@ -412,9 +418,11 @@ class RedisRateLimiter(RateLimiter):
             self._probing = False
             return back
 
-    def _failed(self, exc: BaseException) -> None:
+    def _failed(self, exc: BaseException) -> bool:
+        """A Redis call failed; ``True`` if that starts a fallback."""
         with self._state_lock:
-            if self._shared:
+            gone = self._shared
+            if gone:
                 logger.error(
                     "rate limiter: Redis at %s unreachable or failing (%s: %s); each group "
                     "falls back to %.0f%% of its budget on this host", self._shown_url,
@@ -423,6 +431,7 @@ class RedisRateLimiter(RateLimiter):
             self._shared = False
             self._probing = False
             self._retry_at = self._clock.monotonic() + self._reconnect_interval
+            return gone
 
     def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         """One script call; :class:`RedisUnavailable` (and the fallback) on a Redis failure."""
@@ -430,7 +439,8 @@ class RedisRateLimiter(RateLimiter):
         try:
             result = self._scripts[name](keys=keys, args=[now, *args])
         except self._redis_errors as exc:
-            self._failed(exc)
+            if self._failed(exc):
+                self._adopt_own_slots()
             raise RedisUnavailable(f"Redis at {self._shown_url}: {exc}") from exc
         except BaseException:  # e.g. a ResponseError: not "unreachable", but end the probe
             with self._state_lock:
@@ -455,6 +465,58 @@ class RedisRateLimiter(RateLimiter):
             for free_at, count in budget.cooling:
                 held.extend([free_at - now] * count)
         return [repr(seconds) for seconds in held]
+
+    def _note_own(self, group: str, token: str, free_at: float) -> None:
+        now = self._clock.monotonic()
+        with self._state_lock:
+            slots = self._own.setdefault(group, {})
+            for gone in [t for t, at in slots.items() if at <= now]:
+                del slots[gone]
+            slots[token] = free_at
+
+    def _forget_own(self, group: str, token: str) -> None:
+        with self._state_lock:
+            self._own.get(group, {}).pop(token, None)
+
+    def _charge_local(self, slots: list[tuple[str, str, float]], *, charge: bool) -> None:
+        """Shared slots ``(group, token, free at)`` answered: one the local share adopted in
+        flight cools down there like its own (always, or it would stay taken); another is
+        charged to it (no slot given) when ``charge`` (Redis is away)."""
+        local = self._local
+        with local._cond:  # the fallback is this limiter's own: its state, under its lock
+            now = local.clock.monotonic()
+            for group, token, free_at in slots:
+                budget = local._budget(group)
+                if (group, token) in self._adopted:
+                    self._adopted.discard((group, token))
+                    budget.give_back(free_at)
+                elif charge and free_at > now:
+                    budget.charge(now, free_at)
+            local._cond.notify_all()
+
+    def _adopt_own_slots(self) -> None:
+        """Redis just went away: the shared slots this host used and that are not free yet
+        count against its local share — 4 shared then 2 local in one window would be more
+        than the share. A cooling one holds a local slot until it is free; one still in
+        flight is in flight for the local share too, until its answer (then cools down)."""
+        with self._state_lock:
+            own, self._own = self._own, {}
+        local = self._local
+        with local._cond:
+            now = local.clock.monotonic()
+            for group, slots in own.items():
+                budget = local._budget(group)
+                # in flight first, then the latest to cool: what holds longest keeps a slot
+                for token, free_at in sorted(slots.items(), key=lambda item: -item[1]):
+                    if not math.isinf(free_at):
+                        budget.charge(now, free_at)
+                        continue
+                    budget.settle(now)
+                    if budget.free > 0:
+                        budget.take()
+                        self._adopted.add((group, token))
+                    else:  # every local slot is taken already: hold one a cool-down longer
+                        budget.charge(now, now + self._cooldown)
 
     def _local_most(self, group: str, held: list[str]) -> int:
         return max(_share(self._limit(group), self._fallback_share), len(held))
@@ -526,6 +588,7 @@ class RedisRateLimiter(RateLimiter):
             pause_wait = max(0.0, float(pause))
             slot_wait = float(slot)
             if verdict == b"ok" and ban_wait <= _EPSILON:
+                self._note_own(name, token, math.inf)
                 return _RedisPermit(self, name, requested, token)
             if verdict == b"ok":  # banned locally (a 418 while Redis was away): give it back
                 self._give_back(name, token)
@@ -550,6 +613,7 @@ class RedisRateLimiter(RateLimiter):
             return refusal
 
     def _give_back(self, group: str, token: str) -> None:
+        self._forget_own(group, token)
         keys = self._keys(group)
         with contextlib.suppress(RedisUnavailable):
             self._run("release", [*keys, *keys],
@@ -593,6 +657,14 @@ class RedisRateLimiter(RateLimiter):
                                 permit.requested, target)
                 self._aliases[permit.requested] = target
         sec = -1 if remaining is None or remaining.sec is None else remaining.sec
+        free_at = self._clock.monotonic() + self._cooldown
+        answered = [(permit.group, permit.token, free_at)]
+        self._note_own(permit.group, permit.token, free_at)
+        if target != permit.group:
+            answered.append((target, f"{permit.token}:charged", free_at))
+            self._note_own(target, f"{permit.token}:charged", free_at)
+        was_shared = self.shared
+        charge = False
         try:
             self._run(
                 "release", [*self._keys(permit.group), *self._keys(target)],
@@ -602,6 +674,8 @@ class RedisRateLimiter(RateLimiter):
         except RedisUnavailable:
             # The slot stays taken in Redis until its lease ends: the conservative side.
             logger.debug("rate limiter: release of %s not recorded (Redis away)", permit.token)
+            charge = not was_shared  # else the fallback that began here adopted it already
+        self._charge_local(answered, charge=charge)
 
     # -- what the server told us ----------------------------------------------
 

@@ -379,3 +379,45 @@ def test_slots_taken_locally_while_redis_was_down_still_count_once_it_is_back(
     host_a.acquire("ticker", timeout=0).release(success=True)  # A refreshes what it holds
     clock.advance(COOLDOWN + 0.01)
     assert host_b.status().groups["ticker"].available == 10
+
+
+def test_slots_taken_in_redis_still_count_on_the_local_share_once_it_is_gone(
+        make: Callable[..., RedisRateLimiter], redis_server: RedisServer,
+        clock: ManualClock) -> None:
+    # The mirror of the switch back: a host that just sent 3 shared requests (answered,
+    # cooling) and has 1 in flight loses Redis. Its local share (2) must not add requests to
+    # that window: 4 + 2 from one host in 1.05 s is more than the share promises.
+    limiter = make(fallback_share=0.2)
+    answered = [limiter.acquire("ticker", timeout=0) for _ in range(3)]
+    in_flight = limiter.acquire("ticker", timeout=0)
+    for permit in answered:
+        permit.release(success=True)
+    redis_server.stop()
+    assert limiter.try_acquire("ticker") is None  # Redis gone: local, but nothing free
+    assert not _shared(limiter)
+    clock.advance(COOLDOWN + 0.001)  # the three answered ones have cooled
+    local = limiter.acquire("ticker", timeout=0)  # the in-flight one still holds the other
+    assert limiter.try_acquire("ticker") is None
+    in_flight.release(success=True)  # answered now (its release cannot reach Redis)
+    local.release(success=True)
+    assert limiter.try_acquire("ticker") is None
+    clock.advance(COOLDOWN + 0.001)
+    assert len([limiter.acquire("ticker", timeout=0) for _ in range(2)]) == 2
+
+
+def test_a_shared_request_in_flight_across_an_outage_frees_its_local_slot_when_answered(
+        make: Callable[..., RedisRateLimiter], redis_server: RedisServer,
+        clock: ManualClock) -> None:
+    # In flight when Redis went away (the local share counts it), answered once Redis is back:
+    # the local share's slot is given back too, not left in flight for ever.
+    limiter = make(fallback_share=0.2, reconnect_interval=0.5)
+    in_flight = limiter.acquire("ticker", timeout=0)
+    redis_server.stop()
+    limiter.acquire("ticker", timeout=0).release(success=True)  # local: 1 of 2
+    assert limiter.fallback.status().groups["ticker"].in_flight == 1
+    redis_server.start()
+    clock.advance(0.5)
+    limiter.acquire("candles", timeout=0).release(success=True)  # the probe: shared again
+    assert _shared(limiter)
+    in_flight.release(success=True)
+    assert limiter.fallback.status().groups["ticker"].in_flight == 0
