@@ -34,9 +34,10 @@ One thread (``lifeline-feed-leader``) runs the loop on the injected clock:
 * when Redis is slow the queue fills: the **oldest** item is dropped and counted
   (``dropped``); a dropped trade marks its market for the same backfill, so trades come
   back from REST (up to 500), tickers, order books and candles do not (the next supersedes
-  them). A batch whose publish failed with Redis unreachable may or may not have been
-  written: it is counted (``lost_in_flight``) and its trade markets re-synchronised the same
-  way (what the stream has is not published again);
+  them). A batch whose publish failed with Redis unreachable or refused (``OOM``, a wrong
+  key type) may or may not have been written, or in part: it is counted
+  (``lost_in_flight``) and its trade markets re-synchronised the same way (what the stream
+  has is not published again);
 * :class:`~lifeline.feed.errors.LeaseLost` (a renewal or a fenced write refused) or the
   lease's own time running out (:meth:`Lease.held`) ends leading at once: the queue is
   cleared (``discarded``), the subscriptions are closed;
@@ -63,7 +64,13 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from lifeline.errors import LifelineError
 from lifeline.feed.codec import FeedModel
-from lifeline.feed.errors import FeedError, FeedUnavailable, LeaseLost, check_setting
+from lifeline.feed.errors import (
+    FeedCommandError,
+    FeedError,
+    FeedUnavailable,
+    LeaseLost,
+    check_setting,
+)
 from lifeline.feed.lease import DEFAULT_LEADER_TTL, Lease, LeaseGrant, LeaseHolder
 from lifeline.feed.streams import (
     DEFAULT_STREAM_MAXLEN,
@@ -184,7 +191,8 @@ class LeaderStatus:
     dropped: int
     """Items dropped from the full queue (oldest first): Redis slower than the feed."""
     lost_in_flight: int
-    """Items of publishes that failed with Redis unreachable (maybe written, maybe not)."""
+    """Items of publishes that failed with Redis unreachable or refused (maybe written, maybe
+    not, maybe in part); their trades come back by a backfill."""
     discarded: int
     """Items queued when leading ended (not published: no longer the leader)."""
     errors: Mapping[str, int]
@@ -641,7 +649,7 @@ class FeedLeader:
                             token=grant.token)
         try:
             self._publisher.publish(grant, items, source=source, level=int(self._system.level))
-        except FeedUnavailable:
+        except (FeedUnavailable, FeedCommandError):  # a script refused may have written part
             self._lost_in_flight(items)
             raise
         kinds = Counter(kind_for(item).value for item in items)
@@ -651,8 +659,10 @@ class FeedLeader:
             self._counts.last_publish_at = self._clock.time()
 
     def _lost_in_flight(self, items: Sequence[FeedModel]) -> None:
-        """A publish whose reply never came: maybe written. Its trades' markets are read back
-        from the stream and backfilled (what is there is not published again)."""
+        """A publish whose reply never came, or that Redis refused (``OOM``, a wrong key
+        type: a script stops at its failing command, the entries before it stay written):
+        maybe written, in part. Its trades' markets are read back from the stream and
+        backfilled (what is there is not published again)."""
         with self._state:
             self._counts.lost_in_flight += len(items)
         now = self._clock.monotonic()

@@ -6,6 +6,9 @@
 * a stop during those backfills ends them between two markets (``stop_timeout`` holds);
 * a market whose backfill failed is retried on its timer, not once per live trade (before:
   every live trade of it asked REST again, 50 trades → 50 calls in one pass);
+* a publish Redis refused (``OOM command not allowed``: a script may have written part of
+  its entries) re-reads its trades' markets from the stream and backfills them, as a
+  publish whose reply was lost does (before: those trades were gone for good);
 * a lease key holding a foreign value (not ``<token>:<owner>``) is a counted error, not a
   crash of the leader's thread, nor of a follower's read of the leader's state.
 """
@@ -219,4 +222,34 @@ def test_a_foreign_value_in_the_lease_key_is_a_counted_error_not_a_dead_thread(
     client.delete(KEYS.leader)
     clock.advance(TTL / 3)
     leader.step()
+    assert leader.leading
+
+
+def test_trades_of_a_publish_redis_refused_come_back_from_rest_once_it_accepts_again(
+    clients: Callable[[], redis.Redis],
+) -> None:
+    market = "KRW-BTC"
+    client = clients()
+    clock = ManualClock()
+    host = Host(clock)
+    leader = FeedLeader(host, clients(), KEYS, owner="host-a", leader_ttl=TTL, clock=clock,
+                        host_symbols=(market,))
+    leader.step()
+    for sid in range(1, 11):
+        host.live(market, sid)
+    leader.step()
+    assert stream_sids(client, market) == list(range(1, 11))
+    client.config_set("maxmemory-policy", "noeviction")
+    client.config_set("maxmemory", 1)  # every write refused: OOM
+    try:
+        for sid in range(11, 16):
+            host.live(market, sid)
+        leader.step()
+        assert leader.status().errors.get("FeedCommandError", 0) >= 1
+    finally:
+        client.config_set("maxmemory", 0)
+    host.live(market, 16)
+    clock.advance(TTL / 3)  # past the retry's backoff
+    leader.step()
+    assert stream_sids(client, market) == list(range(1, 17))  # before: 11..15 missing
     assert leader.leading
