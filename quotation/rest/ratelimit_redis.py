@@ -478,15 +478,20 @@ class RedisRateLimiter(RateLimiter):
         with self._state_lock:
             self._own.get(group, {}).pop(token, None)
 
-    def _charge_local(self, slots: list[tuple[str, str, float]], *, charge: bool) -> None:
+    def _charge_local(
+        self, slots: list[tuple[str, str, float]], *, charge: bool, success: bool = False
+    ) -> None:
         """Shared slots ``(group, token, free at)`` answered: one the local share adopted in
         flight cools down there like its own (always, or it would stay taken); another is
-        charged to it (no slot given) when ``charge`` (Redis is away)."""
+        charged to it (no slot given) when ``charge`` (Redis is away). ``success`` resets
+        the local share's 429 count too (a success anywhere resets it)."""
         local = self._local
         with local._cond:  # the fallback is this limiter's own: its state, under its lock
             now = local.clock.monotonic()
             for group, token, free_at in slots:
                 budget = local._budget(group)
+                if success:
+                    budget.failures = 0
                 if (group, token) in self._adopted:
                     self._adopted.discard((group, token))
                     budget.give_back(free_at)
@@ -675,7 +680,7 @@ class RedisRateLimiter(RateLimiter):
             # The slot stays taken in Redis until its lease ends: the conservative side.
             logger.debug("rate limiter: release of %s not recorded (Redis away)", permit.token)
             charge = not was_shared  # else the fallback that began here adopted it already
-        self._charge_local(answered, charge=charge)
+        self._charge_local(answered, charge=charge, success=success)
 
     # -- what the server told us ----------------------------------------------
 
