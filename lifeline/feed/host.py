@@ -255,14 +255,18 @@ class SharedSubscription(Subscription):
 
     def retire(self) -> None:
         """Close this host's own subscription if it delivers nothing now (not on a thread
-        that may be inside a callback: the catch-up thread runs it)."""
-        with self._switching:
-            with self._state:
-                drop = self._local if self._local_unused() else None
-                if drop is not None:
-                    self._local = None
+        that may be inside a callback: the catch-up thread runs it).
+
+        Closed after ``_switching`` is let go: closing waits for the callback in progress on
+        its dispatcher, and that callback may switch this subscription (a read that finds
+        the feed lost): it would wait for ``_switching`` for ever. Taken off first, so a
+        switch meanwhile opens a new one."""
+        with self._switching, self._state:
+            drop = self._local if self._local_unused() else None
             if drop is not None:
-                drop.close()
+                self._local = None
+        if drop is not None:
+            drop.close()
 
     def tick(self, now: float) -> None:
         """(The catch-up thread, every ``interval``.) Retry opening the feed; past the
@@ -443,13 +447,13 @@ class SharedSubscription(Subscription):
         self.release()
 
     def release(self) -> None:
-        """Close both sources (idempotent; after :meth:`close`)."""
-        with self._switching:
-            with self._state:
-                subs = [s for s in (self._feed, self._local) if s is not None]
-                self._feed = self._local = None
-            for sub in subs:
-                sub.close()
+        """Close both sources (idempotent; after :meth:`close`), once ``_switching`` is let
+        go (as :meth:`retire`: closing waits for a callback in progress)."""
+        with self._switching, self._state:
+            subs = [s for s in (self._feed, self._local) if s is not None]
+            self._feed = self._local = None
+        for sub in subs:
+            sub.close()
         host = self._host
         if host is not None:
             host.forget(self)
