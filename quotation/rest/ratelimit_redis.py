@@ -363,6 +363,7 @@ class RedisRateLimiter(RateLimiter):
         self._tokens = itertools.count(1)
         self._state_lock = threading.Lock()
         self._shared = True
+        self._closed = False
         self._retry_at = -math.inf
         self._probing = False
         self._seen: set[str] = set()
@@ -392,7 +393,12 @@ class RedisRateLimiter(RateLimiter):
             return self._shared
 
     def close(self) -> None:
-        """Close the Redis connections (the limiter falls back locally if used after)."""
+        """Close the Redis connections for good: used after, the limiter is the local share
+        (redis-py would otherwise open a new connection on the next call, and nobody would
+        close that one)."""
+        with self._state_lock:
+            self._closed = True
+            self._shared = False
         self._redis.close()
 
     def _try_redis(self) -> bool:
@@ -402,6 +408,8 @@ class RedisRateLimiter(RateLimiter):
             if self._shared:
                 return True
             now = self._clock.monotonic()
+            if self._closed:
+                return False
             if self._probing or now < self._retry_at:
                 return False
             self._probing = True
@@ -436,6 +444,8 @@ class RedisRateLimiter(RateLimiter):
     def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         """One script call; :class:`RedisUnavailable` (and the fallback) on a Redis failure."""
         now = "" if self._time_source == "redis" else repr(self._clock.time())
+        if self._closed:
+            raise RedisUnavailable("the limiter is closed")
         try:
             result = self._scripts[name](keys=keys, args=[now, *args])
         except self._redis_errors as exc:

@@ -435,3 +435,26 @@ def test_a_success_resets_the_429_count_of_the_local_share_too(
     redis_server.stop()
     assert limiter.on_rate_limited("ticker") == pytest.approx(1.0, abs=1e-3)
     assert not _shared(limiter)
+
+
+def test_a_closed_limiter_opens_no_new_redis_connection(
+        make: Callable[..., RedisRateLimiter], redis_server: RedisServer) -> None:
+    # close() at a system's stop; an actor that outlived the stop may still release its
+    # permit or ask again. That must not open a connection nobody will close.
+    import redis  # noqa: PLC0415 - the `shared` extra, only for this test's raw client
+
+    raw = redis.Redis.from_url(redis_server.url)
+    try:
+        limiter = make()
+        held = limiter.acquire("ticker", timeout=0)
+        limiter.acquire("candles", timeout=0).release(success=True)
+        limiter.close()
+        before = int(raw.info("clients")["connected_clients"])
+        held.release(success=True)
+        limiter.acquire("ticker", timeout=0).release(success=True)  # the local share
+        limiter.on_rate_limited("orderbook")
+        limiter.status()
+        assert not _shared(limiter)
+        assert int(raw.info("clients")["connected_clients"]) == before
+    finally:
+        raw.close()
