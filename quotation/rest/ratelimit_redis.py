@@ -751,6 +751,7 @@ class RedisRateLimiter(RateLimiter):
         now = self._clock.monotonic()
         groups: dict[str, GroupStatus] = {}
         banned: float | None = None
+        local_ban = self._local.banned_until()  # a 418 heard while Redis was away
         try:
             for name in sorted(self._seen) or ["_"]:
                 in_flight, cooling, pause, failures, best, last, ban = self._run(
@@ -758,6 +759,8 @@ class RedisRateLimiter(RateLimiter):
                 )
                 ban_wait = float(ban)
                 banned = now + ban_wait if ban_wait > 0 else None
+                if local_ban is not None:
+                    banned = local_ban if banned is None else max(banned, local_ban)
                 if name == "_":
                     break
                 limit = self._limit(name)
@@ -777,7 +780,4 @@ class RedisRateLimiter(RateLimiter):
                 )
         except RedisUnavailable:
             return self._local.status()
-        local_ban = self._local.banned_until()
-        if local_ban is not None:
-            banned = local_ban if banned is None else max(banned, local_ban)
         return LimiterStatus(now=now, banned_until=banned, groups=MappingProxyType(groups))

@@ -458,3 +458,18 @@ def test_a_closed_limiter_opens_no_new_redis_connection(
         assert int(raw.info("clients")["connected_clients"]) == before
     finally:
         raw.close()
+
+
+def test_status_shows_no_headroom_under_a_ban_heard_while_redis_was_down(
+        make: Callable[..., RedisRateLimiter], redis_server: RedisServer,
+        clock: ManualClock) -> None:
+    limiter = make(reconnect_interval=0.5)
+    limiter.acquire("ticker", timeout=0).release(success=True)
+    redis_server.stop()
+    limiter.on_banned(10.0)  # only this host heard it: kept locally
+    redis_server.start()
+    clock.advance(COOLDOWN + 0.001)
+    status = limiter.status()
+    assert _shared(limiter)
+    assert status.banned_until == pytest.approx(clock.monotonic() + 10.0 - COOLDOWN - 0.001)
+    assert status.groups["ticker"].available == 0  # the acquire would be refused: Banned
