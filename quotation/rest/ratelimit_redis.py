@@ -477,11 +477,12 @@ class RedisRateLimiter(RateLimiter):
         return [repr(seconds) for seconds in held]
 
     def _note_own(self, group: str, token: str, free_at: float) -> None:
-        now = self._clock.monotonic()
         with self._state_lock:
             slots = self._own.setdefault(group, {})
-            for gone in [t for t, at in slots.items() if at <= now]:
-                del slots[gone]
+            if len(slots) > 2 * self._limit(group) + 16:  # amortised O(1): at most the
+                now = self._clock.monotonic()             # capacity are not free yet
+                for gone in [t for t, at in slots.items() if at <= now]:
+                    del slots[gone]
             slots[token] = free_at
 
     def _forget_own(self, group: str, token: str) -> None:
