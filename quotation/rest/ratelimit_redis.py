@@ -418,6 +418,8 @@ class RedisRateLimiter(RateLimiter):
     def _succeeded(self) -> bool:
         """Redis answered; ``True`` if that ends a fallback (the budget is shared again)."""
         with self._state_lock:
+            if self._closed:  # a call that was under way when close() came
+                return False
             back = not self._shared
             if back:
                 logger.warning("rate limiter: Redis at %s is back, the budget is shared again",
@@ -445,6 +447,9 @@ class RedisRateLimiter(RateLimiter):
         """One script call; :class:`RedisUnavailable` (and the fallback) on a Redis failure."""
         now = "" if self._time_source == "redis" else repr(self._clock.time())
         if self._closed:
+            with self._state_lock:  # (acquire's retry goes local only once not shared)
+                self._shared = False
+                self._probing = False
             raise RedisUnavailable("the limiter is closed")
         try:
             result = self._scripts[name](keys=keys, args=[now, *args])
@@ -452,7 +457,7 @@ class RedisRateLimiter(RateLimiter):
             if self._failed(exc):
                 self._adopt_own_slots()
             raise RedisUnavailable(f"Redis at {self._shown_url}: {exc}") from exc
-        except BaseException:  # e.g. a ResponseError: not "unreachable", but end the probe
+        except BaseException:  # not Redis's (a bug, an interrupt): end the probe, raise it
             with self._state_lock:
                 self._probing = False
             raise
