@@ -525,7 +525,10 @@ class SharedHost:
 
     def stop(self) -> None:
         """Close the subscriptions, stop the watch, the catch-up thread, the leader (releasing
-        its lease) and the follower, each bounded; close the connections."""
+        its lease) and the follower, each bounded; close the connections. Also from the
+        catch-up thread (a subscription's callback during a backfill's delivery): that
+        thread is not waited for, it ends once the callback returns."""
+        here = threading.current_thread()
         self._stop.set()
         with self._jobs_ready:
             self._jobs_ready.notify_all()
@@ -534,9 +537,9 @@ class SharedHost:
         for sub in subs:
             sub.close()
             sub.release()  # also one closed from its callback, its release not run yet
-        if self._thread.ident is not None:
+        if self._thread.ident is not None and self._thread is not here:
             self._thread.join(self.interval + 2.0)
-        if self._catchup.ident is not None:
+        if self._catchup.ident is not None and self._catchup is not here:
             self._catchup.join(CATCHUP_STOP_TIMEOUT)
             if self._catchup.is_alive():
                 logger.warning("shared feed: the catch-up thread did not stop within %.1f s",

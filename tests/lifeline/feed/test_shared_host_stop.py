@@ -1,0 +1,112 @@
+"""``SharedHost.stop()`` from the host's own catch-up thread (``lifeline-feed-catchup``): a
+subscription's callback runs there while a switch's backfill and held trades are delivered,
+and a trading callback may stop the system (a kill switch). ``stop()`` must then end
+everything else as from any thread: the watch, the leader (its lease released), the
+follower, the connections — not raise ``cannot join current thread`` half-way and leave the
+leader running with its lease. Real ``redis-server``; the host's own side is a small
+:class:`~lifeline.feed.host.OwnSide` (its subscriptions on a real ``Dispatcher``); bounded
+waits only."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from actors.messages import Source
+from lifeline.answer import Answer
+from lifeline.feed import FeedKeys, Lease, connect
+from lifeline.feed.host import SharedHost
+from lifeline.levels import Level
+from lifeline.settings import FeedMode, FeedSettings
+from lifeline.subscriptions import Dispatcher, StreamKind, Subscription
+from quotation.clock import SystemClock
+from quotation.models import Trade
+from tests.redis_support import RedisServer
+
+pytestmark = pytest.mark.timeout(60)
+
+TTL = 0.6
+WAIT = 15.0
+"""Real seconds a wait lasts before the test fails (a bound, never expected to elapse)."""
+FEED_THREADS = ("lifeline-feed-watch", "lifeline-feed-leader", "lifeline-feed-registrar",
+                "lifeline-feed-follower", "lifeline-feed-dispatcher", "lifeline-feed-catchup")
+
+
+class Own:
+    """The host's own tree as the feed sees it: level 0, subscriptions on a dispatcher, no
+    trades (nothing here asks for them)."""
+
+    def __init__(self) -> None:
+        self.dispatcher = Dispatcher(SystemClock(), lambda: Level.NORMAL, name="test-own")
+
+    @property
+    def level(self) -> int:
+        return 0
+
+    def subscribe(self, kind: str, markets: str | list[str] | tuple[str, ...],
+                  callback: Callable[[Any], object]) -> Subscription:
+        wanted = (markets,) if isinstance(markets, str) else tuple(markets)
+        return self.dispatcher.add(StreamKind.of(kind), wanted, callback)
+
+    def get_trades(self, market: str, count: int = 100) -> Answer[list[Trade]]:
+        return Answer([], Source.SMART_ROUTER_REST, Level.NORMAL, 0.0)
+
+
+def _feed_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name in FEED_THREADS]
+
+
+def _until(predicate: Callable[[], bool]) -> bool:
+    pause = threading.Event()
+    for _ in range(int(WAIT / 0.02)):
+        if predicate():
+            return True
+        pause.wait(0.02)
+    return predicate()
+
+
+def test_stop_from_the_catchup_thread_stops_the_leader_the_follower_and_the_watch(
+        redis_server: RedisServer, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="lifeline.feed.host")
+    own = Own()
+    own.dispatcher.start()
+    settings = FeedSettings(mode=FeedMode.SHARED, redis_url=redis_server.url,
+                            stream_prefix="hs", leader_ttl=TTL)
+    host = SharedHost(settings, own, clock=SystemClock(), owner="test-host", symbols=(),
+                      interval=TTL / 3, on_lost=lambda lost: None,
+                      local_subscribe=own.subscribe)
+    probe = connect(redis_server.url, connect_timeout=0.5, socket_timeout=0.5)
+    stopped = threading.Event()
+    failed: list[BaseException] = []
+
+    def stop_here() -> None:  # what a callback does during a backfill's delivery
+        try:
+            host.stop()
+        except BaseException as exc:  # handed to the test below
+            failed.append(exc)
+        stopped.set()
+
+    try:
+        host.start()
+        assert _until(lambda: host.leader.leading), host.leader.status()
+        host.later(stop_here)
+        assert stopped.wait(WAIT), "stop() from the catch-up thread never returned"
+        assert failed == [], failed
+        assert not host.leader.status().running
+        assert Lease(probe, FeedKeys("hs").leader, "probe", ttl=TTL).holder() is None
+        assert _until(lambda: _feed_threads() == []), _feed_threads()
+        with pytest.raises(RuntimeError, match="not running"):
+            host.follower.subscribe("trade", ["KRW-BTC"], lambda update: None)
+        assert not [r for r in caplog.records if "catch-up" in r.getMessage()]
+    finally:
+        if not stopped.is_set():
+            host.stop()
+        elif failed:  # the half-done stop: end the rest from here
+            host.leader.stop()
+            host.follower.close()
+        own.dispatcher.stop(WAIT)
+        probe.close()
