@@ -90,6 +90,12 @@ def shared(source: object) -> bool:
     return str(source).startswith("shared/")
 
 
+def fresh(age: object) -> bool:
+    """A heartbeat age within the leader's ttl (polled: one late beat on a busy machine is
+    no failure; the status reads the heartbeat afresh each time)."""
+    return isinstance(age, float) and 0.0 <= age <= TTL
+
+
 @pytest.fixture
 def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
     made = connect(redis_server.url)
@@ -107,10 +113,8 @@ def test_a_leader_that_cannot_publish_is_silent_its_followers_serve_locally_unti
         follower = next(s for s in systems if role(s) == "follower")
         follower.on_level_change(changes.append)
         assert until(lambda: shared(follower.get_ticker([BTC]).source))
-        status = feed(follower)
-        assert status["leader_level"] == 0
-        age = status["heartbeat_age"]
-        assert isinstance(age, float) and 0.0 <= age <= TTL
+        assert feed(follower)["leader_level"] == 0
+        assert until(lambda: fresh(feed(follower)["heartbeat_age"])), feed(follower)
 
         trades = KEYS.stream(FeedKind.TRADE, BTC)
         client.delete(trades)  # every publish refused from now on (a trade in each)
@@ -132,5 +136,4 @@ def test_a_leader_that_cannot_publish_is_silent_its_followers_serve_locally_unti
         assert any(c.cause is Cause.FEED_RECOVERED for c in changes) or until(
             lambda: any(c.cause is Cause.FEED_RECOVERED for c in changes))
         assert until(lambda: shared(follower.get_ticker([BTC]).source))
-        age = feed(follower)["heartbeat_age"]
-        assert isinstance(age, float) and age <= TTL
+        assert until(lambda: fresh(feed(follower)["heartbeat_age"])), feed(follower)
