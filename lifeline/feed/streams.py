@@ -355,6 +355,7 @@ class StreamFollower:
     def __init__(self, reader: FeedReader, sink: Callable[[FeedEntry], None], *,
                  on_error: Callable[[FeedError], None] | None = None,
                  retry_after: float = 0.5, name: str = "lifeline-feed-follower") -> None:
+        check_setting("feed.retry_after", retry_after, above=0)  # 0: a busy loop, Redis away
         self._reader = reader
         self._sink = sink
         self._on_error = on_error

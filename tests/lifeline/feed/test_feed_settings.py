@@ -4,7 +4,8 @@ project's one check, :func:`quotation.values.check` (issue 7), through
 message name the setting, caused by the ``InvalidValue``. Before, hand-written ``must be >
 0`` checks let infinities (an ``OverflowError`` later), booleans, fractional counts (a
 ``TypeError`` in the leader's thread, a script error at every publish) and strings (a
-``TypeError``) through. No Redis is needed: nothing is sent while these are built.
+``TypeError``) through, and a follower's ``retry_after`` of 0 made a busy loop while Redis
+was away. No Redis is needed: nothing is sent while these are built.
 """
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ from typing import Any
 import pytest
 import redis
 
-from lifeline.feed import FeedKeys, FeedReader, FeedSettingsError, Lease, SymbolRegistry, connect
+from lifeline.feed import (
+    FeedKeys,
+    FeedReader,
+    FeedSettingsError,
+    Lease,
+    StreamFollower,
+    SymbolRegistry,
+    connect,
+)
 from lifeline.feed.leader import FeedLeader
 from lifeline.feed.lease import FencedWriter
 from quotation.errors import InvalidValue
@@ -53,6 +62,8 @@ BUILDERS: dict[str, Callable[[redis.Redis, Any], object]] = {
     "feed.read_block": lambda c, v: FeedReader(c, KEYS, block=v),
     "feed.read_count": lambda c, v: FeedReader(c, KEYS, block=0.1, count=v),
     "feed.registration_ttl": lambda c, v: SymbolRegistry(c, KEYS, ttl=v),
+    "feed.retry_after": lambda c, v: StreamFollower(FeedReader(c, KEYS, block=0.1),
+                                                    lambda entry: None, retry_after=v),
     "feed.leader.queue_capacity": lambda c, v: FeedLeader(Host(), c, KEYS, owner="a",
                                                           queue_capacity=v),
     "feed.leader.batch_max": lambda c, v: FeedLeader(Host(), c, KEYS, owner="a", batch_max=v),
@@ -75,6 +86,7 @@ REFUSED: list[tuple[str, object]] = [
     ("feed.read_block", INF), ("feed.read_count", 0), ("feed.read_count", 2.5),
     ("feed.registration_ttl", 0.0), ("feed.registration_ttl", INF),
     ("feed.registration_ttl", NAN),
+    ("feed.retry_after", 0.0), ("feed.retry_after", -1.0), ("feed.retry_after", NAN),
     ("feed.leader.queue_capacity", 0), ("feed.leader.queue_capacity", 2.5),
     ("feed.leader.batch_max", 0), ("feed.leader.batch_max", 1.5),
     ("feed.leader.retry_initial", 0.0), ("feed.leader.retry_initial", NAN),
