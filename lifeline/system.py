@@ -675,6 +675,8 @@ class MarketDataSystem:
                 answer = self._route(request)
                 if feed is not None and feed.lost and answer.level < Level.DEGRADED:
                     answer = replace(answer, level=Level.DEGRADED)  # before the keeper's
+            elif not answer.stale:  # the feed's good answer: last known good, as the tree's
+                self._last_good.remember(request, Reply.of(answer.data, Source.LAST_KNOWN_GOOD))
         except BaseException as exc:
             self._stats.failed(KIND_NAMES[type(request)], exc, time.perf_counter() - began)
             raise

@@ -34,6 +34,8 @@ from upbit_sim import Simulator
 pytestmark = pytest.mark.timeout(120)
 
 BTC = "KRW-BTC"
+XRP = "KRW-XRP"
+"""Not in ``fallback.symbols``: this host's own tree does not stream it."""
 TTL = 0.6
 WAIT = 20.0
 
@@ -44,16 +46,17 @@ def until(predicate: Callable[[], bool], timeout: float = WAIT, step: float = 0.
 
 
 class Trader:
-    """Trades ``BTC`` on the simulator every 20 ms on a thread of its own."""
+    """Trades ``market`` on the simulator every 20 ms on a thread of its own."""
 
-    def __init__(self, sim: Simulator) -> None:
+    def __init__(self, sim: Simulator, market: str = BTC) -> None:
         self._sim = sim
+        self._market = market
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="test-trader", daemon=True)
 
     def _run(self) -> None:
         while not self._stop.wait(0.02):
-            self._sim.engine.step_market(BTC, 1)
+            self._sim.engine.step_market(self._market, 1)
 
     def __enter__(self) -> Trader:
         self._thread.start()
@@ -159,3 +162,42 @@ def test_two_shared_systems_one_leads_the_other_reads_the_feed_and_survives_redi
     trades = [u.data for u in updates if isinstance(u.data, Trade)]
     ids = [t.sequential_id for t in trades]
     assert len(ids) == len(set(ids)), "a trade delivered twice across the switches"
+
+
+
+def test_a_followers_feed_answers_are_its_last_known_good_when_redis_and_its_tree_fail(
+        sim: Simulator, redis_server: RedisServer) -> None:
+    """A follower host answers from the feed, so its own tree has answered nothing: once
+    Redis is gone and its tree cannot answer either (REST black-holed, the WebSocket
+    silent), what the feed last answered is served marked stale (as in ``mode: local``,
+    every good answer is remembered), not ``MarketDataUnavailable`` for want of anything
+    kept. XRP: not in ``fallback.symbols`` (the own tree streams those), asked of the feed
+    through a subscription (registered, published by the leader), so the own tree never
+    answered it."""
+    updates: list[Update[Any]] = []
+    with Trader(sim, XRP), shared_systems(sim, redis_server.url, 2) as systems:
+        assert until(lambda: sorted(roles(systems)) == ["follower", "leader"]), roles(systems)
+        follower = next(s for s in systems if roles([s]) == ["follower"])
+        sub = follower.subscribe("trade", [XRP], updates.append)
+        assert until(lambda: len(updates) >= 5), len(updates)
+        ticker = follower.get_ticker([XRP])
+        trades = follower.get_trades(XRP, 5)
+        assert shared(ticker.source) and shared(trades.source)
+        assert not ticker.stale and not trades.stale
+
+        sim.faults.black_hole(path_prefix="/v1/")
+        sim.ws.set_silent(True)
+        try:
+            redis_server.stop()
+            kept = follower.get_ticker([XRP])
+            assert kept.stale and str(kept.source) == "last_known_good", kept
+            assert kept.data[0].market == XRP and kept.level >= Level.DEGRADED
+            assert produced_at(kept.data) == produced_at(ticker.data)
+            series = follower.get_trades(XRP, 5)
+            assert series.stale and str(series.source) == "last_known_good", series
+            assert series.data == trades.data
+        finally:
+            sim.faults.black_hole(False, path_prefix="/v1/")
+            sim.ws.set_silent(False)
+            redis_server.start()
+        sub.close()
