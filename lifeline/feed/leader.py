@@ -36,8 +36,9 @@ One thread (``lifeline-feed-leader``) runs the loop on the injected clock:
   back from REST (up to 500), tickers, order books and candles do not (the next supersedes
   them). A batch whose publish failed with Redis unreachable or refused (``OOM``, a wrong
   key type) may or may not have been written, or in part: it is counted
-  (``lost_in_flight``) and its trade markets re-synchronised the same way (what the stream
-  has is not published again);
+  (``lost_in_flight``) and the trade markets of its whole batch (the runs after a failed
+  one were never sent) re-synchronised the same way (what the stream has is not published
+  again);
 * :class:`~lifeline.feed.errors.LeaseLost` (a renewal or a fenced write refused) or the
   lease's own time running out (:meth:`Lease.held`) ends leading at once: the queue is
   cleared (``discarded``), the subscriptions are closed;
@@ -612,6 +613,16 @@ class FeedLeader:
                 return
 
     def _publish_batch(self, batch: Sequence[tuple[FeedModel, str]]) -> None:
+        """Publish ``batch`` (taken off the queue); if Redis fails part-way (a backfill's read,
+        one run's write), every trade market of the batch is re-synchronised from the
+        stream and REST, not only the failed run's: the runs after it were never sent."""
+        try:
+            self._publish_items(batch)
+        except (FeedUnavailable, FeedCommandError):
+            self._resync(item for item, _ in batch)
+            raise
+
+    def _publish_items(self, batch: Sequence[tuple[FeedModel, str]]) -> None:
         kept: list[tuple[FeedModel, str]] = []
         for item, source in batch:
             if isinstance(item, Trade):
@@ -665,9 +676,14 @@ class FeedLeader:
         backfilled (what is there is not published again)."""
         with self._state:
             self._counts.lost_in_flight += len(items)
+        self._resync(items)
+
+    def _resync(self, items: Iterable[FeedModel]) -> None:
+        """Mark the markets of ``items``' trades for a backfill now (the stream re-read)."""
         now = self._clock.monotonic()
         for item in items:
-            if isinstance(item, Trade) and item.market not in self._pending:
+            if (isinstance(item, Trade) and item.market in self._markets
+                    and item.market not in self._pending):
                 self._pending[item.market] = now
                 self._published.pop(item.market, None)
 

@@ -9,6 +9,9 @@
 * a publish Redis refused (``OOM command not allowed``: a script may have written part of
   its entries) re-reads its trades' markets from the stream and backfills them, as a
   publish whose reply was lost does (before: those trades were gone for good);
+* a batch whose publish failed part-way (one run of one source refused, the runs after it
+  never sent) re-synchronises every trade market of the batch, not only the failed run's
+  (before: the trades of the runs after it were gone for good);
 * a lease key holding a foreign value (not ``<token>:<owner>``) is a counted error, not a
   crash of the leader's thread, nor of a follower's read of the leader's state.
 """
@@ -95,10 +98,10 @@ class Host:
         last = self.traded[market]
         return Trades([trade(market, sid) for sid in range(last, max(0, last - count), -1)])
 
-    def live(self, market: str, sid: int) -> None:
+    def live(self, market: str, sid: int, source: str = SOURCE) -> None:
         """Trade ``sid`` happens in ``market`` and arrives on the leader's subscription."""
         self.traded[market] = max(self.traded.get(market, 0), sid)
-        self.callbacks[("trade", market)](Offered(trade(market, sid)))
+        self.callbacks[("trade", market)](Offered(trade(market, sid), source))
 
 
 @pytest.fixture
@@ -253,3 +256,32 @@ def test_trades_of_a_publish_redis_refused_come_back_from_rest_once_it_accepts_a
     leader.step()
     assert stream_sids(client, market) == list(range(1, 17))  # before: 11..15 missing
     assert leader.leading
+
+
+def test_trades_of_a_batch_never_sent_after_a_failed_run_come_back_from_rest(
+    clients: Callable[[], redis.Redis],
+) -> None:
+    btc, eth = "KRW-BTC", "KRW-ETH"
+    client = clients()
+    clock = ManualClock()
+    host = Host(clock)
+    leader = FeedLeader(host, clients(), KEYS, owner="host-a", leader_ttl=TTL, clock=clock,
+                        host_symbols=(btc, eth))
+    leader.step()
+    for sid in range(1, 6):
+        host.live(btc, sid)
+        host.live(eth, sid)
+    leader.step()
+    assert stream_sids(client, eth) == [1, 2, 3, 4, 5]
+    btc_stream = KEYS.stream(FeedKind.TRADE, btc)
+    client.delete(btc_stream)
+    client.set(btc_stream, b"not a stream")  # every write to it refused (WRONGTYPE)
+    host.live(btc, 6, source="ws_fallback")  # one run: refused
+    host.live(eth, 6)  # the next run (another source): never sent
+    leader.step()
+    assert leader.status().errors.get("FeedCommandError", 0) == 1
+    client.delete(btc_stream)
+    host.live(eth, 7)
+    clock.advance(TTL / 3)  # past the retry's backoff
+    leader.step()
+    assert stream_sids(client, eth) == list(range(1, 8))  # before: 6 missing
