@@ -46,7 +46,9 @@ failed source here, like any other. Every good live answer is remembered as last
 The host API depends only on this class, not on the tree behind it: ``feed.mode: shared`` (many
 hosts reading one supervised feed over Redis, :mod:`lifeline.feed.host`) slots in behind the
 same calls: a follower host answers from the feed and falls back to this routing for what
-the feed does not keep, or when Redis is lost (Level ≥ 1, "shared feed lost").
+the feed does not keep, or when Redis is lost (Level ≥ 1, "shared feed lost"), within the
+same deadline (the routing gets what the feed's part left of it; a silent Redis costs one
+socket timeout, 1 s, so a ``request_deadline`` under that is overrun by the rest of it).
 """
 
 from __future__ import annotations
@@ -670,9 +672,13 @@ class MarketDataSystem:
         began = time.perf_counter()
         feed = self._feed if shared else None
         try:
+            # one deadline per read: what the feed took (a silent Redis: one socket timeout)
+            # is not given to the tree again
+            until = (None if feed is None
+                     else time.monotonic() + self._config.fallback.request_deadline)
             answer = None if feed is None else feed.read(request)
             if answer is None:
-                answer = self._route(request)
+                answer = self._route(request, until=until)
                 if feed is not None and feed.lost and answer.level < Level.DEGRADED:
                     answer = replace(answer, level=Level.DEGRADED)  # before the keeper's
             elif not answer.stale:  # the feed's good answer: last known good, as the tree's
@@ -684,7 +690,9 @@ class MarketDataSystem:
                              time.perf_counter() - began)
         return answer
 
-    def _route(self, request: Request) -> Answer[list[Any]]:
+    def _route(self, request: Request, *, until: float | None = None) -> Answer[list[Any]]:
+        """The tree's answer by ``until`` (real monotonic; default ``request_deadline`` from
+        now), else the last known good data, else :class:`MarketDataUnavailable`."""
         tree = self._tree
         if tree is None:
             raise SystemNotRunning("the market data system is not running: start() it")
@@ -701,6 +709,8 @@ class MarketDataSystem:
                 return new_answer(list(items), _LIVE, level,
                                   max(0.0, self._clock.time() - stamp), False)
         seconds = self._config.fallback.request_deadline
+        if until is not None:
+            seconds = max(0.0, until - time.monotonic())
         deadline = time.monotonic() + seconds
         request = _due(request, self._clock.monotonic() + seconds)  # actors drop it after
         errors: list[BaseException] = []
