@@ -465,8 +465,9 @@ class SharedHost:
 
     ``host`` is the system's own side (``level``, ``subscribe`` and ``get_trades`` of its
     own tree, never the feed's); ``on_lost(lost)`` tells the system the feed was lost or is
-    back (on the watch thread, or on a reading thread when a read finds Redis gone);
-    ``interval`` is the watch's period.
+    back (on the watch thread, or on a reading thread when a read finds Redis gone; called
+    under a lock, in the order the state changed: it must be quick and must not call back
+    into this host); ``interval`` is the watch's period.
     """
 
     def __init__(self, settings: FeedSettings, host: OwnSide, *, clock: Clock,
@@ -565,15 +566,16 @@ class SharedHost:
         return FeedRole.LEADER if self.leader.leading else FeedRole.FOLLOWER
 
     def _set_lost(self, lost: bool, why: object = None) -> None:
-        with self._lost_lock:
+        with self._lost_lock:  # the system is told in the order the state changed
             if self._lost == lost:
                 return
             self._lost = lost
-        if lost:
-            logger.warning("shared feed lost (serving from this host's own tree): %s", why)
-        else:
-            logger.info("shared feed back: serving from the feed again")
-        self._on_lost(lost)
+            if lost:
+                logger.warning("shared feed lost (serving from this host's own tree): %s",
+                               why)
+            else:
+                logger.info("shared feed back: serving from the feed again")
+            self._on_lost(lost)
         self._sync()
 
     # -- reads ------------------------------------------------------------------------------

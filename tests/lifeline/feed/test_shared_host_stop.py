@@ -110,3 +110,35 @@ def test_stop_from_the_catchup_thread_stops_the_leader_the_follower_and_the_watc
             host.follower.close()
         own.dispatcher.stop(WAIT)
         probe.close()
+
+
+def test_the_system_is_told_the_feeds_state_in_the_order_it_changed(
+        redis_server: RedisServer) -> None:
+    """A read that finds Redis gone (``lost``) and the watch that finds it back race: each
+    flips the host's state and then tells the system (``on_lost``, the keeper's Level ≥ 1
+    "shared feed lost"). Told in the other order, the system believes the feed lost while
+    the host serves from it, until the next change (the watch tells only changes). The
+    ``lost`` side is held inside its ``on_lost`` while the ``back`` side runs (bounded)."""
+    told: list[bool] = []
+    own = Own()
+    host: SharedHost | None = None
+
+    def on_lost(lost: bool) -> None:
+        if lost:  # the watch finds Redis back meanwhile, on its own thread
+            assert host is not None
+            back = threading.Thread(target=host._set_lost, args=(False,), daemon=True,
+                                    name="test-watch")
+            back.start()
+            back.join(0.5)  # with the order kept it waits for this call: the bound elapses
+        told.append(lost)
+
+    settings = FeedSettings(mode=FeedMode.SHARED, redis_url=redis_server.url,
+                            stream_prefix="ho", leader_ttl=TTL)
+    host = SharedHost(settings, own, clock=SystemClock(), owner="test-order", symbols=(),
+                      interval=TTL / 3, on_lost=on_lost, local_subscribe=own.subscribe)
+    try:
+        host._set_lost(True, "a read found Redis gone")
+        assert _until(lambda: len(told) == 2), told
+        assert told[-1] is host.lost, (told, host.lost)
+    finally:
+        host.stop()
