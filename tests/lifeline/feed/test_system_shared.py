@@ -118,15 +118,19 @@ def test_two_shared_systems_one_leads_the_other_reads_the_feed_and_survives_redi
         assert takeovers is not None and takeovers >= 1
 
         # the follower's ticker from the feed: the publisher's source, the exchange's age
-        assert until(lambda: shared(follower.get_ticker([BTC]).source))
-        answer = follower.get_ticker([BTC])
+        answers: list[Any] = []
+
+        def fresh_from_the_feed() -> bool:  # polled: one stall of a busy machine is no failure
+            answers.append(follower.get_ticker([BTC]))
+            exchange_age = time.time() - (produced_at(answers[-1].data) or 0.0)
+            got = answers[-1]
+            return (shared(got.source) and not got.stale and got.age is not None
+                    and 0 <= got.age <= 2.0 and abs(got.age - exchange_age) < 1.0)
+
+        assert until(fresh_from_the_feed), answers[-1:]
+        answer = answers[-1]
         assert str(answer.source).startswith("shared/smart_router/"), answer.source
         assert answer.level == max(leader.level, follower.level)
-        assert answer.age is not None and 0 <= answer.age <= 2.0 and not answer.stale
-        stamp = produced_at(answer.data)
-        assert stamp is not None
-        exchange_age = time.time() - stamp
-        assert abs(answer.age - exchange_age) < 1.0
         assert not shared(leader.get_ticker([BTC]).source)  # the leader answers from its tree
         sub = follower.subscribe("trade", [BTC], updates.append)
         assert until(lambda: any(shared(u.source) for u in updates))
