@@ -314,7 +314,8 @@ class FeedFollower:
         return self._latest(FeedKind.ORDERBOOK, wanted, Orderbook)
 
     def get_trades(self, market: str, count: int = 100) -> Answer[list[Trade]]:
-        """The newest ``count`` trades, newest first (Upbit's order)."""
+        """The newest ``count`` trades, newest first (Upbit's order: by ``sequential_id``,
+        whatever order the stream holds them in)."""
         market, count = validate_market(market), validate_trades_count(count)
         level = self._level()
         self._ask((market,))
@@ -327,7 +328,8 @@ class FeedFollower:
         if len(batch.entries) < count:
             raise NotInFeed(Missing.TOO_FEW, FeedKind.TRADE.value, (market,),
                             f"{count} asked, {len(batch.entries)} kept")
-        entries = tuple(reversed(batch.entries))
+        entries = tuple(sorted(batch.entries, reverse=True,
+                               key=lambda e: cast(Trade, e.item).sequential_id))
         return self._answer([cast(Trade, e.item) for e in entries], entries, level)
 
     def get_candles(self, market: str, interval: object, count: int = 200,
