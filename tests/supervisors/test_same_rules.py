@@ -37,9 +37,11 @@ def _supervisors_accepts(value: object, minimum: float, strict: bool) -> bool:
 
 def _quotation_accepts(value: object, minimum: float, strict: bool) -> bool:
     # check_number leaves infinity to its callers (a shutdown of math.inf waits forever).
-    bound = {"above": minimum} if strict else {"at_least": minimum}
     try:
-        check("x", value, finite=False, **bound)
+        if strict:
+            check("x", value, finite=False, above=minimum)
+        else:
+            check("x", value, finite=False, at_least=minimum)
     except InvalidValue as exc:
         assert (exc.field, exc.value) == ("x", value)
         return False
