@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from lifeline.feed.errors import FeedCommandError, FeedError, FeedUnavailable
+from quotation.redact import redact_url
 
 if TYPE_CHECKING:
     import redis
@@ -57,7 +58,8 @@ def connect(url: str, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
             health_check_interval=0,
         )
     except ValueError as exc:
-        raise FeedError(f"bad redis_url {url!r}: {exc}") from None
+        shown = redact_url(url)
+        raise FeedError(f"bad redis_url {shown!r}: {str(exc).replace(url, shown)}") from None
 
 
 def call(operation: str, command: Callable[[], _T]) -> _T:
