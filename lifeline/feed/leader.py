@@ -31,14 +31,22 @@ One thread (``lifeline-feed-leader``) runs the loop on the injected clock:
   for the shared budget) the lease is renewed when due, so a takeover of many markets
   keeps its lease; a stop ends the backfills between two markets. A failed backfill is
   retried every ``ttl / 3`` (not at each live trade of its market);
+* while a market's backfill is pending (not yet succeeded) its live trades are **held**,
+  not published (at most :data:`HOLD_TRADES` per market, at most ``backfill_hold`` seconds,
+  ``2 x ttl``): a backfill that succeeds publishes its trades after the stream's last one,
+  then the held ones (ascending ``sequential_id``, none twice), then live again; a hold
+  that fills or times out gives the backfill up: a gap counted (``backfill_gaps``) and
+  logged naming the ``sequential_id`` range, the held trades published in order. So each
+  market's trade stream stays strictly ascending in ``sequential_id`` (a trade not above
+  the last published one is not published: ``out_of_order``). Other kinds are not held;
 * when Redis is slow the queue fills: the **oldest** item is dropped and counted
   (``dropped``); a dropped trade marks its market for the same backfill, so trades come
   back from REST (up to 500), tickers, order books and candles do not (the next supersedes
   them). A batch whose publish failed with Redis unreachable or refused (``OOM``, a wrong
   key type) may or may not have been written, or in part: it is counted
   (``lost_in_flight``) and the trade markets of its whole batch (the runs after a failed
-  one were never sent) re-synchronised the same way (what the stream has is not published
-  again);
+  one were never sent) re-synchronised the same way (its trades held, what the stream has
+  is not published again);
 * :class:`~lifeline.feed.errors.LeaseLost` (a renewal or a fenced write refused) or the
   lease's own time running out (:meth:`Lease.held`) ends leading at once: the queue is
   cleared (``discarded``), the subscriptions are closed;
@@ -94,6 +102,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKFILL_TRADES",
+    "HOLD_TRADES",
     "RECENT_TRADES",
     "REMEMBERED_TRADES",
     "FeedLeader",
@@ -108,6 +117,9 @@ BACKFILL_TRADES: Final = 500
 """Trades asked from REST per market at a backfill: Upbit's ``trades/ticks`` maximum."""
 RECENT_TRADES: Final = 500
 """Newest stream entries read per market at a backfill (what is already published)."""
+HOLD_TRADES: Final = 500
+"""Live trades held at most per market while its backfill is pending (a backfill cannot
+reach further back than :data:`BACKFILL_TRADES` anyway)."""
 REMEMBERED_TRADES: Final = 4096
 """Published ``sequential_id`` s remembered per market (de-duplication)."""
 KINDS: Final = (FeedKind.TICKER, FeedKind.TRADE, FeedKind.ORDERBOOK, FeedKind.CANDLE_1M)
@@ -188,7 +200,8 @@ class LeaderStatus:
     backfilled: int
     """Trades published from REST by backfills."""
     backfill_gaps: int
-    """Backfills whose 500 REST trades did not reach back to the last published one."""
+    """Backfills whose 500 REST trades did not reach back to the last published one, and
+    backfills given up (a hold full or timed out)."""
     dropped: int
     """Items dropped from the full queue (oldest first): Redis slower than the feed."""
     lost_in_flight: int
@@ -202,6 +215,11 @@ class LeaderStatus:
     running: bool
     heartbeats: int = 0
     """Heartbeats written since start."""
+    held: int = 0
+    """Live trades held now (their markets' backfills pending)."""
+    out_of_order: int = 0
+    """Trades not published: not above the last one published in their market (the stream
+    stays ascending in ``sequential_id``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -213,7 +231,8 @@ class LeaderStatus:
             "dropped": self.dropped, "lost_in_flight": self.lost_in_flight,
             "discarded": self.discarded, "errors": dict(self.errors),
             "last_error": self.last_error, "running": self.running,
-            "heartbeats": self.heartbeats,
+            "heartbeats": self.heartbeats, "held": self.held,
+            "out_of_order": self.out_of_order,
         }
 
 
@@ -239,6 +258,26 @@ class _Published:
         return True
 
 
+class _Hold:
+    """A market's live trades held while its backfill is pending, by ``sequential_id``."""
+
+    __slots__ = ("since", "trades")
+
+    def __init__(self, since: float) -> None:
+        self.since = since
+        self.trades: dict[int, tuple[Trade, str]] = {}
+
+    def add(self, trade: Trade, source: str) -> None:
+        """Hold ``trade`` (once); past :data:`HOLD_TRADES` the oldest is let go (it falls in
+        the gap a give-up names)."""
+        self.trades.setdefault(trade.sequential_id, (trade, source))
+        if len(self.trades) > HOLD_TRADES:
+            del self.trades[min(self.trades)]
+
+    def full(self) -> bool:
+        return len(self.trades) >= HOLD_TRADES
+
+
 @dataclass(slots=True)
 class _Counts:
     published: Counter[str] = field(default_factory=Counter)
@@ -253,6 +292,21 @@ class _Counts:
     errors: Counter[str] = field(default_factory=Counter)
     last_error: str | None = None
     heartbeats: int = 0
+    held: int = 0
+    out_of_order: int = 0
+
+
+def _check_settings(queue_capacity: int, batch_max: int, retry_initial: float, *,
+                    stop_timeout: float, backfill_wait: float | None,
+                    backfill_hold: float | None) -> None:
+    check_setting("feed.leader.queue_capacity", queue_capacity, at_least=1, integer=True)
+    check_setting("feed.leader.batch_max", batch_max, at_least=1, integer=True)
+    check_setting("feed.leader.retry_initial", retry_initial, above=0)
+    check_setting("feed.leader.stop_timeout", stop_timeout, above=0)
+    if backfill_wait is not None:
+        check_setting("feed.leader.backfill_wait", backfill_wait, at_least=0)
+    if backfill_hold is not None:
+        check_setting("feed.leader.backfill_hold", backfill_hold, above=0)
 
 
 class FeedLeader:
@@ -264,7 +318,9 @@ class FeedLeader:
     this host in the lease (unique per process, no ``:``); ``host_symbols`` are published
     even if no host registered them. ``stop_timeout`` bounds :meth:`stop` (the longest one
     blocking call of the loop: a Redis call within its socket timeout, a REST backfill
-    within the system's ``request_deadline``).
+    within the system's ``request_deadline``). ``backfill_hold`` (default ``2 x
+    leader_ttl``) bounds how long a market's live trades are held while its backfill is
+    pending.
     """
 
     def __init__(self, system: LeaderHost, client: redis.Redis, keys: FeedKeys, *,
@@ -273,13 +329,9 @@ class FeedLeader:
                  registry_ttl: float = 15.0, stream_maxlen: int = DEFAULT_STREAM_MAXLEN,
                  queue_capacity: int = 10_000, batch_max: int = 500,
                  backfill_wait: float | None = None, retry_initial: float = 0.05,
-                 stop_timeout: float = 5.0) -> None:
-        check_setting("feed.leader.queue_capacity", queue_capacity, at_least=1, integer=True)
-        check_setting("feed.leader.batch_max", batch_max, at_least=1, integer=True)
-        check_setting("feed.leader.retry_initial", retry_initial, above=0)
-        check_setting("feed.leader.stop_timeout", stop_timeout, above=0)
-        if backfill_wait is not None:
-            check_setting("feed.leader.backfill_wait", backfill_wait, at_least=0)
+                 stop_timeout: float = 5.0, backfill_hold: float | None = None) -> None:
+        _check_settings(queue_capacity, batch_max, retry_initial, stop_timeout=stop_timeout,
+                        backfill_wait=backfill_wait, backfill_hold=backfill_hold)
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._system = system
         self.owner = owner
@@ -294,6 +346,8 @@ class FeedLeader:
         self._batch_max = batch_max
         self.backfill_wait = self._lease.ttl if backfill_wait is None else backfill_wait
         """Seconds a takeover waits for a market's first live trade before it backfills."""
+        self.backfill_hold = 2 * self._lease.ttl if backfill_hold is None else backfill_hold
+        """Seconds a market's live trades are held at most while its backfill is pending."""
         self.refresh_every = self._lease.renew_every
         """Seconds between two reads of the symbol union while leading."""
         self.heartbeat_every = self._lease.renew_every
@@ -313,8 +367,12 @@ class FeedLeader:
         self._published: dict[str, _Published] = {}
         self._pending: dict[str, float] = {}
         """Markets waiting for a backfill -> the clock's time after which it runs anyway."""
-        self._anchors: dict[str, Trade] = {}
-        """A pending market's last trade published before its gap (REST failed once)."""
+        self._held: dict[str, _Hold] = {}
+        """Pending markets' live trades, held until the backfill succeeds or is given up."""
+        self._last_sid: dict[str, int] = {}
+        """The highest ``sequential_id`` in each market's stream (as this leader knows it)."""
+        # pending markets whose backfill's REST call failed (retried on its timer only)
+        self._tried: set[str] = set()
         self._lease_failures = 0
         self._feed_failures = 0
         self._hold_until = 0.0
@@ -376,7 +434,8 @@ class FeedLeader:
                 backfilled=c.backfilled, backfill_gaps=c.backfill_gaps, dropped=c.dropped,
                 lost_in_flight=c.lost_in_flight, discarded=c.discarded,
                 errors=dict(c.errors), last_error=c.last_error,
-                running=self._thread.is_alive(), heartbeats=c.heartbeats,
+                running=self._thread.is_alive(), heartbeats=c.heartbeats, held=c.held,
+                out_of_order=c.out_of_order,
             )
 
     # -- the loop -----------------------------------------------------------------------------
@@ -491,6 +550,10 @@ class FeedLeader:
         self._grant = grant
         self._holder = None
         self._published.clear()
+        self._held.clear()
+        self._last_sid.clear()
+        self._tried.clear()
+        self._note_held()
         self._markets = frozenset()
         self._refresh_due = self._clock.monotonic()
         self._beat_due = 0.0  # due at once: this pass beats
@@ -517,7 +580,11 @@ class FeedLeader:
         self._subs.clear()
         self._markets = frozenset()
         self._pending.clear()
-        self._anchors.clear()
+        discarded += sum(len(hold.trades) for hold in self._held.values())
+        self._held.clear()
+        self._last_sid.clear()
+        self._tried.clear()
+        self._note_held()
         self._published.clear()
         self._hold_until = 0.0
         self._feed_failures = 0
@@ -574,8 +641,11 @@ class FeedLeader:
                 if sub is not None:
                     sub.close()
             self._pending.pop(market, None)
-            self._anchors.pop(market, None)
+            self._held.pop(market, None)
+            self._last_sid.pop(market, None)
+            self._tried.discard(market)
             self._published.pop(market, None)
+        self._note_held()
         self._markets = wanted
         logger.info("feed leader %s publishes %d markets (+%d, -%d)", self.owner,
                     len(wanted), len(added), len(gone))
@@ -619,23 +689,32 @@ class FeedLeader:
         try:
             self._publish_items(batch)
         except (FeedUnavailable, FeedCommandError):
-            self._resync(item for item, _ in batch)
+            self._resync(batch)
             raise
 
     def _publish_items(self, batch: Sequence[tuple[FeedModel, str]]) -> None:
         kept: list[tuple[FeedModel, str]] = []
+        started: list[str] = []
         for item, source in batch:
             if isinstance(item, Trade):
                 market = item.market
                 if market not in self._markets:
                     continue
-                if market in self._pending and market not in self._anchors:
-                    # its first live trade: the stream catches up (a backfill that failed
-                    # is retried on its timer by _backfill_due, not once per live trade)
-                    self._backfill(market)
+                if market in self._pending:  # held until its backfill succeeds or gives up
+                    if self._hold_trade(item, source):
+                        started.append(market)
+                    continue
                 if not self._remember(item):
                     continue
             kept.append((item, source))
+        for market in started:
+            if market in self._pending and market not in self._tried:
+                # its first live trade: the stream catches up (a backfill that failed is
+                # retried on its timer by _backfill_due, not once per live trade)
+                self._backfill(market)
+        for market, hold in list(self._held.items()):
+            if hold.full():
+                self._give_up(market, "full")
         start = 0
         while start < len(kept):  # one fenced call per run of one source
             source = kept[start][1]
@@ -645,11 +724,40 @@ class FeedLeader:
             self._write([item for item, _ in kept[start:end]], source)
             start = end
 
+    def _hold_trade(self, trade: Trade, source: str) -> bool:
+        """Hold ``trade`` of a pending market; ``True`` if it is the first of its hold."""
+        hold = self._held.get(trade.market)
+        first = hold is None
+        if hold is None:
+            hold = self._held[trade.market] = _Hold(self._clock.monotonic())
+        hold.add(trade, source)
+        self._note_held()
+        return first
+
+    def _note_held(self) -> None:
+        with self._state:
+            self._counts.held = sum(len(hold.trades) for hold in self._held.values())
+
     def _remember(self, trade: Trade) -> bool:
-        published = self._published.get(trade.market)
+        """Note ``trade`` as published; ``False`` if it must not be: published already, or
+        not above the market's last published ``sequential_id`` (the stream stays
+        ascending)."""
+        market, sid = trade.market, trade.sequential_id
+        published = self._published.get(market)
         if published is None:
-            published = self._published[trade.market] = _Published()
-        return published.add(trade.sequential_id)
+            published = self._published[market] = _Published()
+        last = self._last_sid.get(market)
+        if sid in published.ids:
+            return False
+        if last is not None and sid <= last:
+            with self._state:
+                self._counts.out_of_order += 1
+            logger.debug("feed leader %s: trade %d of %s not published: not after %d",
+                         self.owner, sid, market, last)
+            return False
+        published.add(sid)
+        self._last_sid[market] = sid
+        return True
 
     def _write(self, items: list[FeedModel], source: str) -> None:
         grant = self._grant
@@ -661,7 +769,7 @@ class FeedLeader:
         try:
             self._publisher.publish(grant, items, source=source, level=int(self._system.level))
         except (FeedUnavailable, FeedCommandError):  # a script refused may have written part
-            self._lost_in_flight(items)
+            self._lost_in_flight(items, source)
             raise
         kinds = Counter(kind_for(item).value for item in items)
         with self._state:
@@ -669,31 +777,36 @@ class FeedLeader:
             self._counts.batches += 1
             self._counts.last_publish_at = self._clock.time()
 
-    def _lost_in_flight(self, items: Sequence[FeedModel]) -> None:
+    def _lost_in_flight(self, items: Sequence[FeedModel], source: str) -> None:
         """A publish whose reply never came, or that Redis refused (``OOM``, a wrong key
         type: a script stops at its failing command, the entries before it stay written):
         maybe written, in part. Its trades' markets are read back from the stream and
         backfilled (what is there is not published again)."""
         with self._state:
             self._counts.lost_in_flight += len(items)
-        self._resync(items)
+        self._resync((item, source) for item in items)
 
-    def _resync(self, items: Iterable[FeedModel]) -> None:
-        """Mark the markets of ``items``' trades for a backfill now (the stream re-read)."""
+    def _resync(self, items: Iterable[tuple[FeedModel, str]]) -> None:
+        """Mark the markets of ``items``' trades for a backfill now (the stream re-read) and
+        hold those trades (the ones the stream has are not published again)."""
         now = self._clock.monotonic()
-        for item in items:
-            if (isinstance(item, Trade) and item.market in self._markets
-                    and item.market not in self._pending):
-                self._pending[item.market] = now
-                self._published.pop(item.market, None)
+        for item, source in items:
+            if isinstance(item, Trade) and item.market in self._markets:
+                if item.market not in self._pending:
+                    self._pending[item.market] = now
+                    self._published.pop(item.market, None)
+                self._hold_trade(item, source)
 
     # -- backfill ---------------------------------------------------------------------------
 
     def _next_backfill(self) -> float:
-        return min(self._pending.values(), default=float("inf"))
+        held = min((hold.since + self.backfill_hold for hold in self._held.values()),
+                   default=float("inf"))
+        return min(held, min(self._pending.values(), default=float("inf")))
 
     def _backfill_due(self) -> None:
-        """Backfill each pending market whose time has come (a gap: at once)."""
+        """Give up each hold that is full or whose time is up; backfill each pending market
+        whose time has come (a gap: at once)."""
         with self._cond:
             gaps, self._gaps = self._gaps, set()
         now = self._clock.monotonic()
@@ -701,35 +814,42 @@ class FeedLeader:
             if market not in self._pending:
                 self._pending[market] = now
                 self._published.pop(market, None)
+        for market, hold in list(self._held.items()):
+            if hold.full() or now >= hold.since + self.backfill_hold:
+                self._give_up(market, "full" if hold.full() else "timed out")
         for market, due in list(self._pending.items()):
-            if now >= due:
+            if now >= due and market in self._pending:
                 self._backfill(market)
+
+    def _stream_last(self, market: str) -> Trade | None:
+        """Read the newest :data:`RECENT_TRADES` of ``market``'s stream: what is published
+        (remembered afresh) and its last trade (``None``: the stream is empty)."""
+        recent = self._snapshots.recent(FeedKind.TRADE, market, RECENT_TRADES)
+        trades = [entry.item for entry in recent.entries if isinstance(entry.item, Trade)]
+        self._published[market] = _Published(trade.sequential_id for trade in trades)
+        if not trades:
+            self._last_sid.pop(market, None)
+            return None
+        self._last_sid[market] = max(trade.sequential_id for trade in trades)
+        return trades[-1]
 
     def _backfill(self, market: str) -> None:
         """Publish the trades of ``market`` that REST has after the stream's last one
-        (oldest first, none twice). Raises FeedError (the market stays pending)."""
+        (oldest first, none twice), then its held trades, and end its hold. Raises
+        FeedError (the market stays pending, its trades held)."""
         self._keep_lease()
-        recent = self._snapshots.recent(FeedKind.TRADE, market, RECENT_TRADES)
-        trades = [entry.item for entry in recent.entries if isinstance(entry.item, Trade)]
-        published = _Published(trade.sequential_id for trade in trades)
-        previous = self._published.get(market)
-        if previous is not None:
-            for sid in previous.order:
-                published.add(sid)
-        self._published[market] = published
-        anchor = self._anchors.get(market)
-        last = anchor if anchor is not None else (trades[-1] if trades else None)
-        if last is None:
-            self._pending.pop(market, None)
-            return  # nothing published yet: the stream starts with the live trades
+        last = self._stream_last(market)
+        if last is None:  # nothing published yet: the stream starts with the held trades
+            self._release(market, [], "")
+            return
         try:
             answer = self._system.get_trades(market, count=BACKFILL_TRADES)
         except (LifelineError, QuotationError) as exc:  # MarketDataUnavailable, stopped, …
             self._count(exc)
             logger.warning("feed leader %s: backfill of %s: REST failed: %s", self.owner,
                            market, exc)
-            self._anchors[market] = last  # live trades may follow; fill in after `last`
             self._pending[market] = self._clock.monotonic() + self._retry.cap
+            self._tried.add(market)
             return
         self._keep_lease()  # the REST call may have waited for the shared budget
         newest_first = list(answer.data)
@@ -749,16 +869,59 @@ class FeedLeader:
                     "feed leader %s: backfill of %s: the %d trades REST returns do not reach "
                     "back to the last published one (%d): trades in between are lost",
                     self.owner, market, len(newest_first), last.sequential_id)
-        todo = [t for t in reversed(after) if published.add(t.sequential_id)]
-        self._pending.pop(market, None)
-        self._anchors.pop(market, None)
+        backfilled = self._release(market, after[::-1], str(answer.source))
+        if backfilled:
+            logger.info("feed leader %s: backfilled %d trades of %s after %d", self.owner,
+                        backfilled, market, last.sequential_id)
+
+    def _give_up(self, market: str, why: str) -> None:
+        """A hold full or timed out: the backfill of ``market`` is given up; its held trades
+        are published after the stream's last one, the trades in between counted as a gap.
+        Raises FeedError (the market stays pending, its trades held)."""
+        self._keep_lease()
+        hold = self._held.get(market)
+        last = self._stream_last(market)
+        first = min(hold.trades) if hold is not None and hold.trades else None
+        self._release(market, [], "")
+        after = f"after {last.sequential_id} " if last is not None else ""
+        before = f"before {first}" if first is not None else "up to now"
+        with self._state:
+            self._counts.backfill_gaps += 1
+        logger.warning(
+            "feed leader %s: backfill of %s given up (%d live trades held, hold %s): trades "
+            "of %s with sequential_id %s%s are lost; the held ones published, live again",
+            self.owner, market, len(hold.trades) if hold is not None else 0, why, market,
+            after, before)
+
+    def _release(self, market: str, backfilled: Sequence[Trade], source: str) -> int:
+        """Publish ``backfilled`` (oldest first, from ``source``), then ``market``'s held
+        trades (ascending ``sequential_id``, each run of one source in one call), none
+        twice nor below the stream's last; then the market is live again. Returns how many
+        backfilled trades were published. Raises FeedError with the market still pending
+        and its trades still held (the next try re-reads the stream)."""
+        todo = [trade for trade in backfilled if self._remember(trade)]
+        hold = self._held.get(market)
+        held = [] if hold is None else [hold.trades[sid] for sid in sorted(hold.trades)]
+        then = [(trade, held_source) for trade, held_source in held if self._remember(trade)]
         for start in range(0, len(todo), self._batch_max):
-            self._write(list(todo[start:start + self._batch_max]), str(answer.source))
+            self._write(list(todo[start:start + self._batch_max]), source)
+        start = 0
+        while start < len(then):  # one fenced call per run of one source
+            run_source = then[start][1]
+            end = start
+            while (end < len(then) and then[end][1] == run_source
+                   and end - start < self._batch_max):
+                end += 1
+            self._write([trade for trade, _ in then[start:end]], run_source)
+            start = end
+        self._pending.pop(market, None)
+        self._held.pop(market, None)
+        self._tried.discard(market)
+        self._note_held()
         if todo:
             with self._state:
                 self._counts.backfilled += len(todo)
-            logger.info("feed leader %s: backfilled %d trades of %s after %d", self.owner,
-                        len(todo), market, last.sequential_id)
+        return len(todo)
 
     # -- errors -------------------------------------------------------------------------------
 
