@@ -53,9 +53,9 @@ socket timeout, 1 s, so a ``request_deadline`` under that is overrun by the rest
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
+import secrets
 import sys
 import threading
 import time
@@ -1240,14 +1240,23 @@ class _Hedge:
         return reply
 
 
-_OWNERS = itertools.count(1)
+_OWNERS: set[str] = set()
+"""The suffixes :func:`_feed_owner` handed out in this process."""
+_OWNERS_LOCK = threading.Lock()
 
 
 def _feed_owner(host_id: str) -> str:
-    """This system's id in the feed: ``<hostname>/<pid>``, then ``/<n>`` for the n-th
-    shared-mode system of the process (ids must differ; tests run several in one)."""
-    n = next(_OWNERS)
-    return host_id if n == 1 else f"{host_id}/{n}"
+    """This system's id in the feed: ``<hostname>/<pid>/<6 random hex digits>``, unique per
+    system, not only per process: two containers with ``--network host``, both pid 1, share
+    ``<hostname>/<pid>`` (their symbol registrations would replace each other's), and one
+    process may run several systems (tests do). Drawn again if this process already has it."""
+    with _OWNERS_LOCK:
+        for _ in range(64):  # 16.7 M suffixes: a second draw is already rare
+            suffix = secrets.token_hex(3)
+            if suffix not in _OWNERS:
+                _OWNERS.add(suffix)
+                return f"{host_id}/{suffix}"
+    raise LifelineError("no unused feed host id suffix after 64 draws")
 
 
 class _LocalSide:

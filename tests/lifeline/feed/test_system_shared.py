@@ -8,6 +8,7 @@ once Redis is back; status and the subscription follow the same switch."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ import pytest
 
 from actors.messages import produced_at
 from lifeline import Level, MarketDataSystem
+from lifeline.feed.follower import default_host_id
 from lifeline.levels import SHARED_FEED_LOST, Cause, LevelChange
 from lifeline.metrics import registry_for
 from lifeline.settings import FeedMode, FeedSettings
@@ -111,6 +113,9 @@ def test_two_shared_systems_one_leads_the_other_reads_the_feed_and_survives_redi
         follower.on_level_change(seen.append)
         feed = follower.status().to_dict()["feed"]
         assert feed["mode"] == "shared"
+        ids = [s.status().to_dict()["feed"]["host_id"] for s in systems]
+        readable = re.compile(rf"^{re.escape(default_host_id())}/[0-9a-f]{{6}}$")
+        assert ids[0] != ids[1] and all(readable.match(i) for i in ids), ids
         assert feed["leader"] == leader.status().to_dict()["feed"]["host_id"]
         assert leader.status().to_dict()["feed"]["lease_age"] is not None
         assert (role_metric(leader), role_metric(follower)) == (2.0, 1.0)
