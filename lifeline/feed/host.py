@@ -493,6 +493,10 @@ class SharedHost:
                                      own_level=lambda: Level(host.level), clock=clock,
                                      host_id=self.owner, symbols=symbols)
         self._watch_client = self._client()
+        self.read_failures = 0
+        """Reads the feed refused (an error reply, e.g. a corrupted key): the own tree served."""
+        self._read_failing = False
+        self._read_lock = threading.Lock()
         self._lost = False
         self._lost_lock = threading.Lock()
         self._subs: list[SharedSubscription] = []
@@ -586,15 +590,36 @@ class SharedHost:
         if self.serving_locally():
             return None
         try:
-            return self._ask(request)
+            answer = self._ask(request)
         except NotInFeed:
-            return None
+            answer = None  # the feed answered: it does not have it
         except FeedUnavailable as exc:
             self._set_lost(True, exc)
             return None
         except FeedError as exc:  # a command refused: this host's tree answers instead
-            logger.info("shared feed read failed, served locally: %s", exc)
+            self._read_failed(exc)
             return None
+        if self._read_failing:
+            self._read_works()
+        return answer
+
+    def _read_failed(self, exc: FeedError) -> None:
+        """A read the feed refused: counted, logged once per burst (a host reading 100 times
+        a second would flood its log), the first failure after a read that worked."""
+        with self._read_lock:
+            self.read_failures += 1
+            first, self._read_failing = not self._read_failing, True
+            failures = self.read_failures
+        if first:
+            logger.info("shared feed reads fail, served locally (logged once per burst; %d "
+                        "so far): %s", failures, exc)
+
+    def _read_works(self) -> None:
+        with self._read_lock:
+            ended, self._read_failing = self._read_failing, False
+            failures = self.read_failures
+        if ended:
+            logger.info("shared feed reads work again (%d failed so far)", failures)
 
     def _ask(self, request: Request) -> Answer[list[Any]] | None:
         follower = self.follower
