@@ -360,7 +360,8 @@ class MarketDataSystem:
         feed = SharedHost(self._config.feed, _LocalSide(self), clock=self._clock,
                           owner=_feed_owner(default_host_id()), symbols=fb.symbols,
                           interval=min(fb.probe_interval, self._config.feed.leader_ttl / 3),
-                          on_lost=self._feed_lost, local_subscribe=self._local_subscribe)
+                          on_lost=self._feed_lost, local_subscribe=self._local_subscribe,
+                          request_deadline=fb.request_deadline)
         with self._subscribing:
             self._feed = feed
             waiting, self._waiting = self._waiting, []

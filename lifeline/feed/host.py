@@ -69,7 +69,12 @@ from lifeline.answer import Answer
 from lifeline.feed.errors import FeedError, FeedUnavailable
 from lifeline.feed.follower import FeedFollower, NotInFeed
 from lifeline.feed.leader import BACKFILL_TRADES, FeedLeader, LeaderHost
-from lifeline.feed.redis_io import call, connect
+from lifeline.feed.redis_io import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_SOCKET_TIMEOUT,
+    call,
+    connect,
+)
 from lifeline.feed.streams import FeedKeys
 from lifeline.levels import Level
 from lifeline.subscriptions import (
@@ -90,7 +95,7 @@ if TYPE_CHECKING:
     from lifeline.settings import FeedSettings
 
 __all__ = [
-    "CATCHUP_STOP_TIMEOUT",
+    "STOP_SLACK",
     "FeedRole",
     "OwnSide",
     "SharedHost",
@@ -100,9 +105,11 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CATCHUP_STOP_TIMEOUT: Final = 5.0
-"""Real seconds ``stop()`` waits for the catch-up thread (a backfill's REST call in flight is
-bounded by ``fallback.request_deadline``)."""
+STOP_SLACK: Final = 0.5
+"""Real seconds ``stop()`` waits for a thread beyond the bound of what it may be doing."""
+
+_CALL_BOUND: Final = DEFAULT_CONNECT_TIMEOUT + DEFAULT_SOCKET_TIMEOUT
+"""The longest one Redis call of this host's clients takes (connect, then the answer)."""
 
 
 class FeedRole:
@@ -459,6 +466,17 @@ class SharedSubscription(Subscription):
             host.forget(self)
 
 
+def _join(thread: threading.Thread, bound: float, here: threading.Thread) -> None:
+    """Wait at most ``bound`` for ``thread`` (started, not this one); a WARNING naming it
+    if it runs on (a daemon: it ends on its own once its call returns)."""
+    if thread.ident is None or thread is here:
+        return
+    thread.join(bound)
+    if thread.is_alive():
+        logger.warning("shared feed: thread %s did not stop within %.1f s; left running",
+                       thread.name, bound)
+
+
 class SharedHost:
     """One host's part of the shared feed (module docstring): started after the system's
     tree, stopped before it.
@@ -467,13 +485,16 @@ class SharedHost:
     own tree, never the feed's); ``on_lost(lost)`` tells the system the feed was lost or is
     back (on the watch thread, or on a reading thread when a read finds Redis gone; called
     under a lock, in the order the state changed: it must be quick and must not call back
-    into this host); ``interval`` is the watch's period.
+    into this host); ``interval`` is the watch's period; ``request_deadline`` is
+    ``fallback.request_deadline``, the bound of a backfill's ``get_trades`` on the own tree
+    (and so of :attr:`catchup_bound`).
     """
 
     def __init__(self, settings: FeedSettings, host: OwnSide, *, clock: Clock,
                  owner: str, symbols: tuple[str, ...], interval: float,
                  on_lost: Callable[[bool], None],
-                 local_subscribe: Callable[..., Subscription]) -> None:
+                 local_subscribe: Callable[..., Subscription],
+                 request_deadline: float) -> None:
         self.settings = settings
         self.keys = FeedKeys(settings.stream_prefix)
         self.owner = owner.replace(":", "_")
@@ -483,6 +504,13 @@ class SharedHost:
         self._local_subscribe = local_subscribe
         self._host = host
         self.interval = interval
+        self.catchup_bound = max(request_deadline, _CALL_BOUND) + STOP_SLACK
+        """Real seconds :meth:`stop` waits for the catch-up thread: its job in flight is a
+        backfill (the own tree's ``get_trades``, within ``request_deadline``) or a tick (a
+        feed subscription opened: one Redis call)."""
+        self.watch_bound = 2 * _CALL_BOUND + STOP_SLACK
+        """Real seconds :meth:`stop` waits for the watch: its pass in flight is a ``PING`` and
+        a heartbeat read (its wait between passes ends at once)."""
         self.overlap = 2 * settings.leader_ttl + 5.0
         """Seconds a subscription's previous source still delivers the markets its new one
         has not caught up on (a takeover takes at most ``ttl + ttl / 3``)."""
@@ -542,13 +570,8 @@ class SharedHost:
         for sub in subs:
             sub.close()
             sub.release()  # also one closed from its callback, its release not run yet
-        if self._thread.ident is not None and self._thread is not here:
-            self._thread.join(self.interval + 2.0)
-        if self._catchup.ident is not None and self._catchup is not here:
-            self._catchup.join(CATCHUP_STOP_TIMEOUT)
-            if self._catchup.is_alive():
-                logger.warning("shared feed: the catch-up thread did not stop within %.1f s",
-                               CATCHUP_STOP_TIMEOUT)
+        _join(self._thread, self.watch_bound, here)
+        _join(self._catchup, self.catchup_bound, here)
         self.leader.stop()
         self.follower.close()
         for client in self._clients:

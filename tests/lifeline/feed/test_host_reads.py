@@ -95,7 +95,7 @@ def following(redis_server: RedisServer, prefix: str
                             stream_prefix=prefix, leader_ttl=TTL)
     host = SharedHost(settings, own, clock=SystemClock(), owner=f"test-{prefix}", symbols=(),
                       interval=TTL / 3, on_lost=lambda lost: None,
-                      local_subscribe=own.subscribe)
+                      local_subscribe=own.subscribe, request_deadline=3.0)
     try:
         host.start()
         assert host.role() == "follower", host.status()

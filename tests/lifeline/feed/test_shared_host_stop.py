@@ -19,7 +19,8 @@ import pytest
 from actors.messages import Source
 from lifeline.answer import Answer
 from lifeline.feed import FeedKeys, Lease, connect
-from lifeline.feed.host import SharedHost
+from lifeline.feed.host import STOP_SLACK, SharedHost
+from lifeline.feed.redis_io import DEFAULT_CONNECT_TIMEOUT, DEFAULT_SOCKET_TIMEOUT
 from lifeline.levels import Level
 from lifeline.settings import FeedMode, FeedSettings
 from lifeline.subscriptions import Dispatcher, StreamKind, Subscription
@@ -32,6 +33,9 @@ pytestmark = pytest.mark.timeout(60)
 TTL = 0.6
 WAIT = 15.0
 """Real seconds a wait lasts before the test fails (a bound, never expected to elapse)."""
+DEADLINE = 3.0
+"""``fallback.request_deadline`` (above the Redis calls' bound, 2 s: the catch-up thread's
+stop bound is derived from it)."""
 FEED_THREADS = ("lifeline-feed-watch", "lifeline-feed-leader", "lifeline-feed-registrar",
                 "lifeline-feed-follower", "lifeline-feed-dispatcher", "lifeline-feed-catchup")
 
@@ -78,7 +82,7 @@ def test_stop_from_the_catchup_thread_stops_the_leader_the_follower_and_the_watc
                             stream_prefix="hs", leader_ttl=TTL)
     host = SharedHost(settings, own, clock=SystemClock(), owner="test-host", symbols=(),
                       interval=TTL / 3, on_lost=lambda lost: None,
-                      local_subscribe=own.subscribe)
+                      local_subscribe=own.subscribe, request_deadline=DEADLINE)
     probe = connect(redis_server.url, connect_timeout=0.5, socket_timeout=0.5)
     stopped = threading.Event()
     failed: list[BaseException] = []
@@ -135,10 +139,79 @@ def test_the_system_is_told_the_feeds_state_in_the_order_it_changed(
     settings = FeedSettings(mode=FeedMode.SHARED, redis_url=redis_server.url,
                             stream_prefix="ho", leader_ttl=TTL)
     host = SharedHost(settings, own, clock=SystemClock(), owner="test-order", symbols=(),
-                      interval=TTL / 3, on_lost=on_lost, local_subscribe=own.subscribe)
+                      interval=TTL / 3, on_lost=on_lost, local_subscribe=own.subscribe,
+                      request_deadline=DEADLINE)
     try:
         host._set_lost(True, "a read found Redis gone")
         assert _until(lambda: len(told) == 2), told
         assert told[-1] is host.lost, (told, host.lost)
     finally:
         host.stop()
+
+
+def test_a_catchup_stuck_past_its_bound_is_left_and_named_in_a_warning(
+        redis_server: RedisServer, caplog: pytest.LogCaptureFixture) -> None:
+    """The catch-up thread runs the switches' backfills: the own tree's ``get_trades``,
+    bounded by ``fallback.request_deadline``. ``stop()`` waits for it that long (and a
+    little), then goes on and says which thread it left."""
+    caplog.set_level(logging.WARNING, logger="lifeline.feed.host")
+    own = Own()
+    settings = FeedSettings(mode=FeedMode.SHARED, redis_url=redis_server.url,
+                            stream_prefix="hc", leader_ttl=TTL)
+    host = SharedHost(settings, own, clock=SystemClock(), owner="test-stuck", symbols=(),
+                      interval=TTL / 3, on_lost=lambda lost: None,
+                      local_subscribe=own.subscribe, request_deadline=DEADLINE)
+    inside, gate = threading.Event(), threading.Event()
+
+    def stuck() -> None:  # a backfill whose REST call outlives its deadline
+        inside.set()
+        gate.wait(WAIT + host.catchup_bound)
+
+    assert host.catchup_bound == DEADLINE + STOP_SLACK
+    try:
+        host.start()
+        host.later(stuck)
+        assert inside.wait(WAIT)
+        host.stop()  # returns: the bound ran out
+        warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert any("lifeline-feed-catchup" in m and f"{host.catchup_bound:.1f} s" in m
+                   for m in warned), warned
+        assert not host.leader.status().running
+    finally:
+        gate.set()
+        host.stop()
+    assert _until(lambda: _feed_threads() == []), _feed_threads()
+
+
+def test_a_watch_stuck_past_its_bound_is_left_and_named_in_a_warning(
+        redis_server: RedisServer, caplog: pytest.LogCaptureFixture) -> None:
+    """The watch's pass (a ``PING``, the leader's heartbeat, telling the system) is bounded
+    by two Redis calls; one stuck longer (here in ``on_lost``, told that the feed is back)
+    is left by ``stop()`` with a WARNING naming it, not silently."""
+    caplog.set_level(logging.WARNING, logger="lifeline.feed.host")
+    own = Own()
+    inside, gate = threading.Event(), threading.Event()
+
+    def on_lost(lost: bool) -> None:
+        if not lost and threading.current_thread().name == "lifeline-feed-watch":
+            inside.set()
+            gate.wait(WAIT + host.watch_bound)
+
+    settings = FeedSettings(mode=FeedMode.SHARED, redis_url=redis_server.url,
+                            stream_prefix="hw", leader_ttl=TTL)
+    host = SharedHost(settings, own, clock=SystemClock(), owner="test-watch", symbols=(),
+                      interval=TTL / 3, on_lost=on_lost, local_subscribe=own.subscribe,
+                      request_deadline=DEADLINE)
+    assert host.watch_bound == 2 * (DEFAULT_CONNECT_TIMEOUT + DEFAULT_SOCKET_TIMEOUT) + STOP_SLACK
+    try:
+        host.start()
+        host._set_lost(True, "a read found Redis gone")  # the watch finds it back: on_lost
+        assert inside.wait(WAIT)
+        host.stop()  # returns: the bound ran out
+        warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
+                  and "lifeline-feed-watch" in r.getMessage()]
+        assert len(warned) == 1 and f"{host.watch_bound:.1f} s" in warned[0], warned
+    finally:
+        gate.set()
+        host.stop()
+    assert _until(lambda: _feed_threads() == []), _feed_threads()
