@@ -525,6 +525,11 @@ class SharedHost:
         """Reads the feed refused (an error reply, e.g. a corrupted key): the own tree served."""
         self._read_failing = False
         self._read_lock = threading.Lock()
+        self._users = 0
+        """Reads in flight (Redis calls from callers' threads, :meth:`_enter`)."""
+        self._users_lock = threading.Lock()
+        self._closed = False
+        """:meth:`stop` has closed the clients."""
         self._lost = False
         self._lost_lock = threading.Lock()
         self._subs: list[SharedSubscription] = []
@@ -574,8 +579,9 @@ class SharedHost:
         _join(self._catchup, self.catchup_bound, here)
         self.leader.stop()
         self.follower.close()
-        for client in self._clients:
-            client.close()
+        with self._users_lock:  # a read in flight closes them again when it ends
+            self._closed = True
+        self._close_clients()
 
     # -- state ------------------------------------------------------------------------------
 
@@ -609,15 +615,46 @@ class SharedHost:
 
     def read(self, request: Request) -> Answer[list[Any]] | None:
         """The feed's answer to ``request`` while this host follows; ``None``: serve it from
-        this host's own tree (it leads, the feed is lost, or the feed does not have it)."""
-        if self.serving_locally():
+        this host's own tree (it leads, the feed is lost, the feed does not have it, or this
+        host is stopped: the system's own path then answers or raises ``SystemNotRunning``,
+        as for any read racing ``stop()``)."""
+        if self.serving_locally() or not self._enter():
             return None
+        try:
+            return self._read(request)
+        finally:
+            self._leave()
+
+    def _enter(self, *, stopped_too: bool = False) -> bool:
+        """A Redis user starts (``False``: stopped, it must not: a closed client would
+        reconnect; ``stopped_too``: it may, :meth:`_leave` closes what it reopened)."""
+        with self._users_lock:
+            if self._stop.is_set() and not stopped_too:
+                return False
+            self._users += 1
+            return True
+
+    def _leave(self) -> None:
+        """A Redis user ends; the last one after :meth:`stop` closed the clients closes them
+        again (a connection its calls reopened meanwhile)."""
+        with self._users_lock:
+            self._users -= 1
+            late = self._closed and not self._users
+        if late:
+            self._close_clients()
+
+    def _close_clients(self) -> None:
+        for client in self._clients:
+            client.close()
+
+    def _read(self, request: Request) -> Answer[list[Any]] | None:
         try:
             answer = self._ask(request)
         except NotInFeed:
             answer = None  # the feed answered: it does not have it
         except FeedUnavailable as exc:
-            self._set_lost(True, exc)
+            if not self._stop.is_set():  # not a connection stop() closed under it
+                self._set_lost(True, exc)
             return None
         except FeedError as exc:  # a command refused: this host's tree answers instead
             self._read_failed(exc)
@@ -758,9 +795,14 @@ class SharedHost:
                 self._sync()
 
     def status(self) -> dict[str, Any]:
-        """``status().to_dict()["feed"]`` in shared mode."""
+        """``status().to_dict()["feed"]`` in shared mode (one Redis read; racing or after
+        :meth:`stop`, the connection it opens is closed again)."""
         leader = self.leader.status()
-        follower = self.follower.status()
+        self._enter(stopped_too=True)
+        try:
+            follower = self.follower.status()
+        finally:
+            self._leave()
         role = self.role()
         return {
             "mode": "shared", "role": role, "host_id": self.owner,

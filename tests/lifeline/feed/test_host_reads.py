@@ -1,8 +1,9 @@
 """``SharedHost.read`` on a host that follows (another contender holds the lease and beats):
 a read the feed refuses (a corrupted key: Redis answers an error) is served by the host's own
 tree and logged once per burst with a count, not once per read (a host reading 100 times a
-second would flood its log). Real ``redis-server``; the host's own side is a small
-:class:`~lifeline.feed.host.OwnSide`; bounded waits only."""
+second would flood its log); a read racing ``stop()`` leaves no connection open. Real
+``redis-server``; the host's own side is a small :class:`~lifeline.feed.host.OwnSide`;
+bounded waits only."""
 
 from __future__ import annotations
 
@@ -133,3 +134,32 @@ def test_reads_the_feed_refuses_are_logged_once_per_burst_with_a_count(
             assert host.read(TickerRequest((BTC,))) is None
         assert len(_read_failures_logged(caplog)) == 3, _read_failures_logged(caplog)
         assert host.read_failures == 110
+
+
+def test_a_read_racing_stop_leaves_no_connection_open(redis_server: RedisServer) -> None:
+    """A read in flight while ``stop()`` closes the clients would reopen a connection (a
+    Redis client reconnects on its next command) that nobody closes; a read after
+    ``stop()`` is served by the own tree (``None``) without touching Redis; ``status()``
+    after it (a Redis read) closes what it opened. Counted by Redis itself (``CLIENT LIST``,
+    the probe's own connection aside)."""
+    with following(redis_server, "rs") as (host, own, probe):
+        mine = probe.client_id()
+
+        def others() -> list[dict[str, Any]]:
+            return [c for c in probe.client_list() if int(c["id"]) != mine]
+
+        assert others(), "the host holds no connection"
+        results: list[object] = []
+        own.armed = True
+        reader = threading.Thread(
+            target=lambda: results.append(host.read(TickerRequest((BTC,)))),
+            name=READER, daemon=True)
+        reader.start()
+        assert own.inside.wait(WAIT)  # in flight: past 'this host follows', before Redis
+        host.stop()
+        own.release()  # its Redis calls come after the clients were closed
+        reader.join(WAIT)
+        assert not reader.is_alive() and results == [None], results
+        assert host.read(TickerRequest((BTC,))) is None  # after stop(): the own tree's
+        assert host.status()["mode"] == "shared"  # its Redis read's connection closed again
+        assert _until(lambda: not others()), others()
