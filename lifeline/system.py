@@ -275,6 +275,8 @@ class MarketDataSystem:
         self._control = threading.Lock()  # orders Pin / Activate / Deactivate as decided
         self._fallback_on = False
         self._stopped = False
+        self._claimed = False
+        """Whether a start() is under way or done (a second one is refused)."""
         self._launched = False
         """Whether start() got as far as starting threads (a failed start then stops)."""
         self._tree: Tree | None = None
@@ -315,12 +317,18 @@ class MarketDataSystem:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self, *, timeout: float = START_TIMEOUT) -> None:
-        """Start the tree; returns once every child runs (Level 0, or the level it found)."""
+        """Start the tree; returns once every child runs (Level 0, or the level it found).
+        :class:`LifelineError` before anything is built or stopped if the system is already
+        started or was stopped."""
+        self._claim()
         try:
             self._launch()
         except BaseException:
             if self._launched:  # no thread left behind (a new system is needed: stopped)
                 self.stop()
+            else:  # nothing runs (e.g. a bad limiter setting): start() may be tried again
+                with self._lock:
+                    self._claimed = False
             raise
         if not self._started.wait(timeout) or self._gave_up is not None:
             reason = self._gave_up
@@ -374,15 +382,23 @@ class MarketDataSystem:
         """The shared feed was lost (Redis unreachable) or is back: Level ≥ 1 meanwhile."""
         self._keeper.observe(FeedLost(self._clock.monotonic(), lost))
 
-    def _launch(self) -> None:
-        """Start the keeper, the dispatcher, the alerter and build the tree (``_launched``
-        once any of them may run)."""
+    def _claim(self) -> None:
+        """start()'s checks, before anything is built (``mode: shared``'s limiter opens
+        Redis connections): a refused start has nothing to undo and stops nothing."""
         with self._lock:
-            if self._tree is not None:
-                raise LifelineError("the system is already started")
-            parts = TreeParts(self._clock, self._limiter(), self._faults, self._snapshots)
             if self._stopped:
                 raise LifelineError("a stopped system cannot start again: make a new one")
+            if self._claimed:
+                raise LifelineError("the system is already started")
+            self._claimed = True
+
+    def _launch(self) -> None:
+        """Start the keeper, the dispatcher, the alerter and build the tree (``_launched``
+        once any of them may run; after :meth:`_claim`)."""
+        with self._lock:
+            if self._stopped:  # stop() since the claim
+                raise LifelineError("a stopped system cannot start again: make a new one")
+            parts = TreeParts(self._clock, self._limiter(), self._faults, self._snapshots)
             self._launched = True
             self._keeper.start()
             self._dispatcher.start()
