@@ -83,6 +83,7 @@ from lifeline.feed.streams import (
     Snapshots,
     StreamFollower,
     SymbolRegistry,
+    stream_ends,
 )
 from lifeline.levels import Level
 from lifeline.subscriptions import Dispatcher, StreamKind, Subscription, Update
@@ -607,30 +608,38 @@ class FeedFollower:
 
     def _subscriptions_changed(self) -> None:
         """Follow the streams the open subscriptions need, each pinned at its end now (so
-        whatever is published after ``subscribe`` returns is delivered); drop the others."""
+        whatever is published after ``subscribe`` returns is delivered); drop the others.
+        The new streams' ends are read in one round trip: a silent Redis costs a subscribe
+        one socket timeout, whatever the number of markets."""
         with self._changing:  # a second subscribe returns after the first one's pins
             wanted = {(FeedKind(sub.kind.value), market)
                       for sub in self._dispatcher.subscriptions for market in sub.markets}
             added, removed = wanted - self._followed, self._followed - wanted
             self._followed = wanted
-            for kind, market in sorted(added, key=lambda km: (km[0].value, km[1])):
-                self._streams.follow(kind, market, after=self._end_of(kind, market))
+            new = sorted(added, key=lambda km: (km[0].value, km[1]))
+            ends = self._ends_of(new)
+            for kind, market in new:
+                self._streams.follow(kind, market, after=ends.get((kind, market)))
             for kind, market in removed:
                 self._streams.unfollow(kind, market)
         if added:
             self._wake.set()
 
-    def _end_of(self, kind: FeedKind, market: str) -> bytes | None:
-        """The stream's last id now (``0-0``: empty); ``None`` (pinned at the next read)
-        if Redis cannot be read."""
+    def _ends_of(self, streams: Sequence[tuple[FeedKind, str]]
+                 ) -> dict[tuple[FeedKind, str], bytes]:
+        """Each stream's last id now (``0-0``: empty), in one round trip; a stream left out
+        (Redis unreachable, or refusing that key) is pinned at the stream follower's next
+        read instead."""
+        if not streams:
+            return {}
+        names = {self.keys.stream(kind, market): (kind, market) for kind, market in streams}
         try:
-            last = self._snapshots.recent(kind, market, 1)
+            ends = stream_ends(self._client, list(names))
         except FeedError as exc:
-            logger.info("feed follower: %s %s followed from its next read: %s",
-                        kind.value, market, exc)
-            return None
-        ids = [e.id for e in last.entries] + [b.id for b in last.bad]
-        return ids[-1] if ids else b"0-0"
+            logger.info("feed follower: %d stream(s) followed from their next read: %s",
+                        len(names), exc)
+            return {}
+        return {names[stream]: last for stream, last in ends.items()}
 
     def _offer_level(self) -> Level:
         """The level an item is delivered at: the worst of the host's, its publisher's and

@@ -24,7 +24,8 @@ milliseconds are Redis' clock when it was written.
   :class:`~lifeline.feed.errors.CodecError` in the batch, never raised.
 * :class:`StreamFollower` runs a reader on a thread, hands entries to a sink, reports
   errors and retries while Redis is away; ``stop()`` returns within ``stop_bound``.
-* :class:`Snapshots` reads the latest entry per market and kind, and recent history.
+* :class:`Snapshots` reads the latest entry per market and kind, and recent history;
+  :func:`stream_ends` the last id of any number of streams in one round trip.
 * :class:`SymbolRegistry`: each host registers the symbols it asks for with a TTL it
   refreshes; the leader reads the union of the live hosts' symbols.
 * :class:`Heartbeats`: the leader's heartbeat (:class:`Heartbeat`: who, its token, its
@@ -80,6 +81,7 @@ __all__ = [
     "StreamFollower",
     "SymbolRegistry",
     "kind_for",
+    "stream_ends",
 ]
 
 logger = logging.getLogger(__name__)
@@ -329,17 +331,37 @@ class FeedReader:
         """Give each stream still at "the end" the id of its last entry now (``0-0`` if it
         is empty), in one round trip."""
         unpinned = [stream for stream, pos in self._positions.items() if pos is None]
-        if not unpinned:
-            return
+        if unpinned:
+            self._positions.update(stream_ends(self._client, unpinned, strict=True))
 
-        def last_ids() -> list[list[tuple[bytes, object]]]:
-            pipe = self._client.pipeline(transaction=False)
-            for stream in unpinned:
-                pipe.xrevrange(stream, "+", "-", count=1)
-            return pipe.execute()
 
-        for stream, last in zip(unpinned, call("xrevrange", last_ids), strict=True):
-            self._positions[stream] = last[0][0] if last else b"0-0"
+def stream_ends(client: redis.Redis, streams: Sequence[str], *,
+                strict: bool = False) -> dict[str, bytes]:
+    """The id of each stream's last entry now (``0-0``: empty or absent), for any number of
+    streams in ONE round trip (a pipeline of ``XREVRANGE + - COUNT 1``; none for no
+    streams), so a silent Redis costs one socket timeout whatever their number.
+
+    :class:`~lifeline.feed.errors.FeedUnavailable` if Redis cannot be reached. A stream
+    Redis refuses (a key of another type) is left out of the answer, or, with ``strict``,
+    is a :class:`~lifeline.feed.errors.FeedCommandError` for the whole call."""
+    names = list(dict.fromkeys(streams))
+    if not names:
+        return {}
+
+    def last_ids() -> list[object]:
+        pipe = client.pipeline(transaction=False)
+        for stream in names:
+            pipe.xrevrange(stream, "+", "-", count=1)
+        return pipe.execute(raise_on_error=strict)
+
+    ends: dict[str, bytes] = {}
+    for stream, last in zip(names, call("xrevrange", last_ids), strict=True):
+        if isinstance(last, Exception):
+            logger.info("stream %s has no readable end: %s", stream, last)
+            continue
+        entries = cast(_Entries, last)
+        ends[stream] = entries[0][0] if entries else b"0-0"
+    return ends
 
 
 class StreamFollower:

@@ -29,9 +29,11 @@ from lifeline.feed.lease import LeaseGrant
 from lifeline.levels import Level
 from lifeline.subscriptions import Update
 from quotation.errors import InvalidRequest
-from quotation.models import CandleInterval
+from quotation.models import CandleInterval, Trade
 from quotation.rest import RateLimiter, RestClient, RestConfig
 from tests.fakes import ManualClock
+from tests.lifeline.feed.test_streams import CountingRedis
+from tests.lifeline.system_support import until
 from tests.redis_support import RedisServer
 from upbit_sim import Simulator
 
@@ -335,6 +337,52 @@ def test_a_subscription_gets_published_trades_in_order_once_and_nothing_after_cl
     assert after.enough.wait(WAIT)
     assert len(got.updates) == 30  # the closed one got nothing more
     assert follower.status().subscriptions == 1
+
+
+@pytest.mark.timeout(40)
+def test_subscribing_many_markets_pins_their_streams_in_one_round_trip_also_with_redis_silent(
+    market: Market, publish: Callable[..., list[bytes]], client: redis.Redis,
+    redis_server: RedisServer, own: OwnLevel, clock: ManualClock,
+) -> None:
+    # the pins are read on the subscriber's thread, under the subscriptions' switch lock: one
+    # round trip per subscribe, so a silent Redis costs it one socket timeout, not one per market
+    live = ("KRW-BTC", "KRW-ETH", "KRW-XRP", "KRW-SOL")
+    silent = ("KRW-ADA", "KRW-DOGE", "KRW-DOT", "KRW-TRX", "KRW-LINK")
+    base = market.trades[0]
+    serial = iter(range(base.sequential_id + 1, base.sequential_id + 10_000))
+
+    def trades(markets: tuple[str, ...]) -> list[Trade]:
+        sid = next(serial)
+        return [replace(base, market=m, sequential_id=sid) for m in markets]
+
+    counting = CountingRedis(client)
+    follower = FeedFollower(counting, KEYS, own_level=own, clock=clock, host_id="host-c")
+    follower.start()
+    try:
+        publish(trades(live))  # before the subscription: not delivered
+        got = Collector(want=len(live))
+        follower.subscribe("trade", live, got)
+        assert counting.trips() == [f"pipeline of {len(live)}"]
+        after = trades(live)
+        publish(after)
+        assert got.enough.wait(WAIT)
+        assert sorted((u.data.market, u.data.sequential_id) for u in got.updates) == sorted(
+            (t.market, t.sequential_id) for t in after)
+        redis_server.pause()  # SIGSTOP: the port accepts, nothing answers
+        try:
+            later = Collector(want=len(silent))
+            follower.subscribe("trade", silent, later)  # returns after ONE socket timeout
+        finally:
+            redis_server.resume()
+        assert counting.trips() == [f"pipeline of {len(live)}", f"pipeline of {len(silent)}"]
+
+        def delivered() -> bool:  # pinned at the stream follower's next read: publish again
+            publish(trades(silent))
+            return {u.data.market for u in later.updates} == set(silent)
+
+        assert until(delivered, WAIT)
+    finally:
+        assert follower.close()
 
 
 def test_a_bad_entry_in_a_stream_is_skipped_and_counted_and_the_follower_goes_on(

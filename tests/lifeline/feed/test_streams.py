@@ -8,12 +8,15 @@ import threading
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import redis
+from redis.client import Pipeline
 
 from lifeline.feed import (
     CodecError,
+    FeedCommandError,
     FeedEntry,
     FeedError,
     FeedKeys,
@@ -30,6 +33,7 @@ from lifeline.feed import (
     encode,
 )
 from lifeline.feed.lease import LeaseGrant
+from lifeline.feed.streams import stream_ends
 from quotation.models import Candle, CandleInterval, Change, Side, Ticker, Trade
 from tests.fakes import ManualClock
 from tests.redis_support import RedisServer
@@ -38,6 +42,44 @@ pytestmark = pytest.mark.timeout(30)
 
 KEYS = FeedKeys("t")
 AT = datetime(2026, 3, 11, 12, 0, 0, 250000, tzinfo=UTC)
+
+
+class CountingRedis(redis.Redis):
+    """A real client on another client's pool (the same Redis, the same timeouts) that
+    counts its round trips, per thread: each command sent alone, and each pipeline's
+    ``execute`` (one round trip whatever the commands queued in it)."""
+
+    def __init__(self, made: redis.Redis) -> None:
+        super().__init__(connection_pool=made.connection_pool)
+        self._counting = threading.Lock()
+        self._trips: dict[int, list[str]] = {}
+
+    def note(self, what: str) -> None:
+        with self._counting:
+            self._trips.setdefault(threading.get_ident(), []).append(what)
+
+    def trips(self) -> list[str]:
+        """The round trips made so far on the calling thread, in order."""
+        with self._counting:
+            return list(self._trips.get(threading.get_ident(), ()))
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        self.note(str(args[0]))
+        return super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Pipeline:
+        return _CountingPipeline(self, transaction, shard_hint)
+
+
+class _CountingPipeline(Pipeline):
+    def __init__(self, counter: CountingRedis, transaction: bool, shard_hint: Any) -> None:
+        super().__init__(counter.connection_pool, counter.response_callbacks, transaction,
+                         shard_hint)
+        self._counter = counter
+
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        self._counter.note(f"pipeline of {len(self.command_stack)}")
+        return super().execute(raise_on_error)
 
 
 def _trade(n: int, market: str = "KRW-BTC") -> Trade:
@@ -128,6 +170,41 @@ def test_a_stale_publisher_writes_nothing(client: redis.Redis) -> None:
     assert not client.exists(KEYS.stream(FeedKind.TRADE, "KRW-BTC"))
     publisher.publish(newer, [_trade(0)], source="router", level=0)
     assert client.xlen(KEYS.stream(FeedKind.TRADE, "KRW-BTC")) == 1
+
+
+def test_stream_ends_reads_the_last_id_of_every_stream_in_one_round_trip(
+    client: redis.Redis,
+) -> None:
+    publisher, grant = FeedPublisher(client, KEYS), _grant(client)
+    ids = publisher.publish(grant, [_trade(0), _trade(1), _trade(2, "KRW-ETH")],
+                            source="router", level=0)
+    btc, eth = (KEYS.stream(FeedKind.TRADE, m) for m in ("KRW-BTC", "KRW-ETH"))
+    empty, wrong = KEYS.stream(FeedKind.TRADE, "KRW-XRP"), KEYS.stream(FeedKind.TRADE, "KRW-SOL")
+    client.set(wrong, b"not a stream")
+    counting = CountingRedis(client)
+    assert stream_ends(counting, []) == {}
+    assert counting.trips() == []  # nothing to read: no round trip
+    ends = stream_ends(counting, [btc, eth, empty, wrong])
+    assert ends == {btc: ids[1], eth: ids[2], empty: b"0-0"}  # the refused key left out
+    assert counting.trips() == ["pipeline of 4"]
+    with pytest.raises(FeedCommandError):
+        stream_ends(counting, [btc, wrong], strict=True)
+
+
+def test_stream_ends_of_many_streams_on_a_silent_redis_is_one_round_trip_and_one_error(
+    client: redis.Redis, redis_server: RedisServer,
+) -> None:
+    streams = [KEYS.stream(FeedKind.TRADE, f"KRW-C{n}") for n in range(8)]
+    counting = CountingRedis(client)
+    assert stream_ends(counting, streams) == dict.fromkeys(streams, b"0-0")
+    redis_server.pause()  # SIGSTOP: the port accepts, nothing answers
+    try:
+        with pytest.raises(FeedUnavailable) as silent:
+            stream_ends(counting, streams)
+    finally:
+        redis_server.resume()
+    assert silent.value.operation == "xrevrange"
+    assert counting.trips() == ["pipeline of 8", "pipeline of 8"]
 
 
 def test_a_bad_entry_is_reported_and_the_reader_goes_on(client: redis.Redis) -> None:
