@@ -9,8 +9,7 @@ items and the dropped trades come back from REST.
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -80,17 +79,21 @@ class Trader:
 class PausableHost:
     """The host's system as the leader sees it (the ``LeaderHost`` interface), with a gate
     on ``level``: the leader reads it for each publish, after its own lease check, so a
-    paused gate is a leader stalled in the middle of a publish (a GC pause, a frozen VM)."""
+    paused gate is a leader stalled in the middle of a publish (a GC pause, a frozen VM).
+    ``pause(publishing=True)`` stalls only a publish's read (the leader's ``_write``), not
+    the heartbeat's: the call the leader makes once the gate opens is then a publish."""
 
     def __init__(self, system: MarketDataSystem) -> None:
         self.system = system
         self._open = threading.Event()
         self._open.set()
+        self._only_publishing = False
         self.stalled = threading.Event()
 
     @property
     def level(self) -> int:
-        if not self._open.is_set():
+        if not self._open.is_set() and (
+                not self._only_publishing or sys._getframe(1).f_code.co_name == "_write"):
             self.stalled.set()
             self._open.wait(WAIT)
         return int(self.system.level)
@@ -102,8 +105,9 @@ class PausableHost:
     def get_trades(self, market: str, count: int = 100) -> Any:
         return self.system.get_trades(market, count)
 
-    def pause(self) -> None:
+    def pause(self, *, publishing: bool = False) -> None:
         self.stalled.clear()
+        self._only_publishing = publishing
         self._open.clear()
 
     def resume(self) -> None:
@@ -345,30 +349,78 @@ def test_redis_down_both_run_on_and_report_it_redis_back_one_leads_again(
 def test_a_silent_redis_both_run_on_not_leading_and_then_one_leads_with_no_trade_lost(
     sim: Simulator, feed: Feed,
 ) -> None:
-    # SIGSTOP: the port accepts, nothing answers (a hung Redis, not a refusal)
+    # SIGSTOP: the port accepts, nothing answers (a hung Redis, not a refusal). Redis is
+    # woken only once every lease has expired by its own clock (each was last extended
+    # before the stop): so no holder from before the silence can keep or take back its
+    # lease, and whatever leads afterwards holds a new token. (Woken sooner, the holder may
+    # legitimately keep its lease and token: its own view lapses before Redis' expiry.)
     with systems(sim, 2) as (one, two), Trader(sim) as trader:
-        a = feed.leader(one, "host-a")
-        b = feed.leader(two, "host-b")
+        hosts = {"host-a": PausableHost(one), "host-b": PausableHost(two)}
+        a = feed.leader(hosts["host-a"], "host-a")
+        b = feed.leader(hosts["host-b"], "host-b")
         assert until(lambda: len(leading(a, b)) == 1)
-        assert until(lambda: sum(published_trades(x) for x in (a, b)) >= 10)
-        pid = feed.server.pid
-        assert pid is not None
-        os.kill(pid, signal.SIGSTOP)
+        (old,) = leading(a, b)
+        other = b if old is a else a
+        assert until(lambda: published_trades(old) >= 10)
+        host = hosts[old.owner]
+        host.pause(publishing=True)  # stalled in a publish, its lease check passed
+        assert host.stalled.wait(WAIT), "the leader never published"
+        feed.server.pause()
         try:
-            assert until(lambda: not leading(a, b) and all(
-                leader.status().errors.get("FeedUnavailable", 0) > 0 for leader in (a, b)))
+            stopped = stopped_at(feed.server)
+            assert until(lambda: not leading(a, b)
+                         and other.status().errors.get("FeedUnavailable", 0) > 0
+                         and time.monotonic() > stopped + TTL + 0.1)
+            host.resume()  # the stale holder's publish goes out into the silence
+            assert until(lambda: old.status().lost_in_flight > 0
+                         and old.status().errors.get("FeedUnavailable", 0) > 0)
             assert all(leader.status().running for leader in (a, b))
+            assert not leading(a, b)
+            woke_ms = int(time.time() * 1000)  # Redis' clock: every entry from now is later
         finally:
-            os.kill(pid, signal.SIGCONT)
+            host.resume()
+            feed.server.resume()
         assert until(lambda: len(leading(a, b)) == 1)
         (leader,) = leading(a, b)
         before = published_trades(leader)
         assert until(lambda: published_trades(leader) > before + 10)
         trader.stop()
         tokens = [token for _, token in check_against_the_simulator(sim, feed.client())]
-        # an acquire sent while Redis was silent may run when it wakes, its reply lost: a
-        # lease nobody knows it holds, which expires after ttl (a token that never publishes)
-        assert tokens == sorted(tokens) and len(set(tokens)) >= 2
+        assert tokens == sorted(tokens), "an older token wrote after a newer one"
+        written = tokens_written(feed.client())
+        earlier = {token for at, token in written if at < woke_ms}
+        later = {token for at, token in written if at >= woke_ms}
+        assert earlier and later
+        assert min(later) > max(earlier), (
+            f"a lease from before the silence (tokens {sorted(earlier)}) wrote after Redis "
+            f"woke (tokens {sorted(later)}): the stale holder's in-flight publish was not "
+            "refused")
+        print(f"silent Redis: {old.owner} led with tokens {sorted(earlier)} before, "
+              f"{leader.owner} with {sorted(later)} after")
+
+
+def stopped_at(server: RedisServer) -> float:
+    """``time.monotonic()`` once the kernel shows the paused server stopped (state ``T``):
+    every command it ran, it ran before this."""
+    pid = server.pid
+    assert pid is not None
+
+    def stopped() -> bool:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rpartition(")")[2].split()[0] in {"T", "t"}
+
+    assert until(stopped, 5.0, 0.005), f"redis-server {pid} not stopped 5 s after SIGSTOP"
+    return time.monotonic()
+
+
+def tokens_written(client: redis.Redis, market: str = BTC) -> list[tuple[int, int]]:
+    """``(Redis ms, token)`` of every entry of every kind in ``market``'s streams."""
+    written: list[tuple[int, int]] = []
+    for kind in FeedKind:
+        entries = cast(list[tuple[bytes, dict[bytes, bytes]]],
+                       client.xrange(KEYS.stream(kind, market)))
+        written += [(_id(entry_id)[0], int(fields[b"tok"])) for entry_id, fields in entries]
+    return written
 
 
 def test_a_full_queue_drops_the_oldest_items_and_the_dropped_trades_come_back_from_rest(
