@@ -257,7 +257,7 @@ def nothing_left_behind() -> Iterator[None]:
     (set up before them, so torn down after them; no ``gc.collect()``)."""
     before = Held.now()
     yield
-    assert Held.now().left_since(before) == []
+    assert Held.left_after(before) == []
 
 
 @pytest.fixture

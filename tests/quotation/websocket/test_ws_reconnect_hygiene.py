@@ -196,7 +196,7 @@ def nothing_left_behind() -> Iterator[None]:
     """After the test's clients and servers are torn down: no thread or fd more than before."""
     before = Held.now()
     yield
-    assert Held.now().left_since(before) == []
+    assert Held.left_after(before) == []
 
 
 @pytest.fixture

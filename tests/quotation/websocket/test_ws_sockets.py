@@ -77,4 +77,4 @@ def test_sockets_closed_by_the_server_are_released_without_garbage_collection(
         assert peak - baseline <= 2, f"{peak - baseline} more file descriptors at the peak"
     finally:
         assert client.stop(5)
-    assert Held.now().left_since(before) == []
+    assert Held.left_after(before) == []

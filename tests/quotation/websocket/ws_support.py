@@ -10,6 +10,7 @@ import hashlib
 import os
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -130,6 +131,20 @@ class Held:
                     targets.append(os.readlink(f"/proc/self/fd/{fd}"))
             left.append(f"{extra} more fds ({', '.join(targets)})")
         return left
+
+    @classmethod
+    def left_after(cls, before: Held, timeout: float = 5.0) -> list[str]:
+        """:meth:`left_since` once it is empty, or as it stands after ``timeout`` seconds.
+
+        The simulator serves from this process: the server's side of a connection the
+        client closed is released by its event loop a moment later (under load, after the
+        client's ``stop()`` returned), so a leak is what is still held after the wait."""
+        end = time.monotonic() + timeout
+        while True:
+            left = cls.now().left_since(before)
+            if not left or time.monotonic() >= end:
+                return left
+            time.sleep(0.02)
 
 
 MakeClient = Callable[..., tuple[WebSocketClient, Collector]]
