@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
@@ -17,3 +17,17 @@ def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
     made = connect(redis_server.url, connect_timeout=0.5, socket_timeout=0.5)
     yield made
     made.close()
+
+
+@pytest.fixture
+def clients(redis_server: RedisServer) -> Iterator[Callable[[], redis.Redis]]:
+    """Makes feed clients (bounded timeouts) on the test's own Redis; all closed after."""
+    made: list[redis.Redis] = []
+
+    def client() -> redis.Redis:
+        made.append(connect(redis_server.url, connect_timeout=0.5, socket_timeout=0.5))
+        return made[-1]
+
+    yield client
+    for each in made:
+        each.close()

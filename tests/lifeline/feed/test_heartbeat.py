@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import redis
 
-from lifeline.feed import FeedKeys, FeedKind, FeedUnavailable, Lease, connect
+from lifeline.feed import FeedKeys, FeedKind, FeedUnavailable, Lease
 from lifeline.feed.errors import LeaderSilent, LeaseLost
 from lifeline.feed.follower import FeedFollower
 from lifeline.feed.leader import FeedLeader
@@ -24,7 +24,6 @@ from lifeline.levels import Level
 from quotation.models import Ticker
 from quotation.rest import RateLimiter, RestClient, RestConfig
 from tests.fakes import ManualClock
-from tests.redis_support import RedisServer
 from upbit_sim import Simulator
 
 pytestmark = pytest.mark.timeout(60)
@@ -80,19 +79,6 @@ def ticker(sim_factory: Callable[..., Simulator]) -> Ticker:
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
-
-
-@pytest.fixture
-def clients(redis_server: RedisServer) -> Iterator[Callable[[], redis.Redis]]:
-    made: list[redis.Redis] = []
-
-    def client() -> redis.Redis:
-        made.append(connect(redis_server.url, connect_timeout=0.5, socket_timeout=0.5))
-        return made[-1]
-
-    yield client
-    for each in made:
-        each.close()
 
 
 def leader_on(clients: Callable[[], redis.Redis], clock: ManualClock, host: Host,

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import redis
 
-from lifeline.feed import FeedKind, Lease, connect
+from lifeline.feed import FeedKind, Lease
 from lifeline.feed.leader import HOLD_TRADES, FeedLeader, LeaderRole
 from lifeline.feed.streams import Snapshots
 from quotation.models import Orderbook, OrderbookLevel
@@ -34,26 +34,12 @@ from tests.lifeline.feed.test_leader_review import (
     stream_sids,
 )
 from tests.lifeline.system_support import until
-from tests.redis_support import RedisServer
 
 pytestmark = pytest.mark.timeout(60)
 
 BTC = "KRW-BTC"
 WAIT = 10.0
 """Real seconds a wait for the leader's own thread lasts at most (never expected to)."""
-
-
-@pytest.fixture
-def clients(redis_server: RedisServer) -> Iterator[Callable[[], redis.Redis]]:
-    made: list[redis.Redis] = []
-
-    def client() -> redis.Redis:
-        made.append(connect(redis_server.url, connect_timeout=0.5, socket_timeout=0.5))
-        return made[-1]
-
-    yield client
-    for each in made:
-        each.close()
 
 
 def traded(host: Host, market: str = BTC) -> list[int]:

@@ -19,7 +19,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,13 +27,12 @@ import pytest
 import redis
 
 from lifeline.errors import MarketDataUnavailable
-from lifeline.feed import FeedKeys, FeedKind, FeedPublisher, Lease, connect
+from lifeline.feed import FeedKeys, FeedKind, FeedPublisher, Lease
 from lifeline.feed.errors import FeedCommandError
 from lifeline.feed.leader import FeedLeader
 from lifeline.feed.streams import Heartbeats, Snapshots
 from quotation.models import Change, Side, Trade
 from tests.fakes import ManualClock
-from tests.redis_support import RedisServer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -102,19 +101,6 @@ class Host:
         """Trade ``sid`` happens in ``market`` and arrives on the leader's subscription."""
         self.traded[market] = max(self.traded.get(market, 0), sid)
         self.callbacks[("trade", market)](Offered(trade(market, sid), source))
-
-
-@pytest.fixture
-def clients(redis_server: RedisServer) -> Iterator[Callable[[], redis.Redis]]:
-    made: list[redis.Redis] = []
-
-    def client() -> redis.Redis:
-        made.append(connect(redis_server.url, connect_timeout=0.5, socket_timeout=0.5))
-        return made[-1]
-
-    yield client
-    for each in made:
-        each.close()
 
 
 def published_before(client: redis.Redis, markets: list[str], last: int) -> None:
