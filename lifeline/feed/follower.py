@@ -46,6 +46,11 @@ or missing (or another holder's) for longer than ``watch_interval``: the reads t
 its own tree), and keep raising it until a heartbeat written after the one found silent
 is seen fresh (no flapping). With no holder (a takeover due) nobody is silent.
 :meth:`FeedFollower.check_leader` is the same judgement on a fresh read (the host's watch).
+The heartbeat's age involves no host's wall clock (hosts on several machines may disagree
+by any amount): Redis stamps ``at`` with its ``TIME`` and the read fetches Redis' ``TIME``
+with it, so the age at a read is Redis' clock minus Redis' clock; from then on this host
+adds its injected MONOTONIC clock's time since (a cached read ages so, and a heartbeat read
+again unchanged is at least as old as that; the larger of the two is taken).
 
 Threads (each stops within a stated bound on :meth:`FeedFollower.close`): the symbol
 registration (every ``registration_ttl / 3`` real seconds: the registry's TTL runs on
@@ -171,8 +176,9 @@ class FollowerStatus:
     mode: str = "shared"
     role: str = "follower"
     heartbeat_age: float | None = None
-    """Seconds since the leader's heartbeat was written, on this host's wall clock
-    (``None``: no heartbeat, or Redis not reached)."""
+    """Seconds since the leader's heartbeat was written, on Redis' clock (no host's wall
+    clock: ``FeedFollower``'s module docstring) (``None``: no heartbeat, or Redis not
+    reached)."""
     leader_level: int | None = None
     """The leader's tree's level from its heartbeat (``None``: no heartbeat)."""
     silent: bool = False
@@ -230,6 +236,9 @@ class FeedFollower:
         self._silent: LeaderSilent | None = None
         self._silent_mark: tuple[int, float] | None = None
         """The heartbeat (token, written_at) found silent: back only on another, fresh one."""
+        self._beat_age: tuple[tuple[int, float], float, float] | None = None
+        """The heartbeat last read (token, written_at), its age (Redis' clock) and when that
+        held (the clock's monotonic): later it is that age plus the monotonic time since."""
         self._own_symbols = validate_markets(tuple(symbols)) if symbols else ()
         self._asked: dict[str, None] = {}
         self._lock = threading.Lock()
@@ -394,7 +403,8 @@ class FeedFollower:
             if holder is not None:
                 leader, token, ttl_left = holder.owner, holder.token, holder.ttl_left
             if beat is not None:
-                age = max(0.0, self._clock.time() - beat.written_at)
+                with self._judging:
+                    age = self._age(state, self._clock.monotonic())
                 leader_level = beat.level
             if state.error is not None:
                 error = str(state.error)
@@ -444,12 +454,37 @@ class FeedFollower:
         state = self._heartbeats.read()
         beat = state.heartbeat
         with self._judging:
-            self._view, self._view_at = state, self._clock.monotonic()
+            now = self._clock.monotonic()
+            self._view, self._view_at = state, now
             self._leader_level = Level.NORMAL if beat is None else _level(beat.level)
+            self._note_age(state, now)
         if state.error is not None:
             logger.warning("feed follower %s: unreadable leader heartbeat: %s", self.host_id,
                            state.error)
         return state
+
+    def _note_age(self, state: LeaderState, now: float) -> None:
+        """Keep the age of the heartbeat just read (under ``_judging``): Redis' measure for
+        one first seen; for one seen before, the larger of Redis' and the one carried on
+        the monotonic clock since (the two agree, clocks running at the same rate)."""
+        beat, age = state.heartbeat, state.heartbeat_age
+        if beat is None or age is None:
+            self._beat_age = None
+            return
+        key, known = (beat.token, beat.written_at), self._beat_age
+        if known is None or known[0] != key or age > known[1] + (now - known[2]):
+            self._beat_age = (key, age, now)
+
+    def _age(self, state: LeaderState, now: float) -> float | None:
+        """Seconds since ``state``'s heartbeat was written, at ``now`` (the monotonic clock;
+        under ``_judging``): its age on Redis' clock when read, plus this host's monotonic
+        time since (a cached read ages with it). No wall clock enters it."""
+        beat, known = state.heartbeat, self._beat_age
+        if beat is None:
+            return None
+        if known is not None and known[0] == (beat.token, beat.written_at):
+            return known[1] + max(0.0, now - known[2])
+        return state.heartbeat_age  # read by another thread meanwhile: as read
 
     def _slack(self, state: LeaderState | None) -> float:
         """The watch interval: given, else the heartbeat's own, else ``ttl / 3`` default."""
@@ -462,21 +497,22 @@ class FeedFollower:
     def _judge(self, state: LeaderState, *, fresh: bool) -> LeaderSilent | None:
         """The silence rule on ``state``; only a ``fresh`` read may start or end a silence
         (a cached one answers "maybe silent", and the caller reads again)."""
-        now, wall = self._clock.monotonic(), self._clock.time()
+        now = self._clock.monotonic()
         slack = self._slack(state)
         beat = state.current
         with self._judging:
             if self._silent is not None:  # back only on a heartbeat written since, fresh
-                back = (fresh and beat is not None
+                age = self._age(state, now)
+                back = (fresh and beat is not None and age is not None
                         and (beat.token, beat.written_at) != self._silent_mark
-                        and wall - beat.written_at <= beat.ttl + slack)
+                        and age <= beat.ttl + slack)
                 if not back:
                     return self._silent
                 self._silent = self._silent_mark = self._missing = None
                 logger.info("feed follower %s: leader %s beats again (token %d)",
                             self.host_id, beat.owner if beat else "?", beat.token if beat else 0)
                 return None
-            error = self._verdict(state, now, wall, slack)
+            error = self._verdict(state, now, slack)
             if error is None or not fresh:
                 return error
             self._silent = error
@@ -484,10 +520,10 @@ class FeedFollower:
         logger.warning("feed follower %s: %s", self.host_id, error)
         return error
 
-    def _verdict(self, state: LeaderState, now: float, wall: float, slack: float
-                 ) -> LeaderSilent | None:
+    def _verdict(self, state: LeaderState, now: float, slack: float) -> LeaderSilent | None:
         """The rule itself (under ``_judging``): a holder whose heartbeat is older than its
-        ``leader_ttl`` + ``slack``, or missing for longer than ``slack``."""
+        ``leader_ttl`` + ``slack`` (:meth:`_age`: Redis' clock, then the monotonic one), or
+        missing for longer than ``slack``."""
         holder, beat = state.holder, state.current
         if holder is None:  # nobody leads: a takeover is due, nobody is silent
             self._missing = None
@@ -503,8 +539,8 @@ class FeedFollower:
                 f"the lease with no heartbeat for {missing_for:.2f} s (bound {slack:g} s)",
                 holder=holder.owner, age=None)
         self._missing = None
-        age = max(0.0, wall - beat.written_at)
-        if age <= beat.ttl + slack:
+        age = self._age(state, now)
+        if age is None or age <= beat.ttl + slack:
             return None
         return LeaderSilent(
             f"shared feed: leader silent: {beat.owner} (token {beat.token}) last beat "

@@ -54,11 +54,12 @@ One thread (``lifeline-feed-leader``) runs the loop on the injected clock:
   retries after a backoff (``retry_initial`` doubling up to the lease's ``renew_every``),
   never raises;
 * while leading, a **heartbeat** (:class:`~lifeline.feed.streams.Heartbeat`: owner, token,
-  the tree's level, the last publish, when written) every ``heartbeat_every`` (``ttl / 3``)
-  and at once at a takeover, fenced by the lease like the publishes, expiring after ``2 x
-  ttl``. It is written only by a pass whose publishing worked: a leader that renews its
-  lease but cannot publish (a refused script, Redis out of memory, errors in a row) stops
-  beating, and the followers call it silent (:class:`~lifeline.feed.errors.LeaderSilent`).
+  the tree's level, the last publish, when written: on Redis' clock, stamped by the
+  script) every ``heartbeat_every`` (``ttl / 3``) and at once at a takeover, fenced by the
+  lease like the publishes, expiring after ``2 x ttl``. It is written only by a pass whose
+  publishing worked: a leader that renews its lease but cannot publish (a refused script,
+  Redis out of memory, errors in a row) stops beating, and the followers call it silent
+  (:class:`~lifeline.feed.errors.LeaderSilent`).
 """
 
 from __future__ import annotations
@@ -611,8 +612,8 @@ class FeedLeader:
                             token=grant.token)
         with self._state:
             last_publish = self._counts.last_publish_at
-        beat = Heartbeat(self.owner, grant.token, int(self._system.level), self._clock.time(),
-                         last_publish, self._lease.ttl, self.heartbeat_every)
+        beat = Heartbeat(self.owner, grant.token, int(self._system.level), 0.0,  # Redis
+                         last_publish, self._lease.ttl, self.heartbeat_every)  # stamps `at`
         self._heartbeats.write(grant, beat)
         self._beat_due = now + self.heartbeat_every
         with self._state:

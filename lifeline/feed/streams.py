@@ -29,8 +29,9 @@ milliseconds are Redis' clock when it was written.
 * :class:`SymbolRegistry`: each host registers the symbols it asks for with a TTL it
   refreshes; the leader reads the union of the live hosts' symbols.
 * :class:`Heartbeats`: the leader's heartbeat (:class:`Heartbeat`: who, its token, its
-  tree's level, its last publish, when it was written), written fenced by the lease, and
-  read by followers together with the lease holder in one round trip.
+  tree's level, its last publish, when Redis wrote it on its own clock), written fenced by
+  the lease, and read by followers together with the lease holder and Redis' ``TIME`` in
+  one round trip (its age is on Redis' clock alone).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ import enum
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final, cast
 
 from lifeline.feed import codec
@@ -556,11 +557,14 @@ class SymbolRegistry:
 
 
 _HEARTBEAT: Final = """
+if redis.replicate_commands then redis.replicate_commands() end
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local now = redis.call('TIME')
+local at = now[1] .. '.' .. string.format('%06d', tonumber(now[2]))
 redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[2], unpack(ARGV, 3))
+redis.call('HSET', KEYS[2], 'at', at, unpack(ARGV, 3))
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
-return 1
+return at
 """
 
 
@@ -568,26 +572,29 @@ return 1
 class Heartbeat:
     """The leader's heartbeat as written: who, with which token, how its tree is doing.
 
-    Times are the LEADER's injected wall clock (epoch seconds); a follower measures the
-    heartbeat's age on its own wall clock, as it measures answers' ages (the hosts' clocks
-    are assumed to agree to well under a second, e.g. by NTP)."""
+    ``written_at`` is REDIS' clock: the fenced script stamps it with ``TIME`` when it writes
+    (what a beat handed to :meth:`Heartbeats.write` carries there is not sent), and a
+    follower measures the age against Redis' ``TIME`` read with it (:class:`LeaderState`),
+    so no host's clock enters the heartbeat's age and skew between the hosts does not
+    matter."""
 
     owner: str
     token: int
     level: int
     """The leader's tree's level (0-3) when it was written."""
     written_at: float
+    """When Redis wrote it (epoch seconds on Redis' clock, ``TIME`` in the script)."""
     last_publish_at: float | None
-    """When the leader last published (``None``: not yet since it started)."""
+    """When the leader last published, on the LEADER's wall clock (``None``: not yet since
+    it started): informational, never compared with another host's clock."""
     ttl: float
     """The leader's ``leader_ttl``: a follower's silence bound is this plus one interval."""
     every: float
     """Seconds between two heartbeats (``ttl / 3``)."""
 
     def fields(self) -> list[str]:
-        """The hash's fields, name then value."""
+        """The hash's fields the writer sends, name then value (not ``at``: Redis stamps it)."""
         return ["owner", self.owner, "tok", str(self.token), "lvl", str(self.level),
-                "at", repr(self.written_at),
                 "pub", "" if self.last_publish_at is None else repr(self.last_publish_at),
                 "ttl", repr(self.ttl), "every", repr(self.every)]
 
@@ -624,6 +631,17 @@ class LeaderState:
     heartbeat: Heartbeat | None
     """``None``: none (never written, expired) or unreadable (``error`` says why)."""
     error: CodecError | None = None
+    read_at: float | None = None
+    """Redis' clock (``TIME``, epoch seconds) in the same round trip."""
+
+    @property
+    def heartbeat_age(self) -> float | None:
+        """Seconds from the heartbeat's write to this read, both on Redis' clock (``None``:
+        no heartbeat); never below 0."""
+        beat, now = self.heartbeat, self.read_at
+        if beat is None or now is None:
+            return None
+        return max(0.0, now - beat.written_at)
 
     @property
     def current(self) -> Heartbeat | None:
@@ -644,36 +662,40 @@ class Heartbeats:
         self._client = client
         self._script = client.register_script(_HEARTBEAT)
 
-    def write(self, grant: LeaseGrant, beat: Heartbeat) -> None:
+    def write(self, grant: LeaseGrant, beat: Heartbeat) -> Heartbeat:
         """Write ``beat`` only if the lease still holds ``grant``; else :class:`LeaseLost`
-        and nothing is written."""
+        and nothing is written. Redis stamps ``at`` with its own ``TIME`` (``beat``'s
+        ``written_at`` is not sent); returns the heartbeat as written."""
         expiry_ms = max(1, round(2.0 * beat.ttl * 1000))
         args: list[str | int] = [grant.value, expiry_ms, *beat.fields()]
         done = call("heartbeat", lambda: self._script(
             keys=[grant.key, self.keys.heartbeat], args=args))
-        if not done:
+        if not isinstance(done, bytes):  # 0: the lease is not the grant's
             raise LeaseLost(f"lease {grant.key} no longer holds token {grant.token}: "
                             "heartbeat refused", key=grant.key, token=grant.token)
+        return replace(beat, written_at=float(done))
 
     def read(self) -> LeaderState:
-        """Who holds the lease and the heartbeat, in one round trip (``MULTI``);
+        """Who holds the lease and the heartbeat, with Redis' ``TIME`` (the heartbeat's age
+        on Redis' clock: :attr:`LeaderState.heartbeat_age`), in one round trip (``MULTI``);
         :class:`~lifeline.feed.errors.FeedCommandError` if the lease key holds something
         that is not a lease."""
-        def read() -> tuple[bytes | None, int, dict[bytes, bytes]]:
+        def read() -> tuple[bytes | None, int, dict[bytes, bytes], float]:
             pipe = self._client.pipeline(transaction=True)
             pipe.get(self.keys.leader)
             pipe.pttl(self.keys.leader)
             pipe.hgetall(self.keys.heartbeat)
-            value, pttl, fields = pipe.execute()
-            return value, int(pttl), fields
+            pipe.time()
+            value, pttl, fields, (seconds, micros) = pipe.execute()
+            return value, int(pttl), fields, int(seconds) + int(micros) / 1_000_000
 
-        value, pttl, fields = call("leader state", read)
+        value, pttl, fields, now = call("leader state", read)
         holder = None
         if value is not None:  # a foreign value: FeedCommandError, not a ValueError
             holder = parse_holder(self.keys.leader, value, pttl, operation="leader state")
         if not fields:
-            return LeaderState(holder, None)
+            return LeaderState(holder, None, read_at=now)
         try:
-            return LeaderState(holder, Heartbeat.parse(fields))
+            return LeaderState(holder, Heartbeat.parse(fields), read_at=now)
         except CodecError as exc:
-            return LeaderState(holder, None, exc)
+            return LeaderState(holder, None, exc, read_at=now)
