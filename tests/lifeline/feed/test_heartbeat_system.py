@@ -9,11 +9,9 @@ publishing works again → back to the feed on the first fresh heartbeat. The fo
 from __future__ import annotations
 
 import dataclasses
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
-import pykka
 import pytest
 import redis
 
@@ -21,7 +19,7 @@ from lifeline import Level, MarketDataSystem
 from lifeline.feed import FeedKeys, FeedKind, connect
 from lifeline.levels import SHARED_FEED_LOST, Cause, LevelChange
 from lifeline.settings import FeedMode, FeedSettings
-from tests.lifeline.system_support import until as poll_until
+from tests.lifeline.feed.shared_support import Trader, started_systems, until
 from tests.lifeline.test_system import config_for
 from tests.redis_support import RedisServer
 from upbit_sim import Simulator
@@ -31,50 +29,14 @@ pytestmark = pytest.mark.timeout(120)
 BTC = "KRW-BTC"
 TTL = 0.6
 KEYS = FeedKeys("hs")
-WAIT = 20.0
-"""Real seconds any wait lasts before the test fails (a bound, never expected to elapse)."""
-
-
-def until(predicate: Callable[[], bool], timeout: float = WAIT) -> bool:
-    return poll_until(predicate, timeout, 0.02)
-
-
-class Trader:
-    """Trades ``BTC`` on the simulator every 20 ms on a thread of its own."""
-
-    def __init__(self, sim: Simulator) -> None:
-        self._sim = sim
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="test-trader", daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.02):
-            self._sim.engine.step_market(BTC, 1)
-
-    def __enter__(self) -> Trader:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5.0)
 
 
 @contextmanager
 def shared_systems(sim: Simulator, url: str, n: int) -> Iterator[list[MarketDataSystem]]:
     config = dataclasses.replace(config_for(sim), feed=FeedSettings(
         mode=FeedMode.SHARED, redis_url=url, stream_prefix=KEYS.prefix, leader_ttl=TTL))
-    made: list[MarketDataSystem] = []
-    try:
-        for _ in range(n):
-            system = MarketDataSystem.from_config(config)
-            made.append(system)
-            system.start()
+    with started_systems(config, n) as made:
         yield made
-    finally:
-        for system in reversed(made):
-            system.stop()
-        pykka.ActorRegistry.stop_all(timeout=WAIT)
 
 
 def feed(system: MarketDataSystem) -> dict[str, object]:

@@ -22,16 +22,8 @@ from lifeline import MarketDataSystem
 from lifeline.settings import FeedMode, FeedSettings
 from lifeline.subscriptions import Update
 from quotation.models import Trade
-from tests.lifeline.feed.test_system_shared import (
-    BTC,
-    TTL,
-    WAIT,
-    Trader,
-    roles,
-    shared,
-    shared_systems,
-    until,
-)
+from tests.lifeline.feed.shared_support import WAIT, Trader, until
+from tests.lifeline.feed.test_system_shared import BTC, TTL, roles, shared, shared_systems
 from tests.lifeline.test_system import config_for
 from tests.redis_support import RedisServer
 from upbit_sim import Simulator

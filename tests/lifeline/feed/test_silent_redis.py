@@ -11,11 +11,10 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import pykka
 import pytest
 
 from lifeline import Level, MarketDataSystem
@@ -23,7 +22,7 @@ from lifeline.errors import MarketDataUnavailable
 from lifeline.feed.redis_io import DEFAULT_SOCKET_TIMEOUT
 from lifeline.levels import SHARED_FEED_LOST, Cause, LevelChange
 from lifeline.settings import FeedMode, FeedSettings
-from tests.lifeline.system_support import until as poll_until
+from tests.lifeline.feed.shared_support import WAIT, Trader, started_systems, until
 from tests.lifeline.test_system import DEADLINE, config_for
 from tests.redis_support import RedisServer
 from upbit_sim import Simulator
@@ -34,37 +33,9 @@ BTC = "KRW-BTC"
 XRP = "KRW-XRP"
 """Not in ``fallback.symbols``: this host's own tree does not stream it."""
 TTL = 0.6
-WAIT = 20.0
-"""Real seconds any wait lasts before the test fails (a bound, never expected to elapse)."""
 READ_BOUND = max(DEFAULT_SOCKET_TIMEOUT, DEADLINE)
 """A follower's read with Redis silent: one Redis call's socket timeout, then its own tree's
 answer within what is left of the request deadline."""
-
-
-def until(predicate: Callable[[], bool], timeout: float = WAIT) -> bool:
-    return poll_until(predicate, timeout, 0.02)
-
-
-class Trader:
-    """Trades ``market`` on the simulator every 20 ms on a thread of its own."""
-
-    def __init__(self, sim: Simulator, market: str = BTC) -> None:
-        self._sim = sim
-        self._market = market
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="test-trader", daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.02):
-            self._sim.engine.step_market(self._market, 1)
-
-    def __enter__(self) -> Trader:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5.0)
 
 
 @contextmanager
@@ -80,17 +51,8 @@ def shared_systems(sim: Simulator, url: str, n: int, *, deadline: float = DEADLI
                                    request_deadline=deadline)
     config = dataclasses.replace(base, fallback=fallback, feed=FeedSettings(
         mode=FeedMode.SHARED, redis_url=url, stream_prefix="sr", leader_ttl=TTL))
-    made: list[MarketDataSystem] = []
-    try:
-        for _ in range(n):
-            system = MarketDataSystem.from_config(config)
-            made.append(system)
-            system.start()
+    with started_systems(config, n) as made:
         yield made
-    finally:
-        for system in reversed(made):
-            system.stop()
-        pykka.ActorRegistry.stop_all(timeout=WAIT)
 
 
 def role(system: MarketDataSystem) -> str:

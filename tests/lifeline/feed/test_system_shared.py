@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-import pykka
 import pytest
 
 from actors.messages import produced_at
@@ -28,7 +26,7 @@ from lifeline.metrics import registry_for
 from lifeline.settings import FeedMode, FeedSettings
 from lifeline.subscriptions import Update
 from quotation.models import Trade
-from tests.lifeline.system_support import until as poll_until
+from tests.lifeline.feed.shared_support import Trader, started_systems, until
 from tests.lifeline.test_system import config_for
 from tests.redis_support import RedisServer
 from upbit_sim import Simulator
@@ -39,34 +37,6 @@ BTC = "KRW-BTC"
 XRP = "KRW-XRP"
 """Not in ``fallback.symbols``: this host's own tree does not stream it."""
 TTL = 0.6
-WAIT = 20.0
-
-
-def until(predicate: Callable[[], bool], timeout: float = WAIT, step: float = 0.02) -> bool:
-    """``system_support.until`` with this module's default wait."""
-    return poll_until(predicate, timeout, step)
-
-
-class Trader:
-    """Trades ``market`` on the simulator every 20 ms on a thread of its own."""
-
-    def __init__(self, sim: Simulator, market: str = BTC) -> None:
-        self._sim = sim
-        self._market = market
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="test-trader", daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.02):
-            self._sim.engine.step_market(self._market, 1)
-
-    def __enter__(self) -> Trader:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5.0)
 
 
 @contextmanager
@@ -74,17 +44,8 @@ def shared_systems(sim: Simulator, url: str, n: int) -> Iterator[list[MarketData
     """``n`` started systems in shared mode on ``sim`` and one Redis; all stopped after."""
     config = dataclasses.replace(config_for(sim), feed=FeedSettings(
         mode=FeedMode.SHARED, redis_url=url, stream_prefix="st", leader_ttl=TTL))
-    made: list[MarketDataSystem] = []
-    try:
-        for _ in range(n):
-            system = MarketDataSystem.from_config(config)
-            made.append(system)
-            system.start()
+    with started_systems(config, n) as made:
         yield made
-    finally:
-        for system in reversed(made):
-            system.stop()
-        pykka.ActorRegistry.stop_all(timeout=WAIT)
 
 
 def roles(systems: list[MarketDataSystem]) -> list[str]:
