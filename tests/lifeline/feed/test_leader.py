@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 
-import pykka
 import pytest
 import redis
 
@@ -24,6 +23,7 @@ from lifeline.feed import FeedKeys, FeedKind, FeedReader, FeedSettingsError, Sym
 from lifeline.feed.leader import FeedLeader, LeaderRole
 from quotation.models import Trade
 from tests.fakes import ManualClock
+from tests.lifeline.feed.shared_support import started_systems
 from tests.lifeline.system_support import until as poll_until
 from tests.lifeline.test_system import config_for
 from tests.redis_support import RedisServer
@@ -122,17 +122,8 @@ def sim(sim_factory: Callable[..., Simulator]) -> Simulator:
 @contextlib.contextmanager
 def systems(sim: Simulator, n: int) -> Iterator[list[MarketDataSystem]]:
     """``n`` started systems on ``sim``; all stopped (and every actor gone) afterwards."""
-    made: list[MarketDataSystem] = []
-    try:
-        for _ in range(n):
-            system = MarketDataSystem.from_config(config_for(sim))
-            made.append(system)
-            system.start()
+    with started_systems(config_for(sim), n, wait=WAIT) as made:
         yield made
-    finally:
-        for system in reversed(made):
-            system.stop()
-        pykka.ActorRegistry.stop_all(timeout=WAIT)
 
 
 class Feed:
