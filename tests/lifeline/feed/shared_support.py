@@ -1,21 +1,29 @@
 """What the feed's system tests share (``MarketDataSystem`` s on the simulator, some in
-``feed.mode: shared`` on a real Redis): a trading thread on the simulator, a bounded wait
-and a context of started systems that stops them all (and every actor) afterwards."""
+``feed.mode: shared`` on a real Redis): a trading thread on the simulator, bounded waits,
+a context of started systems that stops them all (and every actor) afterwards, and a
+``SharedHost``'s own side for the tests that build one directly."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pykka
 
+from actors.messages import Source
 from lifeline import MarketDataSystem
+from lifeline.answer import Answer
 from lifeline.config import LifelineConfig
+from lifeline.levels import Level
+from lifeline.subscriptions import Dispatcher, StreamKind, Subscription
+from quotation.clock import SystemClock
+from quotation.models import Trade
 from tests.lifeline.system_support import until as poll_until
 from upbit_sim import Simulator
 
-__all__ = ["BTC", "WAIT", "Trader", "started_systems", "until"]
+__all__ = ["BTC", "WAIT", "OwnTree", "Trader", "polled", "started_systems", "until"]
 
 BTC = "KRW-BTC"
 WAIT = 20.0
@@ -25,6 +33,36 @@ WAIT = 20.0
 def until(predicate: Callable[[], bool], timeout: float = WAIT, step: float = 0.02) -> bool:
     """``system_support.until`` with the shared-mode tests' default wait."""
     return poll_until(predicate, timeout, step)
+
+
+def polled(predicate: Callable[[], bool], wait: float) -> bool:
+    """``predicate`` polled every 0.02 s, ``wait / 0.02`` times at most, then once more."""
+    pause = threading.Event()
+    for _ in range(int(wait / 0.02)):
+        if predicate():
+            return True
+        pause.wait(0.02)
+    return predicate()
+
+
+class OwnTree:
+    """The host's own tree as the feed sees it: level 0, subscriptions on a dispatcher, no
+    trades."""
+
+    def __init__(self) -> None:
+        self.dispatcher = Dispatcher(SystemClock(), lambda: Level.NORMAL, name="test-own")
+
+    @property
+    def level(self) -> int:
+        return 0
+
+    def subscribe(self, kind: str, markets: str | list[str] | tuple[str, ...],
+                  callback: Callable[[Any], object]) -> Subscription:
+        wanted = (markets,) if isinstance(markets, str) else tuple(markets)
+        return self.dispatcher.add(StreamKind.of(kind), wanted, callback)
+
+    def get_trades(self, market: str, count: int = 100) -> Answer[list[Trade]]:
+        return Answer([], Source.SMART_ROUTER_REST, Level.NORMAL, 0.0)
 
 
 class Trader:

@@ -17,16 +17,13 @@ from typing import Any
 import pytest
 import redis
 
-from actors.messages import Source, TickerRequest
-from lifeline.answer import Answer
+from actors.messages import TickerRequest
 from lifeline.feed import FeedKeys, FeedKind, Lease, connect
 from lifeline.feed.host import SharedHost
 from lifeline.feed.streams import Heartbeat, Heartbeats
-from lifeline.levels import Level
 from lifeline.settings import FeedMode, FeedSettings
-from lifeline.subscriptions import Dispatcher, StreamKind, Subscription
 from quotation.clock import SystemClock
-from quotation.models import Trade
+from tests.lifeline.feed.shared_support import OwnTree, polled
 from tests.redis_support import RedisServer
 
 pytestmark = pytest.mark.timeout(60)
@@ -40,13 +37,13 @@ OTHER_TTL = 30.0
 READER = "test-reader"
 
 
-class Own:
+class Own(OwnTree):
     """The host's own tree as the feed sees it: level 0 (a read on the thread named
     :data:`READER` waits for :meth:`release` once :attr:`armed`), subscriptions on a
     dispatcher, no trades."""
 
     def __init__(self) -> None:
-        self.dispatcher = Dispatcher(SystemClock(), lambda: Level.NORMAL, name="test-own")
+        super().__init__()
         self.armed = False
         self.inside = threading.Event()
         self._gate = threading.Event()
@@ -61,22 +58,9 @@ class Own:
     def release(self) -> None:
         self._gate.set()
 
-    def subscribe(self, kind: str, markets: str | list[str] | tuple[str, ...],
-                  callback: Callable[[Any], object]) -> Subscription:
-        wanted = (markets,) if isinstance(markets, str) else tuple(markets)
-        return self.dispatcher.add(StreamKind.of(kind), wanted, callback)
-
-    def get_trades(self, market: str, count: int = 100) -> Answer[list[Trade]]:
-        return Answer([], Source.SMART_ROUTER_REST, Level.NORMAL, 0.0)
-
 
 def _until(predicate: Callable[[], bool]) -> bool:
-    pause = threading.Event()
-    for _ in range(int(WAIT / 0.02)):
-        if predicate():
-            return True
-        pause.wait(0.02)
-    return predicate()
+    return polled(predicate, WAIT)
 
 
 @contextmanager

@@ -12,20 +12,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
-from actors.messages import Source
-from lifeline.answer import Answer
 from lifeline.feed import FeedKeys, Lease, connect
 from lifeline.feed.host import STOP_SLACK, SharedHost
 from lifeline.feed.redis_io import DEFAULT_CONNECT_TIMEOUT, DEFAULT_SOCKET_TIMEOUT
-from lifeline.levels import Level
 from lifeline.settings import FeedMode, FeedSettings
-from lifeline.subscriptions import Dispatcher, StreamKind, Subscription
 from quotation.clock import SystemClock
-from quotation.models import Trade
+from tests.lifeline.feed.shared_support import OwnTree, polled
 from tests.redis_support import RedisServer
 
 pytestmark = pytest.mark.timeout(60)
@@ -40,24 +35,8 @@ FEED_THREADS = ("lifeline-feed-watch", "lifeline-feed-leader", "lifeline-feed-re
                 "lifeline-feed-follower", "lifeline-feed-dispatcher", "lifeline-feed-catchup")
 
 
-class Own:
-    """The host's own tree as the feed sees it: level 0, subscriptions on a dispatcher, no
-    trades (nothing here asks for them)."""
-
-    def __init__(self) -> None:
-        self.dispatcher = Dispatcher(SystemClock(), lambda: Level.NORMAL, name="test-own")
-
-    @property
-    def level(self) -> int:
-        return 0
-
-    def subscribe(self, kind: str, markets: str | list[str] | tuple[str, ...],
-                  callback: Callable[[Any], object]) -> Subscription:
-        wanted = (markets,) if isinstance(markets, str) else tuple(markets)
-        return self.dispatcher.add(StreamKind.of(kind), wanted, callback)
-
-    def get_trades(self, market: str, count: int = 100) -> Answer[list[Trade]]:
-        return Answer([], Source.SMART_ROUTER_REST, Level.NORMAL, 0.0)
+Own = OwnTree
+"""The host's own tree as the feed sees it (nothing here asks for its trades)."""
 
 
 def _feed_threads() -> list[str]:
@@ -65,12 +44,7 @@ def _feed_threads() -> list[str]:
 
 
 def _until(predicate: Callable[[], bool]) -> bool:
-    pause = threading.Event()
-    for _ in range(int(WAIT / 0.02)):
-        if predicate():
-            return True
-        pause.wait(0.02)
-    return predicate()
+    return polled(predicate, WAIT)
 
 
 def test_stop_from_the_catchup_thread_stops_the_leader_the_follower_and_the_watch(
