@@ -393,12 +393,13 @@ class FeedFollower:
     def status(self) -> FollowerStatus:
         """Counters, lag and who leads (one Redis round trip; an unreachable Redis is
         reported in ``error``, not raised)."""
-        leader = token = ttl_left = error = age = leader_level = None
+        leader = token = ttl_left = error = age = leader_level = redis_now = None
         try:
             state = self._read_leader()
         except FeedError as exc:
             error = str(exc)
         else:
+            redis_now = state.read_at
             holder, beat = state.holder, state.heartbeat
             if holder is not None:
                 leader, token, ttl_left = holder.owner, holder.token, holder.ttl_left
@@ -410,7 +411,10 @@ class FeedFollower:
                 error = str(state.error)
         with self._stats:
             read, bad, newest = self.entries_read, self.bad_entries, self._newest_published
-        lag = None if newest is None else max(0.0, self._clock.time() - newest)
+        # the newest entry's id is Redis' time: so is ``now`` when Redis answered (no skew
+        # between this host's clock and Redis' enters the lag), else this host's wall clock
+        now = self._clock.time() if redis_now is None else redis_now
+        lag = None if newest is None else max(0.0, now - newest)
         return FollowerStatus(self.host_id, leader, token, ttl_left, lag, read, bad,
                               self.symbols(), len(self._dispatcher.subscriptions), error,
                               heartbeat_age=age, leader_level=leader_level,

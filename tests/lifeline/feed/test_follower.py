@@ -426,13 +426,13 @@ def test_status_names_the_leader_its_lease_time_left_the_lag_and_the_counts(
                                                                   "leader-1")
     assert 0.0 < float(before["lease_ttl_left"]) <= 30.0  # type: ignore[arg-type]
     assert (before["lag"], before["entries_read"], before["bad_entries"]) == (None, 0, 0)
-    ids = publish(market.tickers)
-    published = int(ids[-1].split(b"-")[0]) / 1000.0
-    _at(clock, published + 0.3)
+    publish(market.tickers)
     follower.get_ticker([BTC, ETH])
     after = follower.status()
     assert after.entries_read == 2
-    assert after.lag == pytest.approx(0.3)
+    # Redis' time now − Redis' time of the newest entry read: the real moment since the
+    # publish (this host's fake wall clock is years away and does not enter it)
+    assert after.lag is not None and 0.0 <= after.lag < WAIT
     assert after.symbols == (BTC, ETH)
     client.delete(KEYS.leader)
     assert follower.status().leader is None
@@ -460,3 +460,26 @@ def test_a_subscription_resumes_when_redis_is_back_and_close_ends_every_thread_w
     assert [u.data for u in got.updates] == trades[:10]
     redis_server.stop()
     assert follower.close()  # every thread ended (each within stop_bound), Redis away
+
+
+@pytest.mark.parametrize("skew", [3600.0, -3600.0])
+def test_the_lag_is_measured_on_redis_clock_whatever_this_hosts_wall_clock_says(
+    market: Market, publish: Callable[..., list[bytes]], client: redis.Redis, skew: float,
+) -> None:
+    # an entry's id is Redis' time; a host whose clock is an hour off (no NTP on one of the
+    # machines) reported a lag of an hour (or none at all): now Redis' TIME, read with the
+    # leader's state, is the other end
+    redis_now = client.time()
+    clock = ManualClock(wall=redis_now[0] + redis_now[1] / 1e6 + skew)
+    follower = FeedFollower(client, KEYS, own_level=OwnLevel(), clock=clock,
+                            host_id="host-skewed", symbols=[BTC])
+    try:
+        ids = publish(market.tickers)
+        published = int(ids[-1].split(b"-")[0]) / 1000.0  # the entry id: Redis' ms
+        follower.get_ticker([BTC])  # reads the entry: the newest seen is Redis' time of it
+        seconds, micros = client.time()
+        at_least = seconds + micros / 1e6 - published  # Redis' time has moved on since
+        lag = follower.status().lag
+        assert lag is not None and at_least <= lag < at_least + 5.0, (lag, at_least)
+    finally:
+        assert follower.close()
