@@ -17,14 +17,18 @@ No ``gc.collect()`` is called: what is left open must have been closed by the co
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
+import time
 
-__all__ = ["MAX_SAMPLES", "SAMPLE_EVERY", "Footprint", "open_fds", "rss_bytes"]
+__all__ = ["MAX_SAMPLES", "SAMPLE_EVERY", "SETTLE", "Footprint", "open_fds", "rss_bytes"]
 
 SAMPLE_EVERY = 0.002
 MAX_SAMPLES = 60_000
 """Two minutes of samples: longer than any test's timeout."""
+SETTLE = 5.0
+"""Seconds the baseline check waits for the servers' side of the exchange to close."""
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -78,11 +82,25 @@ class Footprint:
             if self._stop.wait(SAMPLE_EVERY):
                 return
 
-    def assert_back_to_baseline(self) -> None:
+    def assert_back_to_baseline(self, settle: float = SETTLE) -> None:
         """No more fds than on entry (those added are named) and no thread started inside the
-        block still alive."""
-        now = open_fds()
+        block still alive, within ``settle`` seconds: a test server's handler thread closes
+        its side of a connection a moment after the client's close returned (under load,
+        later). The garbage collector is off while it waits, so a socket that only a
+        collection would close is still counted."""
+        end = time.monotonic() + settle
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            while True:
+                now = open_fds()
+                left = [t.name for t in threading.enumerate() if t not in self.baseline_threads]
+                if (len(now) <= len(self.baseline_fds) and not left) or time.monotonic() >= end:
+                    break
+                time.sleep(0.02)
+        finally:
+            if enabled:
+                gc.enable()
         added = {fd: target for fd, target in now.items() if self.baseline_fds.get(fd) != target}
         assert len(now) <= len(self.baseline_fds), f"fds left open: {added}"
-        left = [t.name for t in threading.enumerate() if t not in self.baseline_threads]
         assert not left, f"threads left running: {left}"
