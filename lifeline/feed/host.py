@@ -32,8 +32,11 @@ is *active*; the watch (or a read that finds Redis gone) switches it. A switch:
   the catch-up thread: this host's own ``get_trades(market, 500)`` (its tree: REST under
   the shared budget, never the feed; 500 is Upbit's most) asked *after* that trade arrived,
   so it covers the switch up to it; the trades after the last one delivered go out oldest
-  first, then the held ones, then the market has caught up. A gap the 500 do not reach back
-  over (or a failed REST call) is counted in ``gaps`` and logged, never silent;
+  first, then the held ones, then the market has caught up. A backfill that fails or whose
+  newest trade is older than the first held one (the own tree at Level 3 for a moment, a
+  last known good answer) is not taken: asked again at the next tick until the overlap
+  ends. A gap the 500 do not reach back over, or a backfill failing or short until the
+  overlap's end, is counted in ``gaps`` and logged, never silent;
 * whatever the source: trades at most once (:class:`~lifeline.subscriptions.SeenTrades`),
   never one older than the last delivered of its market (dropped, ``out_of_order``);
   snapshots never back in exchange time (``duplicates``).
@@ -192,6 +195,8 @@ class SharedSubscription(Subscription):
         """Markets the active source has not caught up on (the previous one's still go)."""
         self._held: dict[str, list[Update[Any]]] = {}
         self._filling: set[str] = set()
+        self._retry: set[str] = set()
+        """Markets whose backfill failed or fell short: asked again at the next tick."""
         self._generation = 0
         self._overlap_until = 0.0
         self._seen = SeenTrades()
@@ -253,6 +258,7 @@ class SharedSubscription(Subscription):
         self._held = ({m: [] for m in self._catching} if self.kind is StreamKind.TRADE
                       else {})
         self._filling = set()
+        self._retry = set()
         self._overlap_until = overlap_until
 
     def _local_unused(self) -> bool:
@@ -280,7 +286,11 @@ class SharedSubscription(Subscription):
         overlap, stop taking the previous source (and close it if it is the own tree's)."""
         if self._feed is None and not self._closed:
             self.sync()
+        host = self._host
         with self._state:
+            again = sorted(self._retry & self._catching) if host is not None else []
+            self._retry.clear()
+            generation = self._generation
             expired = bool(self._previous is not None and self._catching
                            and now >= self._overlap_until)
             if expired:
@@ -288,6 +298,9 @@ class SharedSubscription(Subscription):
                             "overlap; the previous source is dropped", self,
                             self._active and self._active.value, sorted(self._catching))
                 self._previous = None
+        for market in again:
+            if host is not None:
+                host.later(partial(self._fill, market, generation))
         if expired:
             self.retire()
 
@@ -312,6 +325,9 @@ class SharedSubscription(Subscription):
                         if fill:
                             self._filling.add(market)
                             generation = self._generation
+                            logger.debug("shared subscription %r: %s's first %s held (%s): "
+                                         "its backfill is due", self, source.value, market,
+                                         _sid(update.data))
                     else:
                         deliver = True
                         if market in self._catching:  # a snapshot kind: the new one is live
@@ -351,6 +367,9 @@ class SharedSubscription(Subscription):
                 return False
             if isinstance(last, Trade) and item.timestamp < last.timestamp:
                 self.out_of_order += 1
+                logger.debug("shared subscription %r: %s %d out of order (from %s; the last "
+                             "delivered %d)", self, market, item.sequential_id,
+                             update.source, last.sequential_id)
                 return False
         elif last is not None and not is_newer(item, last):
             self.duplicates += 1
@@ -378,22 +397,47 @@ class SharedSubscription(Subscription):
         else:
             error = None
         with self._delivering:
+            last = self._last.get(market)  # nothing delivered yet: nothing to backfill
             with self._state:
                 if not self._fill_due_locked(market, generation):
                     return  # switched again meanwhile: that switch catches up
-                held = self._held.pop(market, [])
+                held = self._held.get(market, [])
+                first = held[0].data if held else None
+                short = isinstance(last, Trade) and (
+                    answer is None or not _reaches(answer.data, first))
+                if short and host.clock.monotonic() < self._overlap_until:
+                    self._retry.add(market)  # still held; asked again at the next tick
+                    logger.info("shared subscription %r: the backfill of %s %s; asked again "
+                                "at the next tick (the overlap lasts %.1f s more)", self,
+                                market, _shortfall(answer, first, error),
+                                self._overlap_until - host.clock.monotonic())
+                    return
+                self._held.pop(market, None)
                 self._catching.discard(market)
                 self._filling.discard(market)
                 retire = not self._catching
-            last = self._last.get(market)
+            if logger.isEnabledFor(logging.DEBUG):
+                got = [] if answer is None else answer.data
+                logger.debug("shared subscription %r: backfill of %s: the own tree's %d "
+                             "trades %s..%s (source %s), the last delivered %s, %d held "
+                             "%s..%s", self, market, len(got), _sid(got[-1] if got else None),
+                             _sid(got[0] if got else None), answer and answer.source,
+                             _sid(last), len(held), _sid(held[0].data if held else None),
+                             _sid(held[-1].data if held else None))
             if isinstance(last, Trade):
                 if answer is None:
                     self.gaps += 1
                     logger.warning("shared subscription %r: trades of %s after %d not "
-                                   "backfilled (the own tree failed: %s)", self, market,
-                                   last.sequential_id, error)
+                                   "backfilled (the own tree failed until the overlap's end: "
+                                   "%s)", self, market, last.sequential_id, error)
                 else:
                     self._backfill(last, answer)
+                    if short and isinstance(first, Trade):
+                        self.gaps += 1
+                        logger.warning("shared subscription %r: the own tree's trades of %s "
+                                       "do not reach the first held (%d) by the overlap's "
+                                       "end: trades in between are lost", self, market,
+                                       first.sequential_id)
             now = host.clock.time()
             for update in held:  # aged at delivery
                 item = update.data
@@ -464,6 +508,30 @@ class SharedSubscription(Subscription):
         host = self._host
         if host is not None:
             host.forget(self)
+
+
+def _reaches(newest_first: list[Trade], first: object) -> bool:
+    """A backfill's trades reach the new source's first held trade ``first``: they hold it,
+    or one traded after it (so every one before it, REST's newest being contiguous)."""
+    if not isinstance(first, Trade):
+        return True
+    return any(t.sequential_id == first.sequential_id or t.timestamp > first.timestamp
+               for t in newest_first)
+
+
+def _shortfall(answer: Answer[list[Trade]] | None, first: object,
+               error: BaseException | None) -> str:
+    """Why a backfill falls short, for the log."""
+    if answer is None:
+        return f"failed ({error})"
+    newest = answer.data[0].sequential_id if answer.data else None
+    return (f"ends at {newest} ({answer.source}"
+            f"{', stale' if answer.stale else ''}), before the first held ({_sid(first)})")
+
+
+def _sid(item: object) -> int | None:
+    """A trade's ``sequential_id`` for the logs (``None`` for anything else)."""
+    return item.sequential_id if isinstance(item, Trade) else None
 
 
 def _join(thread: threading.Thread, bound: float, here: threading.Thread) -> None:

@@ -180,7 +180,7 @@ def test_more_missed_than_the_backfill_reaches_is_a_counted_and_logged_gap(
     assert "do not reach back to the last delivered (1)" in caplog.text
 
 
-def test_a_failed_backfill_is_a_counted_and_logged_gap_and_the_held_trades_still_go_out(
+def test_a_backfill_failing_until_the_overlap_ends_is_a_counted_and_logged_gap_and_the_held_go(
         caplog: pytest.LogCaptureFixture) -> None:
     sub, host, got = subscribed()
     assert host.feed is not None
@@ -190,10 +190,66 @@ def test_a_failed_backfill_is_a_counted_and_logged_gap_and_the_held_trades_still
     host.own.send(trade(4))
     host.rest = MarketDataUnavailable("no trades", kind="trades", markets=(BTC,), age=None,
                                       max_stale_age=30.0)
+    host.run()
+    assert got.sids() == [1] and sub.gaps == 0  # asked again at a tick within the overlap
+    host.clock.advance(OVERLAP)
     with caplog.at_level(logging.WARNING, logger="lifeline.feed.host"):
+        sub.tick(host.clock.monotonic())
         host.run()
-    assert got.sids() == [1, 4] and sub.gaps == 1
+    assert got.sids() == [1, 4] and sub.gaps == 1 and host.asked == 2
     assert "not backfilled" in caplog.text
+
+
+def test_a_failed_backfill_is_asked_again_at_the_next_tick_within_the_overlap() -> None:
+    """The own tree refusing at the switch (Level 3 for a moment: trades refused at once) is
+    no loss while the overlap lasts: the next tick asks again; nothing is a gap."""
+    sub, host, got = subscribed()
+    assert host.feed is not None
+    host.feed.send(trade(1))
+    host.feed.send(trade(2))
+    switch(sub, host, local=True)
+    assert host.own is not None
+    host.own.send(trade(6))
+    host.rest = MarketDataUnavailable("no trades", kind="trades", markets=(BTC,), age=None,
+                                      max_stale_age=30.0)
+    host.run()
+    assert got.sids() == [1, 2] and sub.gaps == 0  # still held
+    host.own.send(trade(7))  # held too: one backfill at a time
+    host.run()
+    assert host.asked == 1
+    host.rest = [trade(n) for n in (7, 6, 5, 4, 3, 2, 1)]
+    host.clock.advance(0.2)
+    sub.tick(host.clock.monotonic())  # the next tick: asked again
+    host.run()
+    assert got.sids() == [1, 2, 3, 4, 5, 6, 7]
+    assert (sub.backfilled, sub.gaps, host.asked) == (5, 0, 2)
+
+
+def test_an_answer_not_reaching_the_first_held_trade_is_not_taken_as_the_backfill(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The own tree's last known good (stale) trades end before the new source's first one:
+    taken, the trades between them would be lost without a gap. Asked again until the
+    overlap ends, then a counted and logged gap."""
+    sub, host, got = subscribed()
+    assert host.feed is not None
+    host.feed.send(trade(1))
+    host.feed.send(trade(2))
+    switch(sub, host, local=True)
+    assert host.own is not None
+    host.own.send(trade(6))
+    host.rest = [trade(n) for n in (3, 2, 1)]  # kept from before: 4 and 5 not in it
+    host.run()
+    assert got.sids() == [1, 2] and sub.gaps == 0
+    host.clock.advance(OVERLAP / 2)
+    sub.tick(host.clock.monotonic())
+    host.run()
+    assert got.sids() == [1, 2] and host.asked == 2
+    host.clock.advance(OVERLAP / 2)  # the overlap's end: the last attempt
+    with caplog.at_level(logging.WARNING, logger="lifeline.feed.host"):
+        sub.tick(host.clock.monotonic())
+        host.run()
+    assert got.sids() == [1, 2, 3, 6] and sub.gaps == 1 and host.asked == 3
+    assert "do not reach the first held (6)" in caplog.text
 
 
 def test_the_previous_source_delivers_until_the_new_one_caught_up_then_only_the_new_one(
