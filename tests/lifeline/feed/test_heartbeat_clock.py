@@ -9,8 +9,6 @@ with none (``leader_ttl`` + one watch interval, found within one more)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 import redis
@@ -24,6 +22,7 @@ from lifeline.levels import Level
 from quotation.models import Ticker
 from quotation.rest import RateLimiter, RestClient, RestConfig
 from tests.fakes import ManualClock
+from tests.lifeline.feed.test_heartbeat import Host
 from upbit_sim import Simulator
 
 pytestmark = pytest.mark.timeout(60)
@@ -39,38 +38,6 @@ HOUR = 3600.0
 REAL = 1.0
 """More than the real seconds between a heartbeat's write and a read of it in a test (the
 part of an age measured on Redis' clock, which runs in real time)."""
-SOURCE = "smart_router/websocket"
-
-
-@dataclass(frozen=True)
-class Offered:
-    """An update as the leader's subscription callback gets it (``data``, ``source``)."""
-
-    data: Any
-    source: str = SOURCE
-
-
-class Host:
-    """The leader's host (``LeaderHost``): level 0; it keeps the leader's subscription
-    callbacks so the test offers items itself; no REST."""
-
-    def __init__(self) -> None:
-        self.level = 0
-        self.callbacks: dict[str, Callable[[Any], object]] = {}
-
-    def subscribe(self, kind: str, markets: str | list[str] | tuple[str, ...],
-                  callback: Callable[[Any], object]) -> Host:
-        self.callbacks[kind] = callback
-        return self
-
-    def close(self) -> None:
-        return None
-
-    def get_trades(self, market: str, count: int = 100) -> Any:
-        raise AssertionError("no trades are published here: no backfill")
-
-    def offer(self, ticker: Ticker) -> None:
-        self.callbacks["ticker"](Offered(ticker))
 
 
 class Hosts:
