@@ -689,22 +689,26 @@ class MarketDataSystem:
         began = time.perf_counter()
         feed = self._feed if shared else None
         try:
-            # one deadline per read: what the feed took (a silent Redis: one socket timeout)
-            # is not given to the tree again
-            until = (None if feed is None
-                     else time.monotonic() + self._config.fallback.request_deadline)
-            answer = None if feed is None else feed.read(request)
-            if answer is None:
-                answer = self._route(request, until=until)
-                if feed is not None and feed.lost and answer.level < Level.DEGRADED:
-                    answer = replace(answer, level=Level.DEGRADED)  # before the keeper's
-            elif not answer.stale:  # the feed's good answer: last known good, as the tree's
-                self._last_good.remember(request, Reply.of(answer.data, Source.LAST_KNOWN_GOOD))
+            answer = self._route(request) if feed is None else self._shared(feed, request)
         except BaseException as exc:
             self._stats.failed(KIND_NAMES[type(request)], exc, time.perf_counter() - began)
             raise
         self._stats.answered(KIND_NAMES[type(request)], answer.source, answer.stale,
                              time.perf_counter() - began)
+        return answer
+
+    def _shared(self, feed: SharedHost, request: Request) -> Answer[list[Any]]:
+        """``mode: shared``: the feed's answer, else the tree's within what is left of the
+        one deadline of the read (what the feed took, a silent Redis: one socket timeout, is
+        not given to the tree again)."""
+        until = time.monotonic() + self._config.fallback.request_deadline
+        answer = feed.read(request)
+        if answer is None:
+            answer = self._route(request, until=until)
+            if feed.lost and answer.level < Level.DEGRADED:
+                answer = replace(answer, level=Level.DEGRADED)  # before the keeper's
+        elif not answer.stale:  # the feed's good answer: last known good, as the tree's
+            self._last_good.remember(request, Reply.of(answer.data, Source.LAST_KNOWN_GOOD))
         return answer
 
     def _route(self, request: Request, *, until: float | None = None) -> Answer[list[Any]]:
