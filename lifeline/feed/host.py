@@ -187,7 +187,6 @@ class SharedSubscription(Subscription):
         self._local: Subscription | None = None
         self._switching = threading.Lock()  # one switch (and its opens and closes) at a time
         self._delivering = threading.RLock()  # around each decision + callback: in order
-        self._caller: int | None = None  # the thread inside the callback
         self._state = threading.Lock()  # the fields below (never held around a callback)
         self._active: _From | None = None
         self._previous: _From | None = None
@@ -375,13 +374,11 @@ class SharedSubscription(Subscription):
             self.duplicates += 1
             return False
         self._last[market] = item
-        self._caller = threading.get_ident()
         _IN_CALLBACK.depth = getattr(_IN_CALLBACK, "depth", 0) + 1
         try:
             return self._call(update)
         finally:
             _IN_CALLBACK.depth -= 1
-            self._caller = None
 
     def _fill(self, market: str, generation: int) -> None:
         """(The catch-up thread.) The new source's first trade of ``market`` has come: its
@@ -488,9 +485,8 @@ class SharedSubscription(Subscription):
                 return
             self._closed = True
         host = self._host
-        if self._caller != threading.get_ident():
-            with self._delivering:  # a callback in progress (on another thread) has finished
-                pass
+        with self._delivering:  # a callback in progress on another thread has finished (on
+            pass  # this one, inside the callback, the lock is re-entered: an RLock)
         if getattr(_IN_CALLBACK, "depth", 0):  # from a callback (its own or another's): the
             if host is not None:  # sources are closed later (a dispatcher closing one may
                 host.later(self.release)  # be waiting for the callback in progress here)
