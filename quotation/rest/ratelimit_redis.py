@@ -503,6 +503,13 @@ class RedisRateLimiter(RateLimiter):
         the local share's 429 count too (a success anywhere resets it)."""
         local = self._local
         with local._cond:  # the fallback is this limiter's own: its state, under its lock
+            if not charge and not self._adopted:  # shared, none adopted: the 429 count only
+                if success:  # of budgets the local share has (a new one starts at 0)
+                    for group, _token, _free_at in slots:
+                        existing = local._budgets.get(group)
+                        if existing is not None:
+                            existing.failures = 0
+                return  # no budget made for each group used: _local_held stays a dict miss
             now = local.clock.monotonic()
             for group, token, free_at in slots:
                 budget = local._budget(group)
