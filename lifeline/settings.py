@@ -238,7 +238,8 @@ class FeedSettings:
                 _REDIS_SCHEMES) or any(c.isspace() for c in self.redis_url):
             raise InvalidValue(
                 "redis_url must be a redis://, rediss:// or unix:// URL, got "
-                f"{_shown_url(self.redis_url)!r}", field="redis_url", value=self.redis_url)
+                f"{_shown_url(self.redis_url)!r}", field="redis_url",
+                value=_shown_url(self.redis_url))
         if (not isinstance(self.stream_prefix, str) or not self.stream_prefix
                 or any(c.isspace() for c in self.stream_prefix)):
             raise InvalidValue(f"stream_prefix must be a non-empty name without spaces, got "

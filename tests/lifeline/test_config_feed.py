@@ -13,6 +13,7 @@ from lifeline.config import load_config, parse_config
 from lifeline.config_schema import ConfigError
 from lifeline.feed import DEFAULT_LEADER_TTL, DEFAULT_STREAM_MAXLEN, DEFAULT_STREAM_PREFIX
 from lifeline.settings import FeedMode, FeedSettings
+from quotation.errors import InvalidValue
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -66,6 +67,9 @@ def test_a_password_in_a_bad_redis_url_is_not_shown() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config({"feed": {"redis_url": "http://user:hunter2@127.0.0.1:6379"}})
     assert "hunter2" not in str(caught.value)
+    with pytest.raises(InvalidValue) as refused:  # nor on the error's value, for a handler
+        FeedSettings(redis_url="http://user:hunter2@127.0.0.1:6379")
+    assert "hunter2" not in str(refused.value) and "hunter2" not in repr(refused.value.value)
 
 
 def test_local_mode_never_imports_redis() -> None:
