@@ -696,18 +696,22 @@ class FeedLeader:
     def _publish_items(self, batch: Sequence[tuple[FeedModel, str]]) -> None:
         kept: list[tuple[FeedModel, str]] = []
         started: list[str] = []
+        held = False
         for item, source in batch:
             if isinstance(item, Trade):
                 market = item.market
                 if market not in self._markets:
                     continue
                 if market in self._pending:  # held until its backfill succeeds or gives up
+                    held = True
                     if self._hold_trade(item, source):
                         started.append(market)
                     continue
                 if not self._remember(item):
                     continue
             kept.append((item, source))
+        if held:
+            self._note_held()  # once a batch, not once a held trade
         for market in started:
             if market in self._pending and market not in self._tried:
                 # its first live trade: the stream catches up (a backfill that failed is
@@ -716,23 +720,29 @@ class FeedLeader:
         for market, hold in list(self._held.items()):
             if hold.full():
                 self._give_up(market, "full")
+        self._write_runs(kept)
+
+    def _write_runs(self, pairs: Sequence[tuple[FeedModel, str]]) -> None:
+        """``(item, source)`` pairs written in order, one fenced call per run of one source
+        (of at most ``batch_max`` items)."""
         start = 0
-        while start < len(kept):  # one fenced call per run of one source
-            source = kept[start][1]
+        while start < len(pairs):
+            source = pairs[start][1]
             end = start
-            while end < len(kept) and kept[end][1] == source:
+            while (end < len(pairs) and pairs[end][1] == source
+                   and end - start < self._batch_max):
                 end += 1
-            self._write([item for item, _ in kept[start:end]], source)
+            self._write([item for item, _ in pairs[start:end]], source)
             start = end
 
     def _hold_trade(self, trade: Trade, source: str) -> bool:
-        """Hold ``trade`` of a pending market; ``True`` if it is the first of its hold."""
+        """Hold ``trade`` of a pending market; ``True`` if it is the first of its hold (the
+        caller updates the ``held`` count once it has held what it holds)."""
         hold = self._held.get(trade.market)
         first = hold is None
         if hold is None:
             hold = self._held[trade.market] = _Hold(self._clock.monotonic())
         hold.add(trade, source)
-        self._note_held()
         return first
 
     def _note_held(self) -> None:
@@ -797,6 +807,7 @@ class FeedLeader:
                     self._pending[item.market] = now
                     self._published.pop(item.market, None)
                 self._hold_trade(item, source)
+        self._note_held()
 
     # -- backfill ---------------------------------------------------------------------------
 
@@ -904,17 +915,8 @@ class FeedLeader:
         hold = self._held.get(market)
         held = [] if hold is None else [hold.trades[sid] for sid in sorted(hold.trades)]
         then = [(trade, held_source) for trade, held_source in held if self._remember(trade)]
-        for start in range(0, len(todo), self._batch_max):
-            self._write(list(todo[start:start + self._batch_max]), source)
-        start = 0
-        while start < len(then):  # one fenced call per run of one source
-            run_source = then[start][1]
-            end = start
-            while (end < len(then) and then[end][1] == run_source
-                   and end - start < self._batch_max):
-                end += 1
-            self._write([trade for trade, _ in then[start:end]], run_source)
-            start = end
+        self._write_runs([(trade, source) for trade in todo])
+        self._write_runs(then)
         self._pending.pop(market, None)
         self._held.pop(market, None)
         self._tried.discard(market)
