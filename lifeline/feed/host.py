@@ -38,8 +38,9 @@ is *active*; the watch (or a read that finds Redis gone) switches it. A switch:
   ends. A gap the 500 do not reach back over, or a backfill failing or short until the
   overlap's end, is counted in ``gaps`` and logged, never silent;
 * whatever the source: trades at most once (:class:`~lifeline.subscriptions.SeenTrades`),
-  never one older than the last delivered of its market (dropped, ``out_of_order``);
-  snapshots never back in exchange time (``duplicates``).
+  in the order they come (Upbit's arrival order is not its trade order: one older than the
+  last delivered is delivered too, counted in ``out_of_order``); snapshots never back in
+  exchange time (``duplicates``).
 
 Why wait for the new source's first trade rather than fill at once: the new source may
 start late. Redis back after an outage, the feed's first trade comes once a leader has
@@ -174,8 +175,8 @@ class SharedSubscription(Subscription):
     :meth:`SharedHost.adopt` takes it on at start.
 
     Counters besides ``delivered`` and ``failures``: ``duplicates`` (a trade seen before, a
-    snapshot not newer than the last), ``out_of_order`` (a trade older than the last
-    delivered of its market), ``backfilled`` (trades delivered from the host's own REST at
+    snapshot not newer than the last), ``out_of_order`` (a trade delivered though older than
+    the last delivered of its market), ``backfilled`` (trades delivered from the host's own REST at
     a switch), ``gaps`` (switches whose missed trades could not all be backfilled).
     """
 
@@ -353,8 +354,8 @@ class SharedSubscription(Subscription):
         held.append(update)
 
     def _deliver(self, update: Update[Any]) -> bool:
-        """(``_delivering`` held.) Hand ``update`` to the callback unless it was seen or is
-        older than the last delivered of its market; whether it was handed."""
+        """(``_delivering`` held.) Hand ``update`` to the callback unless it was seen (a
+        trade) or is not newer than the last delivered (a snapshot); whether it was handed."""
         if self._closed:
             return False
         item = update.data
@@ -365,11 +366,7 @@ class SharedSubscription(Subscription):
                 self.duplicates += 1
                 return False
             if isinstance(last, Trade) and item.timestamp < last.timestamp:
-                self.out_of_order += 1
-                logger.debug("shared subscription %r: %s %d out of order (from %s; the last "
-                             "delivered %d)", self, market, item.sequential_id,
-                             update.source, last.sequential_id)
-                return False
+                self.out_of_order += 1  # delivered: Upbit's arrival order is not trade order
         elif last is not None and not is_newer(item, last):
             self.duplicates += 1
             return False

@@ -36,9 +36,10 @@ One thread (``lifeline-feed-leader``) runs the loop on the injected clock:
   ``2 x ttl``): a backfill that succeeds publishes its trades after the stream's last one,
   then the held ones (ascending ``sequential_id``, none twice), then live again; a hold
   that fills or times out gives the backfill up: a gap counted (``backfill_gaps``) and
-  logged naming the ``sequential_id`` range, the held trades published in order. So each
-  market's trade stream stays strictly ascending in ``sequential_id`` (a trade not above
-  the last published one is not published: ``out_of_order``). Other kinds are not held;
+  logged naming the ``sequential_id`` range, the held trades published in order. So a
+  backfill's trades come before the live ones that follow them; live trades are published
+  in Upbit's arrival order, which is not its trade order (one below the last published is
+  published too, counted in ``out_of_order``). Other kinds are not held;
 * when Redis is slow the queue fills: the **oldest** item is dropped and counted
   (``dropped``); a dropped trade marks its market for the same backfill, so trades come
   back from REST (up to 500), tickers, order books and candles do not (the next supersedes
@@ -219,8 +220,9 @@ class LeaderStatus:
     held: int = 0
     """Live trades held now (their markets' backfills pending)."""
     out_of_order: int = 0
-    """Trades not published: not above the last one published in their market (the stream
-    stays ascending in ``sequential_id``)."""
+    """Trades published below the last ``sequential_id`` published in their market: Upbit's
+    arrival order is not its trade order (``sequential_id`` "does not guarantee ordering";
+    in the recorded session a quarter of a busy market's trades came after a later one)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -750,24 +752,21 @@ class FeedLeader:
             self._counts.held = sum(len(hold.trades) for hold in self._held.values())
 
     def _remember(self, trade: Trade) -> bool:
-        """Note ``trade`` as published; ``False`` if it must not be: published already, or
-        not above the market's last published ``sequential_id`` (the stream stays
-        ascending)."""
+        """Note ``trade`` as published; ``False`` if it was published already (by id: a trade
+        below the market's last published ``sequential_id`` is published too, and counted,
+        as Upbit's arrival order is not its trade order)."""
         market, sid = trade.market, trade.sequential_id
         published = self._published.get(market)
         if published is None:
             published = self._published[market] = _Published()
-        last = self._last_sid.get(market)
-        if sid in published.ids:
+        if not published.add(sid):
             return False
-        if last is not None and sid <= last:
+        last = self._last_sid.get(market)
+        if last is not None and sid < last:
             with self._state:
                 self._counts.out_of_order += 1
-            logger.debug("feed leader %s: trade %d of %s not published: not after %d",
-                         self.owner, sid, market, last)
-            return False
-        published.add(sid)
-        self._last_sid[market] = sid
+        else:
+            self._last_sid[market] = sid
         return True
 
     def _write(self, items: list[FeedModel], source: str) -> None:

@@ -271,13 +271,15 @@ def test_the_previous_source_delivers_until_the_new_one_caught_up_then_only_the_
     assert got.sids() == [1, 2, 3, 4]
 
 
-def test_a_trade_older_than_the_last_delivered_is_dropped_and_counted() -> None:
+def test_a_trade_older_than_the_last_delivered_is_delivered_and_counted() -> None:
+    # Upbit's arrival order is not its trade order: in the recorded session a quarter of a
+    # busy market's trades came after a later one; dropping them lost them
     sub, host, got = subscribed()
     assert host.feed is not None
     host.feed.send(trade(5))
     host.feed.send(trade(6, at=4.0))  # new, but traded before 5
     host.feed.send(trade(5))
-    assert got.sids() == [5]
+    assert got.sids() == [5, 6]
     assert (sub.out_of_order, sub.duplicates) == (1, 1)
 
 
